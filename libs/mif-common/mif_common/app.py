@@ -1,0 +1,150 @@
+"""`create_service_app`: the one way a service's FastAPI app is assembled.
+
+Everything with I/O (engine, HTTP client, broker, relay, consumers) is built in the lifespan and kept
+on `app.state`, so tests can swap any of it without touching globals.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+
+import httpx
+from fastapi import APIRouter, FastAPI
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from mif_common.auth.tokens import JwksClient, TokenVerifier
+from mif_common.config import ServiceSettings
+from mif_common.db import make_engine, make_sessionmaker
+from mif_common.errors import install_error_handlers
+from mif_common.events.broker import Broker
+from mif_common.events.consumer import EventConsumer, Handler
+from mif_common.events.relay import OutboxRelay
+from mif_common.health import router as health_router
+from mif_common.logging import configure_logging
+from mif_common.metrics import MetricsMiddleware, metrics_endpoint
+from mif_common.request_context import RequestIdMiddleware, StripTrailingSlashMiddleware
+
+logger = logging.getLogger(__name__)
+
+Hook = Callable[[FastAPI], Awaitable[None]]
+BackgroundJob = Callable[[FastAPI], Awaitable[None]]
+
+
+@dataclass(slots=True)
+class ServiceParts:
+    """What a service contributes to its app; the rest is the same for every service."""
+
+    title: str
+    description: str
+    routers: Sequence[APIRouter]
+    version: str = "1.0.0"
+    handlers: Mapping[str, Handler] = field(default_factory=dict)
+    on_startup: Sequence[Hook] = ()
+    background_jobs: Sequence[BackgroundJob] = ()
+    openapi_tags: list[dict[str, str]] | None = None
+
+
+def create_service_app(settings: ServiceSettings, parts: ServiceParts) -> FastAPI:
+    name = settings.service_name
+    prefix = f"/api/v1/{name}"
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        configure_logging(name, level=settings.log_level, json=settings.log_json)
+        app.state.settings = settings
+        app.state.engine = make_engine(
+            settings.database_url, schema=settings.db_schema, pool_size=settings.db_pool_size
+        )
+        app.state.sessionmaker = make_sessionmaker(app.state.engine, source=name)
+        app.state.http = httpx.AsyncClient(timeout=httpx.Timeout(5.0), headers={"user-agent": f"mif-{name}"})
+        app.state.token_verifier = TokenVerifier(
+            JwksClient(settings.jwks_url, app.state.http),
+            issuer=settings.jwt_issuer,
+            audience=settings.jwt_audience,
+            algorithms=settings.jwt_algorithms,
+            leeway=settings.jwt_leeway_seconds,
+        )
+        app.state.broker = Broker(settings.amqp_url, name=f"mif-{name}")
+        app.state.consumer = None
+        tasks: list[asyncio.Task[None]] = []
+        for hook in parts.on_startup:
+            await hook(app)
+        if settings.background_tasks:
+            app.state.broker.start()
+            relay = OutboxRelay(
+                engine=app.state.engine,
+                broker=app.state.broker,
+                service=name,
+                batch_size=settings.outbox_batch_size,
+                poll_interval=settings.outbox_poll_interval,
+                publish_timeout=settings.outbox_publish_timeout,
+                max_backoff=settings.outbox_max_backoff,
+            )
+            tasks.append(asyncio.create_task(relay.run(), name=f"{name}-relay"))
+            if parts.handlers:
+                app.state.consumer = consumer_for(settings, app.state.sessionmaker, parts.handlers)
+                tasks.append(asyncio.create_task(app.state.consumer.start(app.state.broker), name=f"{name}-consumer"))
+            for job in parts.background_jobs:
+                tasks.append(asyncio.create_task(_supervised(job, app), name=f"{name}-{job.__name__}"))
+        try:
+            yield
+        finally:
+            for task in tasks:
+                task.cancel()
+            for task in tasks:
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task
+            await app.state.broker.close()
+            await app.state.http.aclose()
+            await app.state.engine.dispose()
+
+    app = FastAPI(
+        title=parts.title,
+        description=parts.description,
+        version=parts.version,
+        lifespan=lifespan,
+        openapi_url=f"{prefix}/openapi.json",
+        docs_url=f"{prefix}/docs",
+        redoc_url=None,
+        redirect_slashes=False,
+        openapi_tags=parts.openapi_tags,
+    )
+    install_error_handlers(app)
+    for router in parts.routers:
+        app.include_router(router)
+    app.include_router(health_router)
+    app.add_route("/metrics", metrics_endpoint, include_in_schema=False)
+    app.add_middleware(MetricsMiddleware, service=name)
+    app.add_middleware(RequestIdMiddleware)
+    app.add_middleware(StripTrailingSlashMiddleware)
+    return app
+
+
+def consumer_for(
+    settings: ServiceSettings, sessionmaker: async_sessionmaker[AsyncSession], handlers: Mapping[str, Handler]
+) -> EventConsumer:
+    return EventConsumer(
+        name=f"mif.{settings.service_name}",
+        sessionmaker=sessionmaker,
+        handlers=handlers,
+        attempts=settings.consumer_attempts,
+        delivery_limit=settings.consumer_delivery_limit,
+        prefetch=settings.consumer_prefetch,
+    )
+
+
+async def _supervised(job: BackgroundJob, app: FastAPI) -> None:
+    """Restart a periodic job after an unexpected crash instead of losing it silently."""
+    while True:
+        try:
+            await job(app)
+            return
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            logger.exception("background job %s crashed; restarting in 5s", job.__name__)
+            await asyncio.sleep(5)

@@ -1,0 +1,90 @@
+"""Settings shared by every service, read from the environment.
+
+Each service subclasses `ServiceSettings` with its own prefix (`MIF_AUTH_`, ...). A variable with the
+service prefix wins over the suite-wide `MIF_` one, so `MIF_AMQP_URL` configures every service and
+`MIF_AUTH_AMQP_URL` only auth.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar, Literal
+
+from pydantic import Field, SecretStr, model_validator
+from pydantic_settings import (
+    BaseSettings,
+    EnvSettingsSource,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
+
+Environment = Literal["development", "test", "production"]
+
+PLACEHOLDER_SECRETS = frozenset({"", "changeme", "change-me", "secret", "dev-secret"})
+
+
+class ServiceSettings(BaseSettings):
+    """Base settings; subclasses set `service_name` and `model_config(env_prefix=...)`."""
+
+    model_config = SettingsConfigDict(env_prefix="MIF_", extra="ignore")
+    service_name: ClassVar[str] = ""
+
+    environment: Environment = "development"
+    database_url: str = ""
+    db_pool_size: int = Field(default=10, ge=1, le=200)
+    amqp_url: str = "amqp://guest:guest@127.0.0.1:5672/"
+    auth_url: str = "http://127.0.0.1:8001"
+    jwks_url: str = ""
+    jwt_issuer: str = "mif-auth"
+    jwt_audience: str = "mif-api"
+    jwt_algorithms: list[str] = Field(default_factory=lambda: ["EdDSA", "RS256"])
+    jwt_leeway_seconds: int = Field(default=10, ge=0, le=300)
+    log_level: str = "INFO"
+    log_json: bool = True
+    # Background work (outbox relay, consumers, schedulers). Tests switch it off and drive it by hand.
+    background_tasks: bool = True
+    outbox_poll_interval: float = Field(default=2.0, gt=0)
+    outbox_batch_size: int = Field(default=100, ge=1, le=1000)
+    outbox_publish_timeout: float = Field(default=5.0, gt=0)
+    outbox_max_backoff: float = Field(default=60.0, gt=0)
+    consumer_prefetch: int = Field(default=20, ge=1)
+    consumer_attempts: int = Field(default=3, ge=1, le=20)
+    consumer_delivery_limit: int = Field(default=5, ge=1, le=100)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        suite_wide = EnvSettingsSource(settings_cls, env_prefix="MIF_")
+        return init_settings, env_settings, suite_wide, dotenv_settings, file_secret_settings
+
+    @model_validator(mode="after")
+    def _defaults_from_service_name(self) -> ServiceSettings:
+        name = self.service_name or "mif"
+        if not self.database_url:
+            self.database_url = f"postgresql+asyncpg://mif_{name}@127.0.0.1:5432/mif"
+        if not self.jwks_url:
+            self.jwks_url = f"{self.auth_url.rstrip('/')}/api/v1/auth/.well-known/jwks.json"
+        return self
+
+    @property
+    def db_schema(self) -> str:
+        return self.service_name
+
+    @property
+    def is_production(self) -> bool:
+        return self.environment == "production"
+
+    def require_real_secret(self, name: str, value: SecretStr | None) -> None:
+        """Refuse a missing or placeholder secret outside development and tests."""
+        if self.is_production and (value is None or value.get_secret_value() in PLACEHOLDER_SECRETS):
+            raise ValueError(f"{name} must be set to a real secret in production")
+
+
+def settings_for(cls: type[ServiceSettings], **overrides: Any) -> ServiceSettings:
+    """Build settings with explicit overrides (tests, tools)."""
+    return cls(**overrides)

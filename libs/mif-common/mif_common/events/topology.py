@@ -1,0 +1,46 @@
+"""RabbitMQ topology: the events exchange, the dead-letter exchange, consumer queues and their DLQs."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import aio_pika
+from aio_pika.abc import AbstractChannel, AbstractExchange, AbstractQueue
+
+EVENTS_EXCHANGE = "mif.events"
+DEAD_LETTER_EXCHANGE = "mif.dlx"
+
+
+async def declare_exchanges(channel: AbstractChannel) -> AbstractExchange:
+    """Declare `mif.events` (topic) and `mif.dlx` (direct); returns the events exchange."""
+    events = await channel.declare_exchange(EVENTS_EXCHANGE, aio_pika.ExchangeType.TOPIC, durable=True)
+    await channel.declare_exchange(DEAD_LETTER_EXCHANGE, aio_pika.ExchangeType.DIRECT, durable=True)
+    return events
+
+
+def dead_letter_queue_name(queue: str) -> str:
+    return f"{queue}.dlq"
+
+
+async def declare_consumer_queue(
+    channel: AbstractChannel, name: str, *, routing_keys: Iterable[str], delivery_limit: int
+) -> AbstractQueue:
+    """A quorum queue bound to `routing_keys`; after `delivery_limit` redeliveries a message moves to
+    `<name>.dlq` through `mif.dlx`."""
+    events = await declare_exchanges(channel)
+    dlx = await channel.get_exchange(DEAD_LETTER_EXCHANGE)
+    dlq = await channel.declare_queue(dead_letter_queue_name(name), durable=True, arguments={"x-queue-type": "quorum"})
+    await dlq.bind(dlx, routing_key=name)
+    queue = await channel.declare_queue(
+        name,
+        durable=True,
+        arguments={
+            "x-queue-type": "quorum",
+            "x-delivery-limit": delivery_limit,
+            "x-dead-letter-exchange": DEAD_LETTER_EXCHANGE,
+            "x-dead-letter-routing-key": name,
+        },
+    )
+    for key in routing_keys:
+        await queue.bind(events, routing_key=key)
+    return queue

@@ -1,0 +1,35 @@
+"""Liveness (no I/O) and readiness (database and broker) probes."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
+from sqlalchemy import text
+
+router = APIRouter(tags=["health"])
+
+
+@router.get("/health/live", summary="Process is up (no I/O)")
+async def live() -> dict[str, str]:
+    return {"status": "ok"}
+
+
+@router.get("/health/ready", summary="Database and broker reachable")
+async def ready(request: Request) -> JSONResponse:
+    checks: dict[str, Any] = {}
+    state = request.app.state
+    try:
+        async with asyncio.timeout(2):
+            async with state.engine.connect() as conn:
+                await conn.execute(text("SELECT 1"))
+        checks["database"] = "ok"
+    except Exception as exc:  # any failure means not ready; the reason is reported
+        checks["database"] = f"unavailable: {type(exc).__name__}"
+    broker = getattr(state, "broker", None)
+    if broker is not None:
+        checks["broker"] = "ok" if broker.is_connected else "unavailable"
+    ok = all(v == "ok" for v in checks.values())
+    return JSONResponse({"status": "ok" if ok else "unavailable", "checks": checks}, status_code=200 if ok else 503)

@@ -1,0 +1,98 @@
+"""List parameters (`limit`, `offset`, `sort`, `q`) and bare-array responses with paging headers."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Annotated, Any
+from urllib.parse import urlencode
+
+from fastapi import Query, Request
+from fastapi.encoders import jsonable_encoder
+from fastapi.responses import JSONResponse
+from sqlalchemy import ColumnElement, Select, func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from mif_common.errors import Unprocessable
+
+MAX_LIMIT = 500
+DEFAULT_LIMIT = 50
+
+
+@dataclass(frozen=True, slots=True)
+class PageParams:
+    limit: int
+    offset: int
+    sort: str | None
+    q: str | None
+
+
+def page_params(
+    limit: Annotated[int, Query(ge=1, le=MAX_LIMIT, description="Page size (max 500).")] = DEFAULT_LIMIT,
+    offset: Annotated[int, Query(ge=0, le=10_000_000, description="Rows to skip.")] = 0,
+    sort: Annotated[
+        str | None,
+        Query(max_length=200, description="Comma-separated fields, `-` for descending: `-date_creation,id`."),
+    ] = None,
+    q: Annotated[str | None, Query(max_length=200, description="Text search.")] = None,
+) -> PageParams:
+    """FastAPI dependency for the common list parameters."""
+    return PageParams(limit=limit, offset=offset, sort=sort, q=q.strip() if q and q.strip() else None)
+
+
+def order_by(
+    sort: str | None,
+    allowed: Mapping[str, ColumnElement[Any]],
+    *,
+    default: Sequence[ColumnElement[Any]],
+) -> list[ColumnElement[Any]]:
+    """Translate `sort` into ORDER BY clauses; an unknown field is a 422 naming the allowed ones."""
+    if not sort:
+        return list(default)
+    clauses: list[ColumnElement[Any]] = []
+    for raw in sort.split(","):
+        name = raw.strip()
+        if not name:
+            continue
+        descending = name.startswith("-")
+        name = name.lstrip("+-")
+        column = allowed.get(name)
+        if column is None:
+            raise Unprocessable(
+                f"Cannot sort by '{name}'. Sortable fields: {', '.join(sorted(allowed))}.",
+                errors=[{"field": "sort", "message": f"unknown sort field '{name}'"}],
+            )
+        clauses.append(column.desc() if descending else column.asc())
+    # A unique tiebreaker keeps pages stable when sort keys repeat.
+    clauses.extend(default)
+    return clauses
+
+
+async def fetch_page(session: AsyncSession, query: Select[Any], params: PageParams) -> tuple[list[Any], int]:
+    """Run `query` for one page plus its total count."""
+    total = await session.scalar(select(func.count()).select_from(query.order_by(None).subquery()))
+    rows = (await session.scalars(query.limit(params.limit).offset(params.offset))).all()
+    return list(rows), int(total or 0)
+
+
+def page_response(request: Request, items: Sequence[Any], *, total: int, params: PageParams) -> JSONResponse:
+    """A bare JSON array (what existing clients expect) with `X-Total-Count` and `Link` headers."""
+    links = []
+
+    def link(offset: int, rel: str) -> str:
+        query = dict(request.query_params)
+        query["offset"] = str(offset)
+        query["limit"] = str(params.limit)
+        return f'<{request.url.path}?{urlencode(query)}>; rel="{rel}"'
+
+    links.append(link(0, "first"))
+    if params.offset > 0:
+        links.append(link(max(0, params.offset - params.limit), "prev"))
+    if params.offset + params.limit < total:
+        links.append(link(params.offset + params.limit, "next"))
+    last = max(0, ((total - 1) // params.limit) * params.limit) if total else 0
+    links.append(link(last, "last"))
+    return JSONResponse(
+        jsonable_encoder(items),
+        headers={"X-Total-Count": str(total), "Link": ", ".join(links)},
+    )

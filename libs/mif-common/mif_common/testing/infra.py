@@ -1,0 +1,70 @@
+"""Where the test PostgreSQL and RabbitMQ are: the local servers, or testcontainers on demand."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from urllib.parse import quote
+
+
+@dataclass
+class Infra:
+    admin_dsn: str  # superuser DSN to the maintenance database (postgresql://...)
+    amqp_base: str  # amqp://user:pass@host:port
+    run_rabbitmqctl: Callable[[list[str]], None]
+    _cleanups: list[Callable[[], None]] = field(default_factory=list)
+
+    def close(self) -> None:
+        for cleanup in reversed(self._cleanups):
+            cleanup()
+
+    def new_vhost(self) -> str:
+        """A fresh vhost for this test session; its AMQP URL."""
+        vhost = f"mif-test-{uuid.uuid4().hex[:10]}"
+        self.run_rabbitmqctl(["add_vhost", vhost])
+        self.run_rabbitmqctl(["set_permissions", "-p", vhost, "guest", ".*", ".*", ".*"])
+        self._cleanups.append(lambda: self.run_rabbitmqctl(["delete_vhost", vhost]))
+        return f"{self.amqp_base}/{quote(vhost, safe='')}"
+
+
+def _local_rabbitmqctl(args: list[str]) -> None:
+    exe = shutil.which("rabbitmqctl") or "/usr/sbin/rabbitmqctl"
+    subprocess.run([exe, "-q", *args], check=True, capture_output=True, timeout=60)  # noqa: S603 - fixed argv
+
+
+def start_infra() -> Infra:
+    if os.environ.get("MIF_TEST_CONTAINERS") == "1":
+        return _containers()
+    return Infra(
+        admin_dsn=os.environ.get("MIF_TEST_ADMIN_DSN", "postgresql://postgres@127.0.0.1:5432/postgres"),
+        amqp_base=os.environ.get("MIF_TEST_AMQP_BASE", "amqp://guest:guest@127.0.0.1:5672"),
+        run_rabbitmqctl=_local_rabbitmqctl,
+    )
+
+
+def _containers() -> Infra:  # pragma: no cover - needs a Docker engine
+    from testcontainers.postgres import PostgresContainer
+    from testcontainers.rabbitmq import RabbitMqContainer
+
+    pg = PostgresContainer("postgres:15-alpine", username="postgres", password="postgres", dbname="postgres")
+    pg.start()
+    mq = RabbitMqContainer("rabbitmq:3.13-alpine")
+    mq.start()
+
+    def ctl(args: list[str]) -> None:
+        code, out = mq.get_wrapped_container().exec_run(["rabbitmqctl", "-q", *args])
+        if code != 0:
+            raise RuntimeError(out.decode())
+
+    host, port = pg.get_container_host_ip(), pg.get_exposed_port(5432)
+    infra = Infra(
+        admin_dsn=f"postgresql://postgres:postgres@{host}:{port}/postgres",
+        amqp_base=f"amqp://guest:guest@{mq.get_container_host_ip()}:{mq.get_exposed_port(5672)}",
+        run_rabbitmqctl=ctl,
+    )
+    infra._cleanups.extend([pg.stop, mq.stop])
+    return infra

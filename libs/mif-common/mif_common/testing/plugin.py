@@ -1,0 +1,201 @@
+"""pytest plugin used by every service's tests (registered through the `pytest11` entry point).
+
+- `mif_infra`: the local PostgreSQL/RabbitMQ, or testcontainers with `MIF_TEST_CONTAINERS=1`.
+- `mif_database`: one database per xdist worker, provisioned (schema + role per service) and migrated
+  with the real Alembic migrations of every built service, once.
+- `mif_amqp_url`: a RabbitMQ vhost of its own for the test session.
+- `mif_keys`, `make_token`, `auth_headers`: tokens for each role, verified by the app under test.
+- A service's conftest defines `mif_service` (a `ServiceUnderTest`); then `db_session` (a rolled-back
+  savepoint session per test), `app` and `client` (an ASGI client) come for free.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import AsyncIterator, Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import pytest
+from fastapi import FastAPI
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+
+from mif_common.auth.tokens import StaticKeys, TokenVerifier
+from mif_common.config import ServiceSettings
+from mif_common.db import get_session, make_engine
+from mif_common.migrations import upgrade
+from mif_common.provision import ensure_database, ensure_service_roles, service_database_url
+from mif_common.suite import ServiceInfo, built_services, service
+from mif_common.testing.infra import Infra, start_infra
+from mif_common.testing.keys import TEST_AUDIENCE, TEST_ISSUER, TestKeys
+
+
+@dataclass(frozen=True)
+class ServiceUnderTest:
+    name: str
+    settings_cls: type[ServiceSettings]
+    create_app: Callable[[Any], FastAPI]
+
+    @property
+    def info(self) -> ServiceInfo:
+        return service(self.name)
+
+
+@dataclass(frozen=True)
+class TestDatabase:
+    __test__ = False
+    name: str
+    admin_dsn: str
+
+    @property
+    def dsn(self) -> str:
+        """Superuser DSN to this database (asyncpg style)."""
+        return self.admin_dsn.rsplit("/", 1)[0] + "/" + self.name
+
+    def url_for(self, service_name: str) -> str:
+        """SQLAlchemy URL connecting as the service's own role."""
+        return service_database_url(self.admin_dsn, self.name, service(service_name))
+
+
+def create_test_database(infra: Infra, name: str) -> TestDatabase:
+    """Create `name` afresh, provision every built service and run its migrations."""
+    services = built_services()
+
+    async def prepare() -> None:
+        await ensure_database(infra.admin_dsn, name, recreate=True)
+        await ensure_service_roles(infra.admin_dsn, name, services)
+
+    asyncio.run(prepare())
+    db = TestDatabase(name=name, admin_dsn=infra.admin_dsn)
+    for svc in services:
+        upgrade(svc.alembic_ini, db.url_for(svc.name))
+    return db
+
+
+def _worker() -> str:
+    return os.environ.get("PYTEST_XDIST_WORKER", "main")
+
+
+def _in_thread(fn: Callable[[], Any]) -> Any:
+    """Run blocking setup (asyncio.run inside) away from pytest-asyncio's running loop."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(fn).result()
+
+
+@pytest.fixture(scope="session")
+def mif_infra() -> Iterator[Infra]:
+    infra = start_infra()
+    yield infra
+    infra.close()
+
+
+@pytest.fixture(scope="session")
+def mif_database(mif_infra: Infra) -> TestDatabase:
+    return _in_thread(lambda: create_test_database(mif_infra, f"mif_test_{_worker()}"))  # type: ignore[no-any-return]
+
+
+@pytest.fixture(scope="session")
+def mif_fresh_database(mif_infra: Infra) -> Callable[[str], TestDatabase]:
+    """Factory for an extra migrated database (end-to-end runs that commit for real)."""
+
+    def make(suffix: str) -> TestDatabase:
+        return _in_thread(lambda: create_test_database(mif_infra, f"mif_test_{_worker()}_{suffix}"))  # type: ignore[no-any-return]
+
+    return make
+
+
+@pytest.fixture(scope="session")
+def mif_amqp_url(mif_infra: Infra) -> str:
+    return _in_thread(mif_infra.new_vhost)  # type: ignore[no-any-return]
+
+
+@pytest.fixture(scope="session")
+def mif_keys() -> TestKeys:
+    return TestKeys.generate()
+
+
+@pytest.fixture(scope="session")
+def make_token(mif_keys: TestKeys) -> Callable[..., str]:
+    return mif_keys.token
+
+
+@pytest.fixture(scope="session")
+def auth_headers(mif_keys: TestKeys) -> Callable[..., dict[str, str]]:
+    """`auth_headers("technicien", user_id=7)` → an Authorization header for that caller."""
+
+    def make(role: str, **kw: Any) -> dict[str, str]:
+        return {"Authorization": f"Bearer {mif_keys.token(role, **kw)}"}
+
+    return make
+
+
+@pytest.fixture(scope="session")
+def mif_settings(mif_service: ServiceUnderTest, mif_database: TestDatabase, mif_amqp_url: str) -> ServiceSettings:
+    return mif_service.settings_cls(
+        environment="test",
+        database_url=mif_database.url_for(mif_service.name),
+        amqp_url=mif_amqp_url,
+        background_tasks=False,
+        log_json=False,
+        outbox_poll_interval=0.2,
+        outbox_max_backoff=1.0,
+    )
+
+
+@pytest.fixture(scope="session")
+async def service_engine(mif_service: ServiceUnderTest, mif_settings: ServiceSettings) -> AsyncIterator[AsyncEngine]:
+    engine = make_engine(mif_settings.database_url, schema=mif_service.info.schema, pool_size=5)
+    yield engine
+    await engine.dispose()
+
+
+@pytest.fixture
+async def db_session(service_engine: AsyncEngine, mif_service: ServiceUnderTest) -> AsyncIterator[AsyncSession]:
+    """A session inside a transaction rolled back after the test; code under test may commit
+    (its commits release savepoints)."""
+    async with service_engine.connect() as conn:
+        trans = await conn.begin()
+        session = AsyncSession(
+            bind=conn,
+            expire_on_commit=False,
+            join_transaction_mode="create_savepoint",
+            info={"source": mif_service.name},
+        )
+        try:
+            yield session
+        finally:
+            await session.close()
+            await trans.rollback()
+
+
+@pytest.fixture
+async def app(
+    mif_service: ServiceUnderTest, mif_settings: ServiceSettings, mif_keys: TestKeys, db_session: AsyncSession
+) -> AsyncIterator[FastAPI]:
+    application = mif_service.create_app(mif_settings)
+
+    async def test_session() -> AsyncIterator[AsyncSession]:
+        try:
+            yield db_session
+            await db_session.commit()
+        except BaseException:
+            await db_session.rollback()
+            raise
+
+    application.dependency_overrides[get_session] = test_session
+    async with application.router.lifespan_context(application):
+        application.state.token_verifier = TokenVerifier(
+            StaticKeys(mif_keys.jwks), issuer=TEST_ISSUER, audience=TEST_AUDIENCE, algorithms=["EdDSA"]
+        )
+        yield application
+
+
+@pytest.fixture
+async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    transport = httpx.ASGITransport(app=app, client=("203.0.113.7", 40000))
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as c:
+        yield c
