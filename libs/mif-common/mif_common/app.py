@@ -26,7 +26,7 @@ from mif_common.events.relay import OutboxRelay
 from mif_common.health import router as health_router
 from mif_common.logging import configure_logging
 from mif_common.metrics import MetricsMiddleware, metrics_endpoint
-from mif_common.request_context import RequestIdMiddleware, StripTrailingSlashMiddleware
+from mif_common.request_context import BodySizeLimitMiddleware, RequestIdMiddleware, StripTrailingSlashMiddleware
 
 logger = logging.getLogger(__name__)
 
@@ -118,6 +118,7 @@ def create_service_app(settings: ServiceSettings, parts: ServiceParts) -> FastAP
         app.include_router(router)
     app.include_router(health_router)
     app.add_route("/metrics", metrics_endpoint, include_in_schema=False)
+    app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(MetricsMiddleware, service=name)
     app.add_middleware(RequestIdMiddleware)
     app.add_middleware(StripTrailingSlashMiddleware)

@@ -38,6 +38,8 @@ class ServiceSettings(BaseSettings):
     jwt_audience: str = "mif-api"
     jwt_algorithms: list[str] = Field(default_factory=lambda: ["EdDSA", "RS256"])
     jwt_leeway_seconds: int = Field(default=10, ge=0, le=300)
+    # Largest request body a service accepts (documents raises it for uploads).
+    max_body_bytes: int = Field(default=1_048_576, ge=1024)
     log_level: str = "INFO"
     log_json: bool = True
     # Background work (outbox relay, consumers, schedulers). Tests switch it off and drive it by hand.

@@ -26,6 +26,7 @@ def run_env(target_metadata: list[MetaData], *, schema: str) -> None:
             version_table_schema=schema,
             include_schemas=False,
             compare_type=True,
+            include_object=_not_version_table,
         )
         with context.begin_transaction():
             context.run_migrations()
@@ -47,6 +48,10 @@ def run_env(target_metadata: list[MetaData], *, schema: str) -> None:
             context.run_migrations()
     else:
         asyncio.run(run_async())
+
+
+def _not_version_table(obj: object, name: str | None, type_: str, reflected: bool, compare_to: object) -> bool:
+    return not (type_ == "table" and name == "alembic_version")
 
 
 def alembic_config(ini_path: Path, database_url: str) -> Config:

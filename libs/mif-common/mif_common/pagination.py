@@ -12,8 +12,11 @@ from fastapi.encoders import jsonable_encoder
 from fastapi.responses import JSONResponse
 from sqlalchemy import ColumnElement, Select, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import QueryableAttribute
 
 from mif_common.errors import Unprocessable
+
+Sortable = ColumnElement[Any] | QueryableAttribute[Any]
 
 MAX_LIMIT = 500
 DEFAULT_LIMIT = 50
@@ -42,14 +45,14 @@ def page_params(
 
 def order_by(
     sort: str | None,
-    allowed: Mapping[str, ColumnElement[Any]],
+    allowed: Mapping[str, Sortable],
     *,
-    default: Sequence[ColumnElement[Any]],
-) -> list[ColumnElement[Any]]:
+    default: Sequence[Sortable],
+) -> list[Any]:
     """Translate `sort` into ORDER BY clauses; an unknown field is a 422 naming the allowed ones."""
     if not sort:
         return list(default)
-    clauses: list[ColumnElement[Any]] = []
+    clauses: list[Any] = []
     for raw in sort.split(","):
         name = raw.strip()
         if not name:

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import re
 import uuid
+from collections.abc import Mapping
 from contextvars import ContextVar
 
+from fastapi import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 REQUEST_ID_HEADER = "x-request-id"
@@ -78,3 +80,71 @@ class StripTrailingSlashMiddleware:
                 if raw:
                     scope["raw_path"] = raw.rstrip(b"/") or b"/"
         await self.app(scope, receive, send)
+
+
+def client_ip(headers: Mapping[str, str], peer: str | None) -> str:
+    """The caller's address: the hop our gateway appended to X-Forwarded-For, else the TCP peer.
+
+    Services only take traffic from the gateway (NetworkPolicy / compose network), and the gateway
+    appends the address it saw, so the last entry is the one we can trust.
+    """
+    forwarded = headers.get("x-forwarded-for")
+    if forwarded:
+        last = forwarded.split(",")[-1].strip()
+        if last:
+            return last[:64]
+    return (peer or "unknown")[:64]
+
+
+class BodySizeLimitMiddleware:
+    """Refuse bodies over `max_bytes` with 413 as soon as the limit is crossed (declared or streamed)."""
+
+    def __init__(self, app: ASGIApp, *, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        for key, value in scope["headers"]:
+            if key == b"content-length":
+                try:
+                    declared = int(value)
+                except ValueError:
+                    declared = 0
+                if declared > self.max_bytes:
+                    await self._too_large(scope, receive, send)
+                    return
+        seen = 0
+
+        async def counting_receive() -> Message:
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > self.max_bytes:
+                    raise _BodyTooLarge(self.max_bytes)
+            return message
+
+        try:
+            await self.app(scope, counting_receive, send)
+        except _BodyTooLarge:
+            await self._too_large(scope, receive, send)
+
+    async def _too_large(self, scope: Scope, receive: Receive, send: Send) -> None:
+        from mif_common.errors import problem_response
+
+        response = problem_response(
+            413,
+            f"The request body is larger than the {self.max_bytes} bytes this endpoint accepts.",
+            instance=scope.get("path"),
+        )
+        await response(scope, receive, send)
+
+
+class _BodyTooLarge(HTTPException):
+    """An HTTPException so that FastAPI's body parsing re-raises it instead of answering 400."""
+
+    def __init__(self, max_bytes: int) -> None:
+        super().__init__(413, f"The request body is larger than the {max_bytes} bytes this endpoint accepts.")

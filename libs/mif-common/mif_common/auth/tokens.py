@@ -36,6 +36,20 @@ class StaticKeys:
         return self._keys.get(kid)
 
 
+class ChainedKeys:
+    """First source that knows the kid wins (tests add their key in front of the real source)."""
+
+    def __init__(self, *sources: KeySource) -> None:
+        self.sources = sources
+
+    async def get(self, kid: str) -> PyJWK | None:
+        for source in self.sources:
+            key = await source.get(kid)
+            if key is not None:
+                return key
+        return None
+
+
 class JwksClient:
     """Fetches and caches the JWKS; refetches on an unknown `kid` (key rotation), at most every few s."""
 

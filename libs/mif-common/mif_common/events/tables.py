@@ -42,15 +42,35 @@ inbox = sa.Table(
 
 
 def create_event_tables(op: Any) -> None:
-    """Alembic helper: create outbox and inbox in the migration's schema."""
+    """Alembic helper used by every service's first migration: outbox and inbox in its schema.
+
+    Frozen DDL (not derived from the tables above) so that history never changes under a migration;
+    a later change to these tables needs a new migration in each service.
+    """
     op.create_table(
         "outbox",
-        *[c.copy() for c in outbox.columns],
+        sa.Column("id", UUID(as_uuid=True), nullable=False),
+        sa.Column("type", sa.String(200), nullable=False),
+        sa.Column("subject", sa.String(200), nullable=True),
+        sa.Column("envelope", JSONB, nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), server_default=sa.text("now()"), nullable=False),
+        sa.Column("published_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("attempts", sa.Integer(), server_default="0", nullable=False),
+        sa.Column("next_attempt_at", sa.DateTime(timezone=True), server_default=sa.text("now()"), nullable=False),
+        sa.Column("last_error", sa.Text(), nullable=True),
+        sa.PrimaryKeyConstraint("id", name="pk_outbox"),
     )
     op.create_index(
         "ix_outbox_pending", "outbox", ["next_attempt_at"], postgresql_where=sa.text("published_at IS NULL")
     )
-    op.create_table("inbox", *[c.copy() for c in inbox.columns])
+    op.create_table(
+        "inbox",
+        sa.Column("consumer", sa.String(100), nullable=False),
+        sa.Column("event_id", sa.String(100), nullable=False),
+        sa.Column("event_type", sa.String(200), nullable=False),
+        sa.Column("processed_at", sa.DateTime(timezone=True), server_default=sa.text("now()"), nullable=False),
+        sa.PrimaryKeyConstraint("consumer", "event_id", name="pk_inbox"),
+    )
 
 
 def drop_event_tables(op: Any) -> None:

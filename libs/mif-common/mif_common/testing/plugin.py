@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import AsyncIterator, Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
@@ -22,7 +22,7 @@ import pytest
 from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
-from mif_common.auth.tokens import StaticKeys, TokenVerifier
+from mif_common.auth.tokens import ChainedKeys, StaticKeys, TokenVerifier
 from mif_common.config import ServiceSettings
 from mif_common.db import get_session, make_engine
 from mif_common.migrations import upgrade
@@ -37,6 +37,7 @@ class ServiceUnderTest:
     name: str
     settings_cls: type[ServiceSettings]
     create_app: Callable[[Any], FastAPI]
+    settings_overrides: Mapping[str, Any] = field(default_factory=dict)
 
     @property
     def info(self) -> ServiceInfo:
@@ -143,6 +144,7 @@ def mif_settings(mif_service: ServiceUnderTest, mif_database: TestDatabase, mif_
         log_json=False,
         outbox_poll_interval=0.2,
         outbox_max_backoff=1.0,
+        **mif_service.settings_overrides,
     )
 
 
@@ -188,8 +190,13 @@ async def app(
 
     application.dependency_overrides[get_session] = test_session
     async with application.router.lifespan_context(application):
+        # Test tokens verify alongside whatever the service trusts itself (auth's own keyring).
+        own = application.state.token_verifier
         application.state.token_verifier = TokenVerifier(
-            StaticKeys(mif_keys.jwks), issuer=TEST_ISSUER, audience=TEST_AUDIENCE, algorithms=["EdDSA"]
+            ChainedKeys(StaticKeys(mif_keys.jwks), own.keys),
+            issuer=TEST_ISSUER,
+            audience=TEST_AUDIENCE,
+            algorithms=["EdDSA", "RS256"],
         )
         yield application
 

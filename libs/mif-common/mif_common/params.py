@@ -1,0 +1,11 @@
+"""Path and query parameter types shared by every service."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Path
+
+# Ids are PostgreSQL bigints: anything outside that range is a client error (422), never a 500.
+MAX_ID = 9_223_372_036_854_775_807
+EntityId = Annotated[int, Path(gt=0, le=MAX_ID, description="Positive integer id.")]

@@ -1,0 +1,316 @@
+"""HTTP routes of the auth service: parse, call the service, shape the answer."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Awaitable, Callable
+from typing import Annotated, Any
+
+import sqlalchemy as sa
+from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi.responses import JSONResponse
+
+from mif_auth import repository as repo
+from mif_auth import service
+from mif_auth.config import AuthSettings
+from mif_auth.keys import KeyRing
+from mif_auth.models import User
+from mif_auth.schemas import (
+    ChangePasswordRequest,
+    MeOut,
+    ProfileUpdate,
+    RefreshRequest,
+    TokenPair,
+    TokenState,
+    UserAdminUpdate,
+    UserCreate,
+    UserOut,
+)
+from mif_common.auth import CurrentPrincipal, Role, role_allows
+from mif_common.db import Session
+from mif_common.errors import BadRequest, Forbidden, Unauthorized, Unprocessable, UnsupportedMediaType, problem_response
+from mif_common.pagination import PageParams, fetch_page, order_by, page_params, page_response
+from mif_common.params import EntityId
+from mif_common.request_context import client_ip
+
+auth_router = APIRouter(prefix="/api/v1/auth", tags=["auth"])
+users_router = APIRouter(prefix="/api/v1/users", tags=["users"])
+
+MAX_FORM_BYTES = 16 * 1024
+
+
+def settings_of(request: Request) -> AuthSettings:
+    settings: AuthSettings = request.app.state.settings
+    return settings
+
+
+def keyring_of(request: Request) -> KeyRing:
+    keyring: KeyRing = request.app.state.keyring
+    return keyring
+
+
+def client_of(request: Request) -> service.ClientInfo:
+    return service.ClientInfo(
+        ip=client_ip(request.headers, request.client.host if request.client else None),
+        user_agent=request.headers.get("user-agent"),
+    )
+
+
+async def current_user(principal: CurrentPrincipal, session: Session) -> User:
+    """The caller's account, refused if deactivated or if the token predates a role/password change."""
+    user = await repo.user_by_id(session, principal.user_id)
+    if user is None or not user.is_active:
+        raise Unauthorized("This account no longer exists or is deactivated.")
+    if principal.token_version != user.token_version:
+        raise Unauthorized("This token was issued before a change to the account; sign in again.")
+    return user
+
+
+CurrentUser = Annotated[User, Depends(current_user)]
+
+
+def user_with_role(role: Role) -> Callable[[User], Awaitable[User]]:
+    """Like `require_roles`, but on the live account: a demoted or deactivated user is refused now."""
+
+    async def check(user: CurrentUser) -> User:
+        if not role_allows(Role(user.role), {role}):
+            raise Forbidden(f"This action needs the role {role.value}.")
+        return user
+
+    return check
+
+
+AdminUser = Annotated[User, Depends(user_with_role(Role.admin))]
+ManagerUser = Annotated[User, Depends(user_with_role(Role.responsable))]
+
+
+async def read_fields(request: Request, names: tuple[str, ...]) -> dict[str, str]:
+    """Read string fields from a form (urlencoded or multipart) or a JSON object."""
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if int(request.headers.get("content-length") or 0) > MAX_FORM_BYTES:
+        raise BadRequest("The request body is too large for a sign-in.")
+    raw: dict[str, Any]
+    if not content_type and not await request.body():
+        raw = {}
+    elif content_type in ("application/x-www-form-urlencoded", "multipart/form-data"):
+        try:
+            form = await request.form(max_files=0, max_fields=20)
+        except Exception as exc:  # malformed multipart: the client's fault, never a 500
+            raise BadRequest("The form body could not be read.") from exc
+        raw = {k: v for k, v in form.items() if isinstance(v, str)}
+    elif content_type == "application/json":
+        try:
+            raw = json.loads(await request.body())
+        except ValueError as exc:
+            raise BadRequest("The body is not valid JSON.") from exc
+        if not isinstance(raw, dict):
+            raise BadRequest("The JSON body must be an object.")
+    else:
+        raise UnsupportedMediaType(
+            "Send the credentials as application/x-www-form-urlencoded, multipart/form-data or JSON."
+        )
+    values, errors = {}, []
+    for name in names:
+        value = raw.get(name)
+        if not isinstance(value, str) or not value or len(value) > 254:
+            errors.append({"field": name, "message": "required text of at most 254 characters"})
+        else:
+            values[name] = value
+    if errors:
+        raise Unprocessable(f"Missing or invalid: {', '.join(e['field'] for e in errors)}.", errors=errors)
+    return values
+
+
+def _token_answer(result: TokenPair | service.Refusal) -> JSONResponse:
+    if isinstance(result, service.Refusal):
+        err = result.error
+        return problem_response(err.status, err.detail, title=err.title, slug=err.slug, headers=err.headers)
+    return JSONResponse(result.model_dump(), headers={"Cache-Control": "no-store"})
+
+
+_CREDENTIALS_DOC: dict[str, Any] = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            media: {
+                "schema": {
+                    "type": "object",
+                    "required": ["username", "password"],
+                    "properties": {
+                        "username": {"type": "string"},
+                        "password": {"type": "string", "format": "password"},
+                    },
+                }
+            }
+            for media in ("application/x-www-form-urlencoded", "multipart/form-data", "application/json")
+        },
+    }
+}
+_EMAIL_DOC: dict[str, Any] = json.loads(json.dumps(_CREDENTIALS_DOC).replace('"username"', '"email"'))
+
+
+@auth_router.post(
+    "/login", response_model=TokenPair, openapi_extra=_CREDENTIALS_DOC, summary="Sign in with username or e-mail"
+)
+async def login(request: Request, session: Session) -> JSONResponse:
+    fields = await read_fields(request, ("username", "password"))
+    result = await service.login(
+        session,
+        identifier=fields["username"],
+        password=fields["password"],
+        settings=settings_of(request),
+        keyring=keyring_of(request),
+        client=client_of(request),
+    )
+    return _token_answer(result)
+
+
+@auth_router.post("/token", response_model=TokenPair, openapi_extra=_EMAIL_DOC, summary="Sign in with e-mail")
+async def token(request: Request, session: Session) -> JSONResponse:
+    fields = await read_fields(request, ("email", "password"))
+    result = await service.login(
+        session,
+        identifier=fields["email"],
+        password=fields["password"],
+        settings=settings_of(request),
+        keyring=keyring_of(request),
+        client=client_of(request),
+    )
+    return _token_answer(result)
+
+
+@auth_router.post("/refresh", response_model=TokenPair, summary="Rotate a refresh token")
+async def refresh(body: RefreshRequest, request: Request, session: Session) -> JSONResponse:
+    result = await service.refresh(
+        session,
+        raw_token=body.refresh_token,
+        settings=settings_of(request),
+        keyring=keyring_of(request),
+        client=client_of(request),
+    )
+    return _token_answer(result)
+
+
+@auth_router.post("/logout", status_code=204, summary="End the session of a refresh token")
+async def logout(body: RefreshRequest, session: Session) -> Response:
+    await service.logout(session, raw_token=body.refresh_token)
+    return Response(status_code=204)
+
+
+@auth_router.post("/change-password", response_model=TokenPair, summary="Change one's password")
+async def change_password(
+    body: ChangePasswordRequest, user: CurrentUser, request: Request, session: Session
+) -> TokenPair:
+    return await service.change_password(
+        session,
+        user=user,
+        current_password=body.current_password,
+        new_password=body.new_password,
+        settings=settings_of(request),
+        keyring=keyring_of(request),
+        client=client_of(request),
+    )
+
+
+@auth_router.get("/me", response_model=MeOut, summary="The signed-in user")
+async def me(user: CurrentUser) -> User:
+    return user
+
+
+@auth_router.get("/.well-known/jwks.json", summary="Public keys that verify access tokens")
+async def jwks(request: Request) -> JSONResponse:
+    return JSONResponse(keyring_of(request).jwks, headers={"Cache-Control": "public, max-age=300"})
+
+
+@auth_router.get(
+    "/internal/token-states",
+    response_model=list[TokenState],
+    summary="Users whose older tokens must be refused (gateway start-up; never routed from outside)",
+)
+async def internal_token_states(session: Session) -> list[TokenState]:
+    return [
+        TokenState(user_id=uid, is_active=active, token_version=version)
+        for uid, active, version in await repo.token_states(session)
+    ]
+
+
+# --- users --------------------------------------------------------------------------------------
+
+_USER_SORT = {
+    "id": User.id,
+    "username": User.username,
+    "email": User.email,
+    "full_name": User.full_name,
+    "role": User.role,
+    "created_at": User.created_at,
+    "last_login": User.last_login,
+}
+
+
+@users_router.get("", response_model=list[UserOut], summary="List users (managers)")
+async def list_users(
+    request: Request,
+    session: Session,
+    _: ManagerUser,
+    params: Annotated[PageParams, Depends(page_params)],
+    role: Annotated[str | None, Query(pattern="^(admin|responsable|technicien|client)$")] = None,
+    is_active: bool | None = None,
+    client_id: Annotated[int | None, Query(gt=0)] = None,
+) -> JSONResponse:
+    query = sa.select(User)
+    if role:
+        query = query.where(User.role == role)
+    if is_active is not None:
+        query = query.where(User.is_active.is_(is_active))
+    if client_id is not None:
+        query = query.where(User.client_id == client_id)
+    if params.q:
+        pattern = f"%{params.q.lower()}%"
+        query = query.where(
+            sa.or_(
+                sa.func.lower(User.username).like(pattern),
+                sa.func.lower(User.email).like(pattern),
+                sa.func.lower(User.full_name).like(pattern),
+            )
+        )
+    query = query.order_by(*order_by(params.sort, _USER_SORT, default=[User.id]))
+    users, total = await fetch_page(session, query, params)
+    return page_response(request, [UserOut.model_validate(u) for u in users], total=total, params=params)
+
+
+@users_router.post("", response_model=UserOut, status_code=201, summary="Create a user (admin)")
+async def create_user(body: UserCreate, request: Request, session: Session, _: AdminUser) -> User:
+    return await service.create_user(session, data=body, settings=settings_of(request))
+
+
+@users_router.get("/me", response_model=UserOut, summary="Own profile")
+async def my_profile(user: CurrentUser) -> User:
+    return user
+
+
+@users_router.put("/update", response_model=UserOut, summary="Edit own profile (full_name, password)")
+async def update_my_profile(body: ProfileUpdate, user: CurrentUser, request: Request, session: Session) -> User:
+    return await service.update_profile(session, user=user, data=body, settings=settings_of(request))
+
+
+@users_router.get("/{user_id}", response_model=UserOut, summary="One user (managers, or oneself)")
+async def get_user(user_id: EntityId, caller: CurrentUser, session: Session) -> User:
+    if not role_allows(Role(caller.role), {Role.responsable}) and caller.id != user_id:
+        raise Forbidden("You may only read your own account.")
+    return await service.get_user(session, user_id)
+
+
+@users_router.put("/{user_id}", response_model=UserOut, summary="Edit a user (admin)")
+async def update_user(user_id: EntityId, body: UserAdminUpdate, session: Session, actor: AdminUser) -> User:
+    return await service.update_user(session, user_id=user_id, data=body, actor=actor)
+
+
+@users_router.delete("/{user_id}", status_code=204, summary="Deactivate a user (admin; soft delete)")
+async def deactivate_user(user_id: EntityId, session: Session, actor: AdminUser) -> Response:
+    await service.deactivate_user(session, user_id=user_id, actor=actor)
+    return Response(status_code=204)
+
+
+@users_router.patch("/{user_id}/activate", response_model=UserOut, summary="Reactivate a user (admin)")
+async def activate_user(user_id: EntityId, session: Session, _: AdminUser) -> User:
+    return await service.activate_user(session, user_id=user_id)

@@ -1,0 +1,29 @@
+"""Settings of the auth service (`MIF_AUTH_*`, falling back to suite-wide `MIF_*`)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import ClassVar
+
+from pydantic import Field
+from pydantic_settings import SettingsConfigDict
+
+from mif_common.config import ServiceSettings
+from mif_common.suite import REPO_ROOT
+
+
+class AuthSettings(ServiceSettings):
+    model_config = SettingsConfigDict(env_prefix="MIF_AUTH_", extra="ignore")
+    service_name: ClassVar[str] = "auth"
+
+    access_token_ttl_seconds: int = Field(default=900, ge=60, le=3600)
+    refresh_token_ttl_days: int = Field(default=14, ge=1, le=90)
+    bcrypt_rounds: int = Field(default=12, ge=4, le=16)
+    # PEM private key (Ed25519 or RSA) that signs tokens; earlier keys stay published for verification.
+    signing_key_file: Path | None = None
+    previous_key_files: list[Path] = Field(default_factory=list)
+    # Development only: where a generated key is persisted when no key file is configured.
+    key_dir: Path = REPO_ROOT / "var" / "auth-keys"
+    login_window_seconds: int = Field(default=900, ge=10)
+    login_max_failures_per_account: int = Field(default=5, ge=1)
+    login_max_failures_per_ip: int = Field(default=30, ge=1)

@@ -1,0 +1,371 @@
+"""Business rules of the auth service; the only place that writes outbox events."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from mif_auth import repository as repo
+from mif_auth.config import AuthSettings
+from mif_auth.events import UserActivated, UserCreated, UserDeactivated, UserEvent, UserUpdated
+from mif_auth.keys import KeyRing
+from mif_auth.models import LoginAttempt, RefreshToken, User
+from mif_auth.passwords import DUMMY_HASH, hash_password, policy_failures, verify_password
+from mif_auth.schemas import ProfileUpdate, TokenPair, UserAdminUpdate, UserCreate
+from mif_auth.tokens import access_token, hash_refresh_token, new_refresh_token
+from mif_common.errors import BadRequest, Conflict, DomainError, NotFound, TooManyRequests, Unauthorized, Unprocessable
+from mif_common.events import add_event
+
+
+class PasswordPolicyError(Unprocessable):
+    slug = "password-policy"
+    title = "Password too weak"
+
+
+class IdentityTaken(Conflict):
+    slug = "identity-taken"
+
+
+class UserNotFound(NotFound):
+    pass
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """A refused login or refresh. Returned rather than raised: the attempt or the revocation that
+    it recorded must still commit."""
+
+    error: DomainError
+
+
+@dataclass(frozen=True)
+class ClientInfo:
+    ip: str
+    user_agent: str | None
+
+
+def now() -> datetime:
+    return datetime.now(UTC)
+
+
+def check_password_policy(password: str, *, username: str | None, email: str | None, field: str) -> None:
+    failures = policy_failures(password, username=username, email=email)
+    if failures:
+        raise PasswordPolicyError(
+            "The password must contain " + "; ".join(failures) + ".",
+            errors=[{"field": field, "message": f"needs {f}"} for f in failures],
+        )
+
+
+async def _publish(session: AsyncSession, event_cls: type[UserEvent], user: User, **extra: object) -> None:
+    await add_event(
+        session,
+        event_cls(
+            user_id=user.id,
+            username=user.username,
+            email=user.email,
+            full_name=user.full_name,
+            role=user.role,
+            client_id=user.client_id,
+            is_active=user.is_active,
+            token_version=user.token_version,
+            **extra,
+        ),
+        subject=user.id,
+    )
+
+
+# --- tokens -------------------------------------------------------------------------------------
+
+
+async def issue_tokens(
+    session: AsyncSession,
+    *,
+    user: User,
+    settings: AuthSettings,
+    keyring: KeyRing,
+    client: ClientInfo,
+    family_id: uuid.UUID | None = None,
+) -> TokenPair:
+    raw, digest = new_refresh_token()
+    session.add(
+        RefreshToken(
+            user_id=user.id,
+            family_id=family_id or uuid.uuid4(),
+            token_hash=digest,
+            expires_at=now() + timedelta(days=settings.refresh_token_ttl_days),
+            ip=client.ip,
+            user_agent=(client.user_agent or "")[:300] or None,
+        )
+    )
+    await session.flush()
+    return TokenPair(
+        access_token=access_token(user, keyring=keyring, settings=settings),
+        refresh_token=raw,
+        expires_in=settings.access_token_ttl_seconds,
+    )
+
+
+async def _lockout(session: AsyncSession, *, account: str, ip: str, settings: AuthSettings) -> TooManyRequests | None:
+    window = timedelta(seconds=settings.login_window_seconds)
+    since = now() - window
+    for failures, limit, what in (
+        (
+            await repo.recent_failures(session, since=since, account=account),
+            settings.login_max_failures_per_account,
+            "this account",
+        ),
+        (await repo.recent_failures(session, since=since, ip=ip), settings.login_max_failures_per_ip, "this address"),
+    ):
+        if len(failures) >= limit:
+            # Locked until the oldest failure that counts towards the limit leaves the window.
+            retry_after = int((failures[-limit] + window - now()).total_seconds()) + 1
+            return TooManyRequests(
+                f"Too many failed sign-in attempts for {what}; try again in {retry_after} seconds.",
+                retry_after=retry_after,
+            )
+    return None
+
+
+async def login(
+    session: AsyncSession,
+    *,
+    identifier: str,
+    password: str,
+    settings: AuthSettings,
+    keyring: KeyRing,
+    client: ClientInfo,
+) -> TokenPair | Refusal:
+    """Sign in by username or e-mail; failures are recorded and throttled per account and per IP."""
+    account = identifier.strip().lower()[:254]
+    locked = await _lockout(session, account=account, ip=client.ip, settings=settings)
+    if locked is not None:
+        return Refusal(locked)
+    user = await repo.user_by_login(session, account)
+    # Verify against a dummy hash for unknown accounts so timing does not reveal which exist.
+    valid = await verify_password(password, user.password_hash if user else DUMMY_HASH)
+    succeeded = bool(user and valid and user.is_active)
+    session.add(LoginAttempt(account=account, ip=client.ip, succeeded=succeeded, attempted_at=now()))
+    if not succeeded or user is None:
+        await session.flush()
+        if user is not None and valid and not user.is_active:
+            return Refusal(Unauthorized("This account is deactivated; contact an administrator."))
+        return Refusal(Unauthorized("Wrong username/e-mail or password."))
+    user.last_login = now()
+    return await issue_tokens(session, user=user, settings=settings, keyring=keyring, client=client)
+
+
+async def refresh(
+    session: AsyncSession, *, raw_token: str, settings: AuthSettings, keyring: KeyRing, client: ClientInfo
+) -> TokenPair | Refusal:
+    """Rotate a refresh token. Presenting an already rotated token revokes its whole family."""
+    stored = await repo.refresh_token_by_hash(session, hash_refresh_token(raw_token))
+    if stored is None:
+        return Refusal(Unauthorized("Unknown refresh token; sign in again."))
+    if stored.used_at is not None or stored.revoked_at is not None:
+        await repo.revoke_family(session, stored.family_id)
+        await session.flush()
+        return Refusal(Unauthorized("This refresh token was already used or revoked; sign in again."))
+    if stored.expires_at <= now():
+        return Refusal(Unauthorized("The refresh token has expired; sign in again."))
+    user = await repo.user_by_id(session, stored.user_id)
+    if user is None or not user.is_active:
+        await repo.revoke_family(session, stored.family_id)
+        return Refusal(Unauthorized("This account is deactivated; contact an administrator."))
+    stored.used_at = now()
+    return await issue_tokens(
+        session, user=user, settings=settings, keyring=keyring, client=client, family_id=stored.family_id
+    )
+
+
+async def logout(session: AsyncSession, *, raw_token: str) -> None:
+    """Revoke the refresh token's family; unknown tokens are ignored (nothing to reveal)."""
+    stored = await repo.refresh_token_by_hash(session, hash_refresh_token(raw_token))
+    if stored is not None:
+        await repo.revoke_family(session, stored.family_id)
+
+
+async def change_password(
+    session: AsyncSession,
+    *,
+    user: User,
+    current_password: str,
+    new_password: str,
+    settings: AuthSettings,
+    keyring: KeyRing,
+    client: ClientInfo,
+) -> TokenPair:
+    """Change one's password; every other session ends, a fresh token pair is returned."""
+    if not await verify_password(current_password, user.password_hash):
+        raise BadRequest(
+            "The current password is wrong.", errors=[{"field": "current_password", "message": "wrong password"}]
+        )
+    await _set_password(session, user=user, password=new_password, settings=settings, field="new_password")
+    return await issue_tokens(session, user=user, settings=settings, keyring=keyring, client=client)
+
+
+async def _set_password(
+    session: AsyncSession, *, user: User, password: str, settings: AuthSettings, field: str
+) -> None:
+    check_password_policy(password, username=user.username, email=user.email, field=field)
+    user.password_hash = await hash_password(password, rounds=settings.bcrypt_rounds)
+    user.token_version += 1
+    user.updated_at = now()
+    await repo.revoke_all_for_user(session, user.id)
+    await session.flush()
+    await _publish(session, UserUpdated, user, changed=["password"])
+
+
+# --- users --------------------------------------------------------------------------------------
+
+
+async def _ensure_free(
+    session: AsyncSession, *, username: str | None, email: str | None, except_id: int | None
+) -> None:
+    username_taken, email_taken = await repo.taken_identity(
+        session, username=username, email=email, except_id=except_id
+    )
+    errors = []
+    if username_taken:
+        errors.append({"field": "username", "message": f"the username '{username}' is already taken"})
+    if email_taken:
+        errors.append({"field": "email", "message": f"the e-mail address '{email}' is already used"})
+    if errors:
+        raise IdentityTaken(" and ".join(e["message"] for e in errors).capitalize() + ".", errors=errors)
+
+
+def _check_client_link(role: str, client_id: int | None) -> None:
+    if role == "client" and client_id is None:
+        raise Unprocessable(
+            "A user with role 'client' needs the client_id of the organisation it belongs to.",
+            errors=[{"field": "client_id", "message": "required for role client"}],
+        )
+    if role != "client" and client_id is not None:
+        raise Unprocessable(
+            f"Only users with role 'client' belong to a client organisation, not role '{role}'.",
+            errors=[{"field": "client_id", "message": "only allowed for role client"}],
+        )
+
+
+async def _flush_unique(session: AsyncSession) -> None:
+    """Flush, turning a lost race on a unique index into the same 409 as the pre-check."""
+    try:
+        await session.flush()
+    except IntegrityError as exc:
+        raise IdentityTaken("The username or e-mail address is already taken.") from exc
+
+
+async def create_user(session: AsyncSession, *, data: UserCreate, settings: AuthSettings) -> User:
+    _check_client_link(data.role, data.client_id)
+    await _ensure_free(session, username=data.username, email=str(data.email), except_id=None)
+    check_password_policy(data.password, username=data.username, email=str(data.email), field="password")
+    user = User(
+        username=data.username,
+        email=str(data.email).lower(),
+        full_name=data.full_name,
+        role=data.role,
+        client_id=data.client_id,
+        is_active=True,
+        token_version=0,
+        password_hash=await hash_password(data.password, rounds=settings.bcrypt_rounds),
+    )
+    session.add(user)
+    await _flush_unique(session)
+    await session.refresh(user)
+    await _publish(session, UserCreated, user)
+    return user
+
+
+async def get_user(session: AsyncSession, user_id: int, *, for_update: bool = False) -> User:
+    user = await repo.user_by_id(session, user_id, for_update=for_update)
+    if user is None:
+        raise UserNotFound(f"No user with id {user_id}.")
+    return user
+
+
+async def update_user(session: AsyncSession, *, user_id: int, data: UserAdminUpdate, actor: User) -> User:
+    """Admin edit; a role or organisation change ends the user's current access tokens at once."""
+    user = await get_user(session, user_id, for_update=True)
+    changes = data.model_dump(exclude_unset=True)
+    if "email" in changes and changes["email"] is not None:
+        changes["email"] = str(changes["email"]).lower()
+    changes = {k: v for k, v in changes.items() if v is not None and getattr(user, k) != v}
+    role = changes.get("role", user.role)
+    client_id = changes.get("client_id", user.client_id if role == "client" else None)
+    if role != "client" and "client_id" not in changes:
+        client_id = None
+    _check_client_link(role, client_id)
+    if user.id == actor.id and role != "admin":
+        raise Conflict("You cannot remove your own admin role; ask another administrator.")
+    await _ensure_free(session, username=changes.get("username"), email=changes.get("email"), except_id=user.id)
+    if client_id != user.client_id:
+        changes["client_id"] = client_id
+    if not changes:
+        return user
+    for key, value in changes.items():
+        setattr(user, key, value)
+    if {"role", "client_id"} & changes.keys():
+        user.token_version += 1
+    user.updated_at = now()
+    await _flush_unique(session)
+    await _publish(session, UserUpdated, user, changed=sorted(changes))
+    return user
+
+
+async def update_profile(session: AsyncSession, *, user: User, data: ProfileUpdate, settings: AuthSettings) -> User:
+    """A user edits their own name and password (the password needs the current one)."""
+    if data.full_name is not None and data.full_name != user.full_name:
+        user.full_name = data.full_name
+        user.updated_at = now()
+        await session.flush()
+        await _publish(session, UserUpdated, user, changed=["full_name"])
+    if data.password is not None:
+        if data.current_password is None or not await verify_password(data.current_password, user.password_hash):
+            raise BadRequest(
+                "Changing the password needs the correct current_password.",
+                errors=[{"field": "current_password", "message": "missing or wrong"}],
+            )
+        await _set_password(session, user=user, password=data.password, settings=settings, field="password")
+    return user
+
+
+async def deactivate_user(session: AsyncSession, *, user_id: int, actor: User) -> None:
+    """Soft delete: the account stays for history, its sessions and tokens end now."""
+    user = await get_user(session, user_id, for_update=True)
+    if user.id == actor.id:
+        raise Conflict("You cannot deactivate your own account.")
+    if not user.is_active:
+        return
+    user.is_active = False
+    user.token_version += 1
+    user.updated_at = now()
+    await repo.revoke_all_for_user(session, user.id)
+    await session.flush()
+    await _publish(session, UserDeactivated, user)
+
+
+async def activate_user(session: AsyncSession, *, user_id: int) -> User:
+    user = await get_user(session, user_id, for_update=True)
+    if not user.is_active:
+        user.is_active = True
+        user.updated_at = now()
+        await session.flush()
+        await _publish(session, UserActivated, user)
+    return user
+
+
+async def bootstrap_admin(
+    session: AsyncSession, *, username: str, email: str, full_name: str, password: str, settings: AuthSettings
+) -> User | None:
+    """Create the first admin unless an active one exists; returns it, or None when nothing was done."""
+    if await repo.any_active_admin(session):
+        return None
+    return await create_user(
+        session,
+        data=UserCreate(username=username, full_name=full_name, email=email, role="admin", password=password),
+        settings=settings,
+    )
