@@ -14,7 +14,6 @@ from mif_auth.testing import PASSWORD, MakeUser
 from mif_common.testing.plugin import ServiceUnderTest
 
 
-
 @pytest.fixture(scope="session")
 def mif_service(tmp_path_factory: pytest.TempPathFactory) -> ServiceUnderTest:
     return ServiceUnderTest(
