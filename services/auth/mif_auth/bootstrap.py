@@ -13,6 +13,8 @@ import secrets
 import string
 import sys
 
+from pydantic import ValidationError
+
 from mif_auth.config import AuthSettings
 from mif_auth.service import bootstrap_admin
 from mif_common.db import make_engine, make_sessionmaker
@@ -26,7 +28,7 @@ def generated_password() -> str:
 
 
 async def run(settings: AuthSettings) -> int:
-    email = os.environ.get("MIF_ADMIN_EMAIL", "admin@mif.local")
+    email = os.environ.get("MIF_ADMIN_EMAIL", "admin@mif.ma")
     username = os.environ.get("MIF_ADMIN_USERNAME", "admin")
     password = os.environ.get("MIF_ADMIN_PASSWORD", "")
     generated = False
@@ -49,6 +51,10 @@ async def run(settings: AuthSettings) -> int:
                 )
             except DomainError as exc:
                 print(f"Cannot create the first admin: {exc.detail}", file=sys.stderr)
+                return 1
+            except ValidationError as exc:
+                problems = "; ".join(f"{e['loc'][0]}: {e['msg']}" for e in exc.errors())
+                print(f"Cannot create the first admin: {problems}", file=sys.stderr)
                 return 1
             await session.commit()
     finally:

@@ -51,6 +51,8 @@ def _containers() -> Infra:  # pragma: no cover - needs a Docker engine
     from testcontainers.rabbitmq import RabbitMqContainer
 
     pg = PostgresContainer("postgres:15-alpine", username="postgres", password="postgres", dbname="postgres")
+    # Service roles log in without passwords, as with the local server's trust authentication.
+    pg.with_env("POSTGRES_HOST_AUTH_METHOD", "trust")
     pg.start()
     mq = RabbitMqContainer("rabbitmq:3.13-alpine")
     mq.start()

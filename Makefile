@@ -1,0 +1,14 @@
+# The two commands of README.md, plus helpers.
+.PHONY: run test lint bench
+
+run:  ## run the whole suite (setup, migrations, first admin, services, gateway on :8000)
+	./deploy/local/run.sh
+
+test:  ## lint, type-check and run every test
+	./deploy/local/test.sh
+
+lint:
+	.venv/bin/ruff check . && .venv/bin/ruff format --check . && .venv/bin/mypy -p mif_common -p mif_auth -p mif_gateway
+
+bench:  ## gateway overhead benchmark (not part of the tests)
+	.venv/bin/python bench/gateway_overhead.py

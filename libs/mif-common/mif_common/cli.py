@@ -1,0 +1,67 @@
+"""Operator commands: `python -m mif_common.cli setup`.
+
+`setup` creates the database, one role and schema per built service, and runs every built service's
+migrations as that service's own role. Idempotent: the run command calls it at every start.
+
+Environment: MIF_ADMIN_DSN (superuser, default postgresql://postgres@127.0.0.1:5432/postgres),
+MIF_DATABASE_NAME (default mif), MIF_<SVC>_DB_PASSWORD (optional role passwords),
+MIF_<SVC>_DATABASE_URL (optional; else derived from the admin DSN's host).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+
+from mif_common.migrations import upgrade
+from mif_common.provision import ensure_database, ensure_service_roles, service_database_url
+from mif_common.suite import ServiceInfo, built_services
+
+DEFAULT_ADMIN_DSN = "postgresql://postgres@127.0.0.1:5432/postgres"
+
+
+def _password(svc: ServiceInfo) -> str | None:
+    return os.environ.get(f"MIF_{svc.name.upper()}_DB_PASSWORD") or None
+
+
+def database_url(svc: ServiceInfo, admin_dsn: str, database: str) -> str:
+    return os.environ.get(f"MIF_{svc.name.upper()}_DATABASE_URL") or service_database_url(
+        admin_dsn, database, svc, _password(svc)
+    )
+
+
+def setup(admin_dsn: str, database: str) -> None:
+    services = built_services()
+    passwords = {s.name: p for s in services if (p := _password(s))}
+
+    async def provision() -> None:
+        await ensure_database(admin_dsn, database)
+        await ensure_service_roles(admin_dsn, database, services, passwords)
+
+    asyncio.run(provision())
+    for svc in services:
+        upgrade(svc.alembic_ini, database_url(svc, admin_dsn, database))
+        print(f"  {svc.name}: schema '{svc.schema}' migrated (role {svc.db_role})")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="mif_common.cli", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("setup", help="create database, roles, schemas; run migrations")
+    args = parser.parse_args(argv)
+    if args.command == "setup":
+        admin_dsn = os.environ.get("MIF_ADMIN_DSN", DEFAULT_ADMIN_DSN)
+        database = os.environ.get("MIF_DATABASE_NAME", "mif")
+        print(f"Setting up database '{database}'")
+        try:
+            setup(admin_dsn, database)
+        except OSError as exc:
+            print(f"PostgreSQL is not reachable through MIF_ADMIN_DSN: {exc}", file=sys.stderr)
+            return 1
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
