@@ -1,5 +1,5 @@
-"""End-to-end fixtures: the real auth service and gateway as processes on free ports, a database and
-a RabbitMQ vhost of their own, a first admin made by the real bootstrap command."""
+"""End-to-end fixtures: the real auth and assets services and the gateway as processes on free ports,
+a database and a RabbitMQ vhost of their own, a first admin made by the real bootstrap command."""
 
 from __future__ import annotations
 
@@ -29,6 +29,7 @@ def suite(
     database = mif_fresh_database("e2e")
     logs = tmp_path_factory.mktemp("e2e-logs")
     auth = ServiceProcess("auth", "mif_auth.main:create_app", env={}, log_dir=logs)
+    assets = ServiceProcess("assets", "mif_assets.main:create_app", env={}, log_dir=logs)
     env = {
         "MIF_ENVIRONMENT": "test",
         "MIF_AMQP_URL": mif_amqp_url,
@@ -36,25 +37,30 @@ def suite(
         "MIF_AUTH_KEY_DIR": str(tmp_path_factory.mktemp("e2e-keys")),
         "MIF_AUTH_BCRYPT_ROUNDS": "4",
         "MIF_AUTH_URL": auth.url,
+        "MIF_ASSETS_DATABASE_URL": database.url_for("assets"),
+        "MIF_ASSETS_URL": assets.url,  # auth asks assets about client organisations it does not know yet
         "MIF_OUTBOX_POLL_INTERVAL": "0.5",
-        "MIF_GATEWAY_UPSTREAMS": json.dumps({"auth": auth.url, "assets": "http://127.0.0.1:9"}),
+        # planning is not built yet: a dead port stands for "a service that is down".
+        "MIF_GATEWAY_UPSTREAMS": json.dumps({"auth": auth.url, "assets": assets.url, "planning": "http://127.0.0.1:9"}),
         "MIF_ADMIN_EMAIL": ADMIN_EMAIL,
         "MIF_ADMIN_PASSWORD": PASSWORD,
     }
-    auth.env = env
+    auth.env = assets.env = env
     gateway = ServiceProcess("gateway", "mif_gateway.main:create_app", env=env, log_dir=logs)
     bootstrap = subprocess.run(
         [sys.executable, "-m", "mif_auth.bootstrap"], env={**os.environ, **env}, capture_output=True, text=True
     )
     assert bootstrap.returncode == 0, bootstrap.stderr
     auth.start()
+    assets.start()
     gateway.start()
     try:
-        yield Suite(gateway=gateway, auth=auth, database=database, amqp_url=mif_amqp_url, env=env)
+        yield Suite(gateway=gateway, auth=auth, assets=assets, database=database, amqp_url=mif_amqp_url, env=env)
     finally:
         gateway.stop()
+        assets.stop()
         auth.stop()
-        for proc in (auth, gateway):
+        for proc in (auth, assets, gateway):
             log = Path(proc.log_path)
             if log.exists() and os.environ.get("MIF_E2E_SHOW_LOGS"):
                 print(f"--- {proc.name} log ---\n{proc.tail(200)}")

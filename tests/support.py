@@ -17,6 +17,7 @@ ADMIN_EMAIL = "admin@e2e.mif.ma"
 class Suite:
     gateway: ServiceProcess
     auth: ServiceProcess
+    assets: ServiceProcess
     database: TestDatabase
     amqp_url: str
     env: dict[str, str]

@@ -35,7 +35,11 @@ def test_roles_through_the_gateway(
 ) -> None:
     manager = create_user("responsable")
     tech = create_user("technicien")
-    client_user = create_user("client", client_id=12)
+    organisation = httpx.post(
+        f"{suite.url}/api/v1/clients", json={"nom_entreprise": f"Roles {time.time_ns()}"}, headers=admin_headers
+    )
+    assert organisation.status_code == 201, organisation.text
+    client_user = create_user("client", client_id=organisation.json()["id"])
     with suite.client() as http:
         me = http.get("/api/v1/auth/me/", headers=client_user["headers"]).json()
         assert me["role"] == "client"
@@ -60,14 +64,14 @@ def test_deactivated_user_is_refused_by_the_gateway_within_seconds(
     suite: Suite, admin_headers: dict[str, str], create_user: Callable[..., Any]
 ) -> None:
     tech = create_user("technicien")
-    # assets is not running: the gateway passes a valid token on and answers 503 for the upstream.
+    # planning is not running: the gateway passes a valid token on and answers 503 for the upstream.
     with suite.client() as http:
-        assert http.get("/api/v1/equipements", headers=tech["headers"]).status_code == 503
+        assert http.get("/api/v1/techniciens", headers=tech["headers"]).status_code == 503
         assert http.delete(f"/api/v1/users/{tech['id']}", headers=admin_headers).status_code == 204
         deadline = time.monotonic() + 5
         status = None
         while time.monotonic() < deadline:
-            status = http.get("/api/v1/equipements", headers=tech["headers"]).status_code
+            status = http.get("/api/v1/techniciens", headers=tech["headers"]).status_code
             if status == 401:
                 break
             time.sleep(0.1)
@@ -75,10 +79,10 @@ def test_deactivated_user_is_refused_by_the_gateway_within_seconds(
 
 
 def test_unavailable_service_is_a_503_naming_it(suite: Suite, admin_headers: dict[str, str]) -> None:
-    response = httpx.get(f"{suite.url}/api/v1/equipements/", headers=admin_headers)
+    response = httpx.get(f"{suite.url}/api/v1/techniciens/", headers=admin_headers)
     assert response.status_code == 503
     assert response.headers["content-type"] == "application/problem+json"
-    assert "assets" in response.json()["detail"]
+    assert "planning" in response.json()["detail"]
 
 
 def test_docs_combine_every_service(suite: Suite) -> None:

@@ -280,7 +280,13 @@ async def list_users(
 
 @users_router.post("", response_model=UserOut, status_code=201, summary="Create a user (admin)")
 async def create_user(body: UserCreate, request: Request, session: Session, _: AdminUser) -> User:
-    return await service.create_user(session, data=body, settings=settings_of(request))
+    return await service.create_user(
+        session,
+        data=body,
+        settings=settings_of(request),
+        http=request.app.state.http,
+        authorization=request.headers.get("authorization"),
+    )
 
 
 @users_router.get("/me", response_model=UserOut, summary="Own profile")
@@ -301,8 +307,18 @@ async def get_user(user_id: EntityId, caller: CurrentUser, session: Session) -> 
 
 
 @users_router.put("/{user_id}", response_model=UserOut, summary="Edit a user (admin)")
-async def update_user(user_id: EntityId, body: UserAdminUpdate, session: Session, actor: AdminUser) -> User:
-    return await service.update_user(session, user_id=user_id, data=body, actor=actor)
+async def update_user(
+    user_id: EntityId, body: UserAdminUpdate, request: Request, session: Session, actor: AdminUser
+) -> User:
+    return await service.update_user(
+        session,
+        user_id=user_id,
+        data=body,
+        actor=actor,
+        settings=settings_of(request),
+        http=request.app.state.http,
+        authorization=request.headers.get("authorization"),
+    )
 
 
 @users_router.delete("/{user_id}", status_code=204, summary="Deactivate a user (admin; soft delete)")

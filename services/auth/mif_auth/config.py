@@ -27,3 +27,6 @@ class AuthSettings(ServiceSettings):
     login_window_seconds: int = Field(default=900, ge=10)
     login_max_failures_per_account: int = Field(default=5, ge=1)
     login_max_failures_per_ip: int = Field(default=30, ge=1)
+    # The assets service, asked about a client organisation missing from the local replica
+    # (`MIF_AUTH_ASSETS_URL`, or suite-wide `MIF_ASSETS_URL`).
+    assets_url: str = "http://127.0.0.1:8002"

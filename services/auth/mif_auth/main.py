@@ -30,7 +30,10 @@ def create_app(settings: AuthSettings | None = None) -> FastAPI:
         settings,
         ServiceParts(
             title="MIF auth service",
-            description="Users, credentials, access and refresh tokens, JWKS. Publishes `auth.user.*.v1`.",
+            description=(
+                "Users, credentials, access and refresh tokens, JWKS. Publishes `auth.user.*.v1`; consumes "
+                "`assets.client.*.v1` (the client organisations a client user may belong to)."
+            ),
             routers=[auth_router, users_router],
             handlers=HANDLERS,
             on_startup=[load_keys],

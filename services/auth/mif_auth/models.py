@@ -72,3 +72,16 @@ class LoginAttempt(Base):
         sa.Index("ix_login_attempt_account_time", "account", "attempted_at"),
         sa.Index("ix_login_attempt_ip_time", "ip", "attempted_at"),
     )
+
+
+class ClientRef(Base):
+    """Replica of the client organisations (owned by assets), fed by `assets.client.*.v1` events and,
+    on a miss, by one question to assets. A client user must belong to a known, active one."""
+
+    __tablename__ = "client_ref"
+
+    client_id: Mapped[int] = mapped_column(sa.BigInteger, primary_key=True, autoincrement=False)
+    nom_entreprise: Mapped[str] = mapped_column(sa.String(200))
+    is_active: Mapped[bool] = mapped_column(sa.Boolean)
+    # The organisation's own modification time at assets: older news never overwrites newer.
+    updated_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True))

@@ -6,9 +6,10 @@ import uuid
 from datetime import datetime
 
 import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from mif_auth.models import LoginAttempt, RefreshToken, User
+from mif_auth.models import ClientRef, LoginAttempt, RefreshToken, User
 
 
 async def user_by_login(session: AsyncSession, identifier: str) -> User | None:
@@ -98,3 +99,29 @@ async def token_states(session: AsyncSession) -> list[tuple[int, bool, int]]:
 
 async def any_active_admin(session: AsyncSession) -> bool:
     return bool(await session.scalar(sa.select(sa.exists().where(User.role == "admin", User.is_active.is_(True)))))
+
+
+async def client_ref(session: AsyncSession, client_id: int) -> ClientRef | None:
+    return await session.scalar(
+        sa.select(ClientRef).where(ClientRef.client_id == client_id).execution_options(populate_existing=True)
+    )
+
+
+async def upsert_client_ref(
+    session: AsyncSession, *, client_id: int, nom_entreprise: str, is_active: bool, updated_at: datetime
+) -> None:
+    """Insert or refresh one replica row, unless it already holds newer news of that organisation."""
+    insert = pg_insert(ClientRef).values(
+        client_id=client_id, nom_entreprise=nom_entreprise, is_active=is_active, updated_at=updated_at
+    )
+    await session.execute(
+        insert.on_conflict_do_update(
+            index_elements=[ClientRef.client_id],
+            set_={
+                "nom_entreprise": insert.excluded.nom_entreprise,
+                "is_active": insert.excluded.is_active,
+                "updated_at": insert.excluded.updated_at,
+            },
+            where=ClientRef.updated_at <= insert.excluded.updated_at,
+        )
+    )

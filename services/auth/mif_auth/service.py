@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import logging
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
+import httpx
+from pydantic import AwareDatetime, BaseModel, ConfigDict, ValidationError
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -13,12 +16,24 @@ from mif_auth import repository as repo
 from mif_auth.config import AuthSettings
 from mif_auth.events import UserActivated, UserCreated, UserDeactivated, UserEvent, UserUpdated
 from mif_auth.keys import KeyRing
-from mif_auth.models import LoginAttempt, RefreshToken, User
+from mif_auth.models import ClientRef, LoginAttempt, RefreshToken, User
 from mif_auth.passwords import DUMMY_HASH, hash_password, policy_failures, verify_password
 from mif_auth.schemas import ProfileUpdate, TokenPair, UserAdminUpdate, UserCreate
 from mif_auth.tokens import access_token, hash_refresh_token, new_refresh_token
-from mif_common.errors import BadRequest, Conflict, DomainError, NotFound, TooManyRequests, Unauthorized, Unprocessable
+from mif_common.errors import (
+    BadRequest,
+    Conflict,
+    DomainError,
+    NotFound,
+    ServiceUnavailable,
+    TooManyRequests,
+    Unauthorized,
+    Unprocessable,
+)
 from mif_common.events import add_event
+from mif_common.request_context import current_request_id
+
+logger = logging.getLogger(__name__)
 
 
 class PasswordPolicyError(Unprocessable):
@@ -32,6 +47,14 @@ class IdentityTaken(Conflict):
 
 class UserNotFound(NotFound):
     pass
+
+
+class UnknownClientOrganisation(Unprocessable):
+    slug = "unknown-client-organisation"
+
+
+class ClientCheckUnavailable(ServiceUnavailable):
+    slug = "client-check-unavailable"
 
 
 @dataclass(frozen=True)
@@ -235,7 +258,9 @@ async def _ensure_free(
     if email_taken:
         errors.append({"field": "email", "message": f"the e-mail address '{email}' is already used"})
     if errors:
-        raise IdentityTaken(" and ".join(e["message"] for e in errors).capitalize() + ".", errors=errors)
+        sentence = " and ".join(e["message"] for e in errors)
+        # Upper-case the first letter only: the quoted username keeps its case.
+        raise IdentityTaken(sentence[0].upper() + sentence[1:] + ".", errors=errors)
 
 
 def _check_client_link(role: str, client_id: int | None) -> None:
@@ -251,6 +276,99 @@ def _check_client_link(role: str, client_id: int | None) -> None:
         )
 
 
+# --- client organisations (owned by assets; replica in client_ref) ------------------------------
+
+
+class _AssetsClient(BaseModel):
+    """The fields auth needs from assets' `GET /api/v1/clients/{id}` answer."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    id: int
+    nom_entreprise: str
+    is_active: bool
+    date_modification: AwareDatetime
+
+
+async def remember_client_organisation(
+    session: AsyncSession, *, client_id: int, nom_entreprise: str, is_active: bool, updated_at: datetime
+) -> None:
+    """Record what assets says about an organisation (from its events or an answer to a question)."""
+    await repo.upsert_client_ref(
+        session, client_id=client_id, nom_entreprise=nom_entreprise, is_active=is_active, updated_at=updated_at
+    )
+
+
+async def _ask_assets(
+    session: AsyncSession,
+    *,
+    client_id: int,
+    settings: AuthSettings,
+    http: httpx.AsyncClient | None,
+    authorization: str | None,
+) -> ClientRef | None:
+    """A replica miss: ask assets once, as the caller (assets applies the caller's row-level rules), and
+    cache the answer. None when assets does not know the organisation."""
+    unavailable = ClientCheckUnavailable(
+        "Cannot check the client organisation now: the assets service did not answer. Try again in a moment.",
+        headers={"Retry-After": "5"},
+    )
+    if http is None:
+        raise unavailable
+    headers = {"Authorization": authorization} if authorization else {}
+    if request_id := current_request_id():
+        headers["X-Request-ID"] = request_id
+    url = f"{settings.assets_url.rstrip('/')}/api/v1/clients/{client_id}"
+    try:
+        response = await http.get(url, headers=headers, timeout=3.0)
+    except httpx.HTTPError as exc:
+        logger.warning("client organisation check: GET %s failed: %r", url, exc)
+        raise unavailable from exc
+    if response.status_code == 404:
+        return None
+    if response.status_code != 200:
+        logger.warning("client organisation check: GET %s answered %s", url, response.status_code)
+        raise unavailable
+    try:
+        info = _AssetsClient.model_validate_json(response.content)
+    except ValidationError as exc:
+        logger.warning("client organisation check: GET %s answered an unexpected body", url)
+        raise unavailable from exc
+    await remember_client_organisation(
+        session,
+        client_id=info.id,
+        nom_entreprise=info.nom_entreprise,
+        is_active=info.is_active,
+        updated_at=info.date_modification,
+    )
+    return await repo.client_ref(session, client_id)
+
+
+async def _check_client_organisation(
+    session: AsyncSession,
+    *,
+    client_id: int,
+    settings: AuthSettings,
+    http: httpx.AsyncClient | None,
+    authorization: str | None,
+) -> None:
+    """A client user must belong to an organisation that assets knows and that is active."""
+    ref = await repo.client_ref(session, client_id)
+    if ref is None:
+        ref = await _ask_assets(session, client_id=client_id, settings=settings, http=http, authorization=authorization)
+    if ref is None:
+        raise UnknownClientOrganisation(
+            f"No client organisation with id {client_id}; create the organisation first, then its users.",
+            errors=[{"field": "client_id", "message": "unknown client organisation"}],
+        )
+    if not ref.is_active:
+        raise UnknownClientOrganisation(
+            f"The client organisation '{ref.nom_entreprise}' (id {client_id}) is deactivated; "
+            "reactivate it before giving it users.",
+            errors=[{"field": "client_id", "message": "deactivated client organisation"}],
+        )
+
+
 async def _flush_unique(session: AsyncSession) -> None:
     """Flush, turning a lost race on a unique index into the same 409 as the pre-check."""
     try:
@@ -259,8 +377,20 @@ async def _flush_unique(session: AsyncSession) -> None:
         raise IdentityTaken("The username or e-mail address is already taken.") from exc
 
 
-async def create_user(session: AsyncSession, *, data: UserCreate, settings: AuthSettings) -> User:
+async def create_user(
+    session: AsyncSession,
+    *,
+    data: UserCreate,
+    settings: AuthSettings,
+    http: httpx.AsyncClient | None = None,
+    authorization: str | None = None,
+) -> User:
+    """Create a user; a client user's organisation is checked against assets (`http`, as the caller)."""
     _check_client_link(data.role, data.client_id)
+    if data.client_id is not None:
+        await _check_client_organisation(
+            session, client_id=data.client_id, settings=settings, http=http, authorization=authorization
+        )
     await _ensure_free(session, username=data.username, email=str(data.email), except_id=None)
     check_password_policy(data.password, username=data.username, email=str(data.email), field="password")
     user = User(
@@ -287,7 +417,16 @@ async def get_user(session: AsyncSession, user_id: int, *, for_update: bool = Fa
     return user
 
 
-async def update_user(session: AsyncSession, *, user_id: int, data: UserAdminUpdate, actor: User) -> User:
+async def update_user(
+    session: AsyncSession,
+    *,
+    user_id: int,
+    data: UserAdminUpdate,
+    actor: User,
+    settings: AuthSettings,
+    http: httpx.AsyncClient | None = None,
+    authorization: str | None = None,
+) -> User:
     """Admin edit; a role or organisation change ends the user's current access tokens at once."""
     user = await get_user(session, user_id, for_update=True)
     changes = data.model_dump(exclude_unset=True)
@@ -301,6 +440,10 @@ async def update_user(session: AsyncSession, *, user_id: int, data: UserAdminUpd
     _check_client_link(role, client_id)
     if user.id == actor.id and role != "admin":
         raise Conflict("You cannot remove your own admin role; ask another administrator.")
+    if client_id is not None and (client_id != user.client_id or user.role != "client"):
+        await _check_client_organisation(
+            session, client_id=client_id, settings=settings, http=http, authorization=authorization
+        )
     await _ensure_free(session, username=changes.get("username"), email=changes.get("email"), except_id=user.id)
     if client_id != user.client_id:
         changes["client_id"] = client_id

@@ -1,17 +1,26 @@
 from __future__ import annotations
 
+import uuid
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy.ext.asyncio import AsyncSession
+from fastapi import FastAPI
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from mif_assets.testing import InProcessAssets, assets_in_process
 from mif_auth.config import AuthSettings
+from mif_auth.handlers import HANDLERS
 from mif_auth.main import create_app
 from mif_auth.schemas import UserCreate
 from mif_auth.service import create_user
-from mif_auth.testing import PASSWORD, MakeUser
-from mif_common.testing.plugin import ServiceUnderTest
+from mif_auth.testing import PASSWORD, MakeUser, known_client
+from mif_common.app import consumer_for
+from mif_common.config import ServiceSettings
+from mif_common.events import CloudEvent
+from mif_common.testing.keys import TestKeys
+from mif_common.testing.plugin import ServiceUnderTest, TestDatabase
 
 
 @pytest.fixture(scope="session")
@@ -46,6 +55,8 @@ def make_user(db_session: AsyncSession, client: httpx.AsyncClient, app: Any) -> 
             "client_id": client_id if client_id is not None else (42 if role == "client" else None),
             **fields,
         }
+        if data["client_id"] is not None:  # an organisation auth already knows (see known_client)
+            await known_client(db_session, data["client_id"])
         user = await create_user(db_session, data=UserCreate(**data), settings=app.state.settings)
         await db_session.commit()
         response = await client.post("/api/v1/auth/login", data={"username": data["username"], "password": PASSWORD})
@@ -60,3 +71,41 @@ def make_user(db_session: AsyncSession, client: httpx.AsyncClient, app: Any) -> 
         }
 
     return make
+
+
+@pytest.fixture
+async def assets(
+    app: FastAPI, mif_database: TestDatabase, mif_amqp_url: str, mif_keys: TestKeys
+) -> AsyncIterator[InProcessAssets]:
+    """The real assets service, in process and rolled back, answering auth's questions about client
+    organisations (it trusts the test keys and auth's own)."""
+    async with assets_in_process(
+        database_url=mif_database.url_for("assets"), amqp_url=mif_amqp_url, jwks=[mif_keys.jwks, app.state.keyring.jwks]
+    ) as running:
+        own_http, to_assets = app.state.http, running.client()
+        app.state.http = to_assets
+        try:
+            yield running
+        finally:
+            if app.state.http is not to_assets:  # a test swapped it again
+                await app.state.http.aclose()
+            await to_assets.aclose()
+            app.state.http = own_http
+
+
+@pytest.fixture
+def deliver(db_session: AsyncSession, mif_settings: ServiceSettings) -> Callable[..., Any]:
+    """Hand an event to auth's real consumer path (inbox dedupe included), in the test's transaction.
+    Returns False for a duplicate."""
+    sessionmaker = async_sessionmaker(
+        bind=db_session.bind, expire_on_commit=False, join_transaction_mode="create_savepoint", info={"source": "auth"}
+    )
+    consumer = consumer_for(mif_settings, sessionmaker, HANDLERS)
+
+    async def handle(event_type: str, data: dict[str, Any], *, event_id: str | None = None) -> bool:
+        event = CloudEvent(id=event_id or str(uuid.uuid4()), source="/mif/assets", type=event_type, data=data)
+        processed = await consumer.handle(event, HANDLERS[event_type])
+        db_session.expire_all()
+        return processed
+
+    return handle

@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from mif_auth.testing import PASSWORD, MakeUser
+from mif_auth.testing import PASSWORD, MakeUser, known_client
 
 
 def new_user(**overrides: Any) -> dict[str, Any]:
@@ -97,8 +97,12 @@ async def test_password_policy_lists_every_failed_rule(client: httpx.AsyncClient
     assert "common password" in common.json()["detail"]
 
 
-async def test_client_users_need_an_organisation(client: httpx.AsyncClient, make_user: MakeUser) -> None:
+async def test_client_users_need_an_organisation(
+    client: httpx.AsyncClient, make_user: MakeUser, db_session: AsyncSession
+) -> None:
     admin = await make_user("admin")
+    await known_client(db_session, 3)
+    await db_session.commit()
     missing = await client.post("/api/v1/users", json=new_user(role="client"), headers=admin["headers"])
     assert missing.status_code == 422
     assert missing.json()["errors"][0]["field"] == "client_id"

@@ -135,24 +135,58 @@ def auth_headers(mif_keys: TestKeys) -> Callable[..., dict[str, str]]:
 
 
 @pytest.fixture(scope="session")
-def mif_settings(mif_service: ServiceUnderTest, mif_database: TestDatabase, mif_amqp_url: str) -> ServiceSettings:
-    return mif_service.settings_cls(
-        environment="test",
-        database_url=mif_database.url_for(mif_service.name),
-        amqp_url=mif_amqp_url,
-        background_tasks=False,
-        log_json=False,
-        outbox_poll_interval=0.2,
-        outbox_max_backoff=1.0,
-        **mif_service.settings_overrides,
-    )
+def _mif_settings_per_service() -> dict[str, ServiceSettings]:
+    return {}
 
 
 @pytest.fixture(scope="session")
-async def service_engine(mif_service: ServiceUnderTest, mif_settings: ServiceSettings) -> AsyncIterator[AsyncEngine]:
-    engine = make_engine(mif_settings.database_url, schema=mif_service.info.schema, pool_size=5)
-    yield engine
-    await engine.dispose()
+async def _mif_engines_per_service() -> AsyncIterator[dict[str, AsyncEngine]]:
+    engines: dict[str, AsyncEngine] = {}
+    yield engines
+    for engine in engines.values():
+        await engine.dispose()
+
+
+# Settings and engine are built once per service and session. They are kept per service name rather
+# than as session-scoped fixtures: pytest computes a session fixture once per session, so with two
+# services' tests in one run, the second would get the first one's (each conftest overrides
+# `mif_service`, but nothing invalidates what was computed from it).
+
+
+@pytest.fixture
+def mif_settings(
+    mif_service: ServiceUnderTest,
+    mif_database: TestDatabase,
+    mif_amqp_url: str,
+    _mif_settings_per_service: dict[str, ServiceSettings],
+) -> ServiceSettings:
+    settings = _mif_settings_per_service.get(mif_service.name)
+    if settings is None:
+        settings = _mif_settings_per_service[mif_service.name] = mif_service.settings_cls(
+            environment="test",
+            database_url=mif_database.url_for(mif_service.name),
+            amqp_url=mif_amqp_url,
+            background_tasks=False,
+            log_json=False,
+            outbox_poll_interval=0.2,
+            outbox_max_backoff=1.0,
+            **mif_service.settings_overrides,
+        )
+    return settings
+
+
+@pytest.fixture
+def service_engine(
+    mif_service: ServiceUnderTest,
+    mif_settings: ServiceSettings,
+    _mif_engines_per_service: dict[str, AsyncEngine],
+) -> AsyncEngine:
+    engine = _mif_engines_per_service.get(mif_service.name)
+    if engine is None:
+        engine = _mif_engines_per_service[mif_service.name] = make_engine(
+            mif_settings.database_url, schema=mif_service.info.schema, pool_size=5
+        )
+    return engine
 
 
 @pytest.fixture

@@ -1,0 +1,54 @@
+"""Events the assets service consumes: the interventions that move an equipment's `statut`.
+
+The contract of those events is docs/events/interventions-contract.md. Every verb keeps the local
+replica `intervention_ref` current (it is what refuses deleting a referenced equipment); some also
+move the equipment's statut (DOMAIN.md §4). Facts older than the replica's are ignored, so
+reordering is harmless; the consumer wrapper's inbox makes a duplicate delivery a no-op.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from mif_assets import service
+from mif_assets.schemas import InterventionFact
+from mif_common.events import CloudEvent, Handler
+
+
+def intervention_event_type(verb: str) -> str:
+    return f"interventions.intervention.{verb}.v1"
+
+
+def _verb(event: CloudEvent) -> str:
+    return event.type.split(".")[2]
+
+
+async def on_intervention_created(session: AsyncSession, event: CloudEvent) -> None:
+    fact = InterventionFact.model_validate(event.data)
+    await service.intervention_created(session, fact=fact, event_id=event.id)
+
+
+async def on_intervention_work_started(session: AsyncSession, event: CloudEvent) -> None:
+    fact = InterventionFact.model_validate(event.data)
+    await service.intervention_work_started(session, fact=fact, event_id=event.id, verb=_verb(event))
+
+
+async def on_intervention_ended(session: AsyncSession, event: CloudEvent) -> None:
+    fact = InterventionFact.model_validate(event.data)
+    await service.intervention_ended(session, fact=fact, event_id=event.id, verb=_verb(event))
+
+
+async def on_intervention_changed(session: AsyncSession, event: CloudEvent) -> None:
+    fact = InterventionFact.model_validate(event.data)
+    await service.intervention_changed(session, fact=fact)
+
+
+HANDLERS: dict[str, Handler] = {
+    intervention_event_type("created"): on_intervention_created,
+    **{intervention_event_type(v): on_intervention_work_started for v in ("started", "resumed")},
+    **{intervention_event_type(v): on_intervention_ended for v in ("closed", "cancelled", "archived")},
+    **{
+        intervention_event_type(v): on_intervention_changed
+        for v in ("assigned", "unassigned", "paused", "updated", "late")
+    },
+}

@@ -1,0 +1,167 @@
+"""Queries of the assets service."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from mif_assets.models import (
+    CLIENT_SEARCH_SQL,
+    EQUIPEMENT_SEARCH_SQL,
+    OPEN_INTERVENTION_STATUTS,
+    Client,
+    Equipement,
+    EquipementStatutHistorique,
+    InterventionRef,
+)
+
+
+def like_pattern(text: str) -> str:
+    """`%text%` with LIKE's own wildcards escaped (`\\` is the escape character)."""
+    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
+
+
+# --- clients ------------------------------------------------------------------------------------
+
+
+async def client_by_id(
+    session: AsyncSession, client_id: int, *, for_update: bool = False, for_share: bool = False
+) -> Client | None:
+    query = sa.select(Client).where(Client.id == client_id)
+    if for_update or for_share:
+        # Locked reads always see the committed row, never a stale object of the identity map.
+        query = query.with_for_update(read=for_share).execution_options(populate_existing=True)
+    return await session.scalar(query)
+
+
+async def client_named(session: AsyncSession, nom: str, *, except_id: int | None = None) -> Client | None:
+    """The client organisation called `nom` (case-insensitive), other than `except_id`."""
+    query = sa.select(Client).where(sa.func.lower(Client.nom_entreprise) == nom.lower())
+    if except_id is not None:
+        query = query.where(Client.id != except_id)
+    return await session.scalar(query)
+
+
+def clients_query(
+    *,
+    only_client_id: int | None,
+    is_active: bool | None,
+    type_client: str | None,
+    niveau_service: str | None,
+    ville: str | None,
+    q: str | None,
+) -> sa.Select[Client]:
+    """The list of client organisations; `only_client_id` restricts it to one (a client user's own)."""
+    query = sa.select(Client)
+    if only_client_id is not None:
+        query = query.where(Client.id == only_client_id)
+    if is_active is not None:
+        query = query.where(Client.is_active.is_(is_active))
+    if type_client is not None:
+        query = query.where(Client.type_client == type_client)
+    if niveau_service is not None:
+        query = query.where(Client.niveau_service == niveau_service)
+    if ville is not None:
+        query = query.where(sa.func.lower(Client.ville) == ville.lower())
+    if q is not None:
+        query = query.where(sa.literal_column(CLIENT_SEARCH_SQL).ilike(like_pattern(q), escape="\\"))
+    return query
+
+
+# --- equipements --------------------------------------------------------------------------------
+
+
+async def equipement_by_id(session: AsyncSession, equipement_id: int, *, for_update: bool = False) -> Equipement | None:
+    query = sa.select(Equipement).where(Equipement.id == equipement_id)
+    if for_update:
+        query = query.with_for_update().execution_options(populate_existing=True)
+    return await session.scalar(query)
+
+
+async def equipement_named(session: AsyncSession, nom: str, *, except_id: int | None = None) -> Equipement | None:
+    query = sa.select(Equipement).where(sa.func.lower(Equipement.nom) == nom.lower())
+    if except_id is not None:
+        query = query.where(Equipement.id != except_id)
+    return await session.scalar(query)
+
+
+async def equipement_with_serial(
+    session: AsyncSession, numero_serie: str, *, except_id: int | None = None
+) -> Equipement | None:
+    query = sa.select(Equipement).where(sa.func.lower(Equipement.numero_serie) == numero_serie.lower())
+    if except_id is not None:
+        query = query.where(Equipement.id != except_id)
+    return await session.scalar(query)
+
+
+def equipements_query(
+    *,
+    only_client_id: int | None,
+    statut: Sequence[str],
+    criticite: Sequence[str],
+    client_id: int | None,
+    type_: str | None,
+    localisation: str | None,
+    q: str | None,
+) -> sa.Select[Equipement]:
+    """The equipment list; `only_client_id` restricts it to one organisation (a client user's own)."""
+    query = sa.select(Equipement)
+    if only_client_id is not None:
+        query = query.where(Equipement.client_id == only_client_id)
+    if statut:
+        query = query.where(Equipement.statut.in_(statut))
+    if criticite:
+        query = query.where(Equipement.criticite.in_(criticite))
+    if client_id is not None:
+        query = query.where(Equipement.client_id == client_id)
+    if type_ is not None:
+        query = query.where(sa.func.lower(Equipement.type) == type_.lower())
+    if localisation is not None:
+        query = query.where(sa.func.lower(Equipement.localisation) == localisation.lower())
+    if q is not None:
+        query = query.where(sa.literal_column(EQUIPEMENT_SEARCH_SQL).ilike(like_pattern(q), escape="\\"))
+    return query
+
+
+def historique_query(equipement_id: int) -> sa.Select[EquipementStatutHistorique]:
+    return sa.select(EquipementStatutHistorique).where(EquipementStatutHistorique.equipement_id == equipement_id)
+
+
+# --- intervention replica -----------------------------------------------------------------------
+
+
+async def upsert_intervention_ref(session: AsyncSession, **values: Any) -> bool:
+    """Insert or update one replica row unless it already holds a later fact; False when stale."""
+    insert = pg_insert(InterventionRef).values(**values)
+    upsert = insert.on_conflict_do_update(
+        index_elements=[InterventionRef.intervention_id],
+        set_={k: insert.excluded[k] for k in values if k != "intervention_id"},
+        where=InterventionRef.occurred_at <= insert.excluded.occurred_at,
+    ).returning(InterventionRef.intervention_id)
+    return await session.scalar(upsert) is not None
+
+
+async def count_references(session: AsyncSession, equipement_id: int) -> int:
+    """How many interventions (whatever their statut) reference the equipment."""
+    count = await session.scalar(
+        sa.select(sa.func.count()).select_from(InterventionRef).where(InterventionRef.equipement_id == equipement_id)
+    )
+    return int(count or 0)
+
+
+async def has_open_interventions(session: AsyncSession, equipement_id: int) -> bool:
+    return bool(
+        await session.scalar(
+            sa.select(
+                sa.exists().where(
+                    InterventionRef.equipement_id == equipement_id,
+                    InterventionRef.statut.in_(OPEN_INTERVENTION_STATUTS),
+                )
+            )
+        )
+    )

@@ -1,0 +1,106 @@
+from __future__ import annotations
+
+import itertools
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from mif_assets.config import AssetsSettings
+from mif_assets.handlers import HANDLERS
+from mif_assets.main import create_app
+from mif_assets.testing import Deliver, Headers, Make
+from mif_common.app import consumer_for
+from mif_common.config import ServiceSettings
+from mif_common.events import CloudEvent
+from mif_common.testing.plugin import ServiceUnderTest
+
+ADMIN_ID, MANAGER_ID, TECH_ID = 1001, 1002, 1003
+
+
+@pytest.fixture(scope="session")
+def mif_service() -> ServiceUnderTest:
+    return ServiceUnderTest("assets", AssetsSettings, create_app)
+
+
+@pytest.fixture
+def admin(auth_headers: Callable[..., Headers]) -> Headers:
+    return auth_headers("admin", user_id=ADMIN_ID)
+
+
+@pytest.fixture
+def manager(auth_headers: Callable[..., Headers]) -> Headers:
+    return auth_headers("responsable", user_id=MANAGER_ID)
+
+
+@pytest.fixture
+def technicien(auth_headers: Callable[..., Headers]) -> Headers:
+    return auth_headers("technicien", user_id=TECH_ID)
+
+
+@pytest.fixture
+def client_user(auth_headers: Callable[..., Headers]) -> Callable[[int], Headers]:
+    """Headers of a user of organisation `client_id`."""
+    return lambda client_id: auth_headers("client", user_id=2000 + client_id, client_id=client_id)
+
+
+_names = itertools.count(1)
+
+
+@pytest.fixture
+def make_client(client: httpx.AsyncClient, manager: Headers) -> Make:
+    """Create a client organisation through the API (as a manager); returns its JSON."""
+
+    async def make(**fields: Any) -> dict[str, Any]:
+        body = {"nom_entreprise": f"Société {next(_names)}", **fields}
+        response = await client.post("/api/v1/clients", json=body, headers=manager)
+        assert response.status_code == 201, response.text
+        created: dict[str, Any] = response.json()
+        return created
+
+    return make
+
+
+@pytest.fixture
+def make_equipement(client: httpx.AsyncClient, manager: Headers) -> Make:
+    """Create an equipment through the API (as a manager); returns its JSON."""
+
+    async def make(**fields: Any) -> dict[str, Any]:
+        n = next(_names)
+        body = {"nom": f"Compresseur {n}", "type": "compresseur", "localisation": "Atelier A", **fields}
+        response = await client.post("/api/v1/equipements", json=body, headers=manager)
+        assert response.status_code == 201, response.text
+        created: dict[str, Any] = response.json()
+        return created
+
+    return make
+
+
+@pytest.fixture
+def deliver(db_session: AsyncSession, mif_settings: ServiceSettings) -> Deliver:
+    """Hand an `interventions.intervention.<verb>.v1` event to the real consumer path (inbox dedupe
+    included), inside the test's rolled-back transaction. Returns False for a duplicate."""
+    sessionmaker = async_sessionmaker(
+        bind=db_session.bind,
+        expire_on_commit=False,
+        join_transaction_mode="create_savepoint",
+        info={"source": "assets"},
+    )
+    consumer = consumer_for(mif_settings, sessionmaker, HANDLERS)
+
+    async def handle(verb: str, *, event_id: str | None = None, **data: Any) -> bool:
+        event = CloudEvent(
+            id=event_id or str(uuid.uuid4()),
+            source="/mif/interventions",
+            type=f"interventions.intervention.{verb}.v1",
+            subject=str(data.get("intervention_id")),
+            data=data,
+        )
+        processed = await consumer.handle(event, HANDLERS[event.type])
+        db_session.expire_all()  # the handler wrote through another session
+        return processed
+
+    return handle
