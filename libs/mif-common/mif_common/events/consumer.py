@@ -97,7 +97,8 @@ class EventConsumer:
         except Exception:
             logger.exception("%s: handling %s %s failed; rejecting for redelivery", self.name, event.type, event.id)
             CONSUMED.labels(self.name, "failed").inc()
-            if _delivery_count(message) + 1 >= self.delivery_limit:
+            # x-delivery-count counts earlier returns; the broker dead-letters once it exceeds the limit.
+            if _delivery_count(message) >= self.delivery_limit:
                 DEAD_LETTERS.labels(self.name).inc()
             await message.reject(requeue=True)
             return

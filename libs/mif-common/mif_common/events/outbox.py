@@ -39,6 +39,9 @@ async def add_event(session: AsyncSession, payload: EventPayload, *, subject: st
             type=envelope.type,
             subject=envelope.subject,
             envelope=envelope.model_dump(mode="json"),
+            # Not the column default now() (the transaction's start, equal for all its events): the
+            # relay publishes in created_at order, so events of one transaction keep their order.
+            created_at=func.clock_timestamp(),
         )
     )
     # Delivered at commit only; wakes the relay at once instead of at its next poll.

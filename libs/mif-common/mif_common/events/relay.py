@@ -3,16 +3,20 @@
 Invariants (docs/adr/0001-events.md): rows are claimed with `FOR UPDATE SKIP LOCKED`, so several
 replicas never publish the same row at once; a row is marked published only after the broker
 confirmed it, so a crash between publish and mark re-publishes it (at-least-once; consumers dedupe on
-the event id); a failing row backs off exponentially without blocking the others.
+the event id); a row the broker refuses backs off exponentially without blocking the others; a lost
+connection is not the rows' fault: the batch stops, nothing is counted against them, and the relay
+waits for the reconnection.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import enum
 import json
 import logging
 import time
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
@@ -28,6 +32,28 @@ from mif_common.metrics import OUTBOX_FAILURES, OUTBOX_LAG, OUTBOX_PENDING, OUTB
 logger = logging.getLogger(__name__)
 
 PUBLISHED_RETENTION = timedelta(days=7)
+# Pause after losing the broker mid-batch, before waiting for the reconnection (no busy loop while
+# the client has not noticed the loss yet).
+BROKER_LOST_PAUSE = 0.2
+# Errors meaning "the connection or channel is gone", not "the broker refused this message".
+_CONNECTION_ERRORS: tuple[type[BaseException], ...] = (
+    ConnectionError,  # includes aiormq's AMQPConnectionError / ConnectionClosed
+    aio_pika.exceptions.ChannelInvalidStateError,  # the channel is closed or being restored
+)
+
+
+class _Outcome(enum.Enum):
+    PUBLISHED = "published"
+    FAILED = "failed"  # refused (nack, channel error): the row backs off, the batch goes on
+    TIMED_OUT = "timed_out"  # no confirm in time: the row backs off, the batch stops
+    BROKER_LOST = "broker_lost"  # connection or channel gone: the row is untouched, the batch stops
+
+
+@dataclass
+class _Batch:
+    claimed: int = 0
+    published: int = 0
+    stopped: _Outcome | None = None
 
 
 class OutboxRelay:
@@ -42,6 +68,7 @@ class OutboxRelay:
         publish_timeout: float = 5.0,
         max_backoff: float = 60.0,
     ) -> None:
+        """`service` names the NOTIFY channel: it must be the `source` of the sessions writing events."""
         self.engine = engine
         self.broker = broker
         self.service = service
@@ -51,6 +78,7 @@ class OutboxRelay:
         self.max_backoff = max_backoff
         self._wake = asyncio.Event()
         self._last_cleanup = 0.0
+        self._last_batch = _Batch()
 
     def backoff(self, attempts: int) -> float:
         """Seconds before retrying a row that failed `attempts` times: 0.5, 1, 2, ... capped."""
@@ -61,29 +89,39 @@ class OutboxRelay:
         listener = asyncio.create_task(self._listen(), name=f"{self.service}-outbox-listen")
         try:
             while True:
+                _check_cancelled()
+                # Cleared before the pass: a NOTIFY arriving during it triggers another pass.
+                self._wake.clear()
                 try:
-                    await self.broker.wait_connected()
-                    published = await self.publish_pending()
-                    if published >= self.batch_size:
-                        continue
+                    await self.publish_pending()
+                    batch = self._last_batch
+                    if batch.stopped is _Outcome.BROKER_LOST:
+                        await asyncio.sleep(BROKER_LOST_PAUSE)
+                        continue  # the next pass waits for the reconnection
+                    if batch.claimed >= self.batch_size and batch.stopped is None:
+                        continue  # a full batch: more rows may be due
                     await self._record_lag()
                     await self._cleanup()
                 except asyncio.CancelledError:
                     raise
+                except _CONNECTION_ERRORS as exc:
+                    logger.warning("outbox relay: broker connection lost (%r); waiting for it", exc)
                 except Exception:
                     logger.exception("outbox relay iteration failed")
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), timeout=self.poll_interval)
-                self._wake.clear()
+                    async with asyncio.timeout(self.poll_interval):  # not wait_for (see _check_cancelled)
+                        await self._wake.wait()
         finally:
             listener.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await listener
 
     async def publish_pending(self) -> int:
-        """Claim one batch of due rows and publish them; returns how many were confirmed."""
+        """Claim one batch of due rows and publish them; returns how many were confirmed.
+
+        Waits for the broker connection first (blocks during an outage)."""
         exchange = await self.broker.events_exchange()
-        published = 0
+        self._last_batch = batch = _Batch()
         async with self.engine.begin() as conn:
             rows = (
                 await conn.execute(
@@ -94,14 +132,19 @@ class OutboxRelay:
                     .with_for_update(skip_locked=True)
                 )
             ).all()
+            batch.claimed = len(rows)
             for row in rows:
-                if await self._publish_one(conn, exchange, row.id, row.type, row.envelope, row.attempts):
-                    published += 1
-        return published
+                outcome = await self._publish_one(conn, exchange, row.id, row.type, row.envelope, row.attempts)
+                if outcome is _Outcome.PUBLISHED:
+                    batch.published += 1
+                elif outcome is not _Outcome.FAILED:
+                    batch.stopped = outcome  # the rest of the batch stays as it is, unlocked at commit
+                    break
+        return batch.published
 
     async def _publish_one(
         self, conn: AsyncConnection, exchange: Any, row_id: Any, type_: str, envelope: dict[str, Any], attempts: int
-    ) -> bool:
+    ) -> _Outcome:
         message = aio_pika.Message(
             body=_dumps(envelope),
             content_type="application/cloudevents+json",
@@ -112,38 +155,67 @@ class OutboxRelay:
             headers={"ce-source": envelope.get("source", ""), "ce-type": type_},
         )
         try:
-            await exchange.publish(message, routing_key=type_, timeout=self.publish_timeout)
-        except Exception as exc:  # nack, timeout or channel loss: retry this row later
-            OUTBOX_FAILURES.labels(self.service).inc()
-            delay = self.backoff(attempts + 1)
-            logger.warning("publish of %s %s failed (%s); retry in %.1fs", type_, row_id, exc, delay)
-            await conn.execute(
-                update(outbox)
-                .where(outbox.c.id == row_id)
-                .values(
-                    attempts=outbox.c.attempts + 1,
-                    next_attempt_at=func.now() + timedelta(seconds=delay),
-                    last_error=f"{type(exc).__name__}: {exc}"[:500],
-                )
-            )
-            return False
+            # Not mandatory: a type nobody subscribes to (yet) is dropped by the broker, not returned.
+            await exchange.publish(message, routing_key=type_, mandatory=False, timeout=self.publish_timeout)
+        except asyncio.CancelledError:
+            task = asyncio.current_task()
+            if task is not None and task.cancelling():
+                raise  # the relay itself is being stopped
+            # aiormq cancels the pending confirm when its connection goes away.
+            return self._broker_lost(type_, row_id, "confirm cancelled")
+        except Exception as exc:
+            if isinstance(exc, _CONNECTION_ERRORS) or not self.broker.is_connected:
+                return self._broker_lost(type_, row_id, repr(exc))
+            timed_out = isinstance(exc, TimeoutError)
+            await self._record_failure(conn, type_, row_id, attempts, exc)
+            return _Outcome.TIMED_OUT if timed_out else _Outcome.FAILED
         await conn.execute(update(outbox).where(outbox.c.id == row_id).values(published_at=func.now(), last_error=None))
         OUTBOX_PUBLISHED.labels(self.service).inc()
-        return True
+        return _Outcome.PUBLISHED
+
+    def _broker_lost(self, type_: str, row_id: Any, reason: str) -> _Outcome:
+        # Possibly received by the broker all the same: published again later (at-least-once).
+        logger.warning("publish of %s %s interrupted (%s); waiting for the broker", type_, row_id, reason)
+        return _Outcome.BROKER_LOST
+
+    async def _record_failure(
+        self, conn: AsyncConnection, type_: str, row_id: Any, attempts: int, exc: Exception
+    ) -> None:
+        """A refused or unconfirmed publish: the row is retried after `backoff(attempts + 1)`."""
+        OUTBOX_FAILURES.labels(self.service).inc()
+        delay = self.backoff(attempts + 1)
+        logger.warning("publish of %s %s failed (%r); retry in %.1fs", type_, row_id, exc, delay)
+        await conn.execute(
+            update(outbox)
+            .where(outbox.c.id == row_id)
+            .values(
+                attempts=outbox.c.attempts + 1,
+                next_attempt_at=func.now() + timedelta(seconds=delay),
+                last_error=f"{type(exc).__name__}: {exc}"[:500],
+            )
+        )
 
     async def _listen(self) -> None:
         """Hold a LISTEN connection; reconnects after a database restart."""
         channel = notify_channel(self.service)
         while True:
+            _check_cancelled()
             try:
                 async with self.engine.connect() as conn:
-                    raw = await conn.get_raw_connection()
-                    driver = raw.driver_connection
-                    assert driver is not None
-                    lost = asyncio.Event()
-                    driver.add_termination_listener(lambda *_, lost=lost: lost.set())
-                    await driver.add_listener(channel, lambda *_: self._wake.set())
-                    await lost.wait()
+                    try:
+                        raw = await conn.get_raw_connection()
+                        driver = raw.driver_connection
+                        assert driver is not None
+                        lost = asyncio.Event()
+                        driver.add_termination_listener(lambda *_, lost=lost: lost.set())
+                        await driver.add_listener(channel, lambda *_: self._wake.set())
+                        # A commit notified before LISTEN was in place would otherwise wait for the poll.
+                        self._wake.set()
+                        await lost.wait()
+                    finally:
+                        # Never hand a LISTENing connection back to the pool.
+                        with contextlib.suppress(Exception):
+                            await conn.invalidate()
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
@@ -169,6 +241,15 @@ class OutboxRelay:
         self._last_cleanup = time.monotonic()
         async with self.engine.begin() as conn:
             await conn.execute(outbox.delete().where(outbox.c.published_at < func.now() - PUBLISHED_RETENTION))
+
+
+def _check_cancelled() -> None:
+    """Stop if this task was asked to, even if a library swallowed the CancelledError (3.11's
+    `asyncio.wait_for` does when its inner future completes at the same time): else `task.cancel()`
+    followed by `await task` at shutdown could wait forever."""
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError
 
 
 def _dumps(envelope: dict[str, Any]) -> bytes:
