@@ -495,6 +495,8 @@ async def activate_user(session: AsyncSession, *, user_id: int) -> User:
     user = await get_user(session, user_id, for_update=True)
     if not user.is_active:
         user.is_active = True
+        # Every state change bumps the version, so "newest version wins" is exact for token checkers.
+        user.token_version += 1
         user.updated_at = now()
         await session.flush()
         await _publish(session, UserActivated, user)
