@@ -80,6 +80,11 @@ async def fetch_page(session: AsyncSession, query: Select[Any], params: PagePara
 
 def page_response(request: Request, items: Sequence[Any], *, total: int, params: PageParams) -> JSONResponse:
     """A bare JSON array (what existing clients expect) with `X-Total-Count` and `Link` headers."""
+    return JSONResponse(jsonable_encoder(items), headers=page_headers(request, total=total, params=params))
+
+
+def page_headers(request: Request, *, total: int, params: PageParams) -> dict[str, str]:
+    """`X-Total-Count` and `Link` (first, prev, next, last) of one page, for lists serialised by hand."""
     links = []
 
     def link(offset: int, rel: str) -> str:
@@ -95,7 +100,4 @@ def page_response(request: Request, items: Sequence[Any], *, total: int, params:
         links.append(link(params.offset + params.limit, "next"))
     last = max(0, ((total - 1) // params.limit) * params.limit) if total else 0
     links.append(link(last, "last"))
-    return JSONResponse(
-        jsonable_encoder(items),
-        headers={"X-Total-Count": str(total), "Link": ", ".join(links)},
-    )
+    return {"X-Total-Count": str(total), "Link": ", ".join(links)}

@@ -1,0 +1,398 @@
+"""Interventions list and search latency through the gateway, on 100,000 interventions.
+
+    .venv/bin/python bench/interventions_list.py [--rows 100000] [--requests 3000] [--concurrency 10]
+
+Seeds a throwaway database `mif_bench_interventions` directly with SQL (generate_series): 2,000
+equipment and 50 technicians in the replicas, `--rows` interventions spread over a year. Starts the
+interventions service and the gateway (uvicorn, one worker each, loopback, free ports); tokens are signed
+with an Ed25519 key that this script serves as the JWKS (no auth service needed). Then, at concurrency
+`--concurrency`, alternating in rounds so that drift on the machine hits both alike:
+
+- filtered list: GET /api/v1/interventions/?statut=en_cours&priorite=haute&sort=-date_creation&limit=50
+- search:        GET /api/v1/interventions/?q=EQ1234&limit=50   (an asset reference: ~50 matches)
+- broad search:  GET /api/v1/interventions/?q=vibration&limit=50 (a common word: ~16 % of the rows)
+
+It prints p50/p95/p99 and throughput of each (targets: p95 <= 25 ms and <= 50 ms) and the EXPLAIN
+ANALYZE plans of the SQL the service runs for them (count and page), to show the indexes at work.
+Bounded loops only; the load generator shares the machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import asyncpg
+from aiohttp import web
+
+REPO = Path(__file__).resolve().parents[1]
+PYTHON = sys.executable
+DATABASE = "mif_bench_interventions"
+FILTERED = "/api/v1/interventions/?statut=en_cours&priorite=haute&sort=-date_creation&limit=50"
+# A broad word (in ~16 % of the rows: the worst case) and an asset reference (~50 rows: the usual search).
+SEARCH_WORD = "vibration"
+SEARCH = f"/api/v1/interventions/?q={SEARCH_WORD}&limit=50"
+SEARCH_REF = "EQ1234"
+SEARCH_SELECTIVE = f"/api/v1/interventions/?q={SEARCH_REF}&limit=50"
+
+# Titles and descriptions are drawn from these words (French, as the users write them).
+WORDS = [
+    "fuite", "huile", "compresseur", "pompe", "vibration", "surchauffe", "courroie", "filtre", "moteur",
+    "roulement", "vanne", "capteur", "pression", "chaudière", "brûleur", "ventilateur", "armoire", "disjoncteur",
+    "convoyeur", "palier", "joint", "tuyauterie", "climatisation", "groupe", "froid", "électrique", "bruit",
+    "alarme", "niveau", "température",
+]  # fmt: skip
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+# --- database ----------------------------------------------------------------------------------------
+
+
+async def seed(admin_dsn: str, rows: int) -> str:
+    """Provision and migrate the bench database, then fill it; returns the service's database URL."""
+    from mif_common.migrations import upgrade
+    from mif_common.provision import provision, service_database_url
+    from mif_common.suite import service
+
+    info = service("interventions")
+    await asyncio.to_thread(provision, admin_dsn, DATABASE, [info], recreate=True)
+    url = service_database_url(admin_dsn, DATABASE, info)
+    await asyncio.to_thread(upgrade, info.alembic_ini, url)
+    words = "ARRAY[" + ", ".join(f"'{w}'" for w in WORDS) + "]"
+    conn = await asyncpg.connect(admin_dsn.rsplit("/", 1)[0] + "/" + DATABASE)
+    try:
+        await conn.execute("SET search_path TO interventions")
+        started = time.perf_counter()
+        await conn.execute(
+            "INSERT INTO equipement_ref (id, nom, client_id, statut, version, updated_at)"
+            " SELECT g, 'Équipement ' || g, 1 + g % 200, 'operationnel', 1, now() FROM generate_series(1, 2000) g"
+        )
+        await conn.execute(
+            "INSERT INTO technicien_ref (technicien_id, user_id, full_name, is_active, version)"
+            " SELECT g, 10000 + g, 'Technicien ' || g, true, 1 FROM generate_series(1, 50) g"
+        )
+        # Statuts weighted as in a running shop: most work is finished.
+        await conn.execute(
+            f"""
+            WITH w AS (SELECT {words} AS words),
+            r AS (
+                SELECT g, random() AS s, random() AS p, random() AS t,
+                       now() - (random() * interval '365 days') AS created,
+                       1 + (random() * 1999)::int AS eq, 1 + (random() * 49)::int AS tech
+                FROM generate_series(1, {int(rows)}) g
+            )
+            INSERT INTO intervention (titre, description, type, statut, priorite, urgence, equipement_id, client_id,
+                technicien_id, date_creation, date_modification, date_limite, date_limite_sla, created_by, version,
+                date_cloture, date_debut_travaux, late_notified_at)
+            SELECT
+                initcap(w.words[1 + (g * 7) % 30]) || ' ' || w.words[1 + (g * 13) % 30]
+                    || ' ' || w.words[1 + (g * 3) % 29] || ' - EQ' || r.eq,
+                'Constat : ' || w.words[1 + (g * 11) % 30] || ' et ' || w.words[1 + (g * 17) % 30]
+                    || ', ligne ' || g % 12,
+                (ARRAY['corrective', 'preventive', 'ameliorative', 'diagnostic'])[1 + floor(r.t * 4)::int],
+                st.statut,
+                CASE WHEN r.p < 0.1 THEN 'urgente' WHEN r.p < 0.3 THEN 'haute' WHEN r.p < 0.75 THEN 'normale'
+                     WHEN r.p < 0.95 THEN 'basse' ELSE 'programmee' END,
+                r.p < 0.1,
+                r.eq, 1 + r.eq % 200,
+                CASE WHEN st.statut = 'ouverte' THEN NULL ELSE r.tech END,
+                r.created, r.created,
+                CASE WHEN r.p < 0.95 THEN r.created + interval '72 hours' END, true, 1, 1,
+                CASE WHEN st.statut IN ('cloturee', 'archivee') THEN r.created + interval '30 hours' END,
+                CASE WHEN st.statut IN ('en_cours', 'en_attente', 'cloturee', 'archivee')
+                     THEN r.created + interval '26 hours' END,
+                CASE WHEN st.statut IN ('ouverte', 'affectee', 'en_cours', 'en_attente') THEN now() END
+            FROM r CROSS JOIN w
+            CROSS JOIN LATERAL (SELECT CASE
+                WHEN r.s < 0.06 THEN 'ouverte' WHEN r.s < 0.12 THEN 'affectee' WHEN r.s < 0.20 THEN 'en_cours'
+                WHEN r.s < 0.25 THEN 'en_attente' WHEN r.s < 0.70 THEN 'cloturee' WHEN r.s < 0.75 THEN 'annulee'
+                ELSE 'archivee' END AS statut) st
+            """
+        )
+        await conn.execute("VACUUM ANALYZE intervention")
+        await conn.execute("VACUUM ANALYZE equipement_ref")
+        await conn.execute("VACUUM ANALYZE technicien_ref")
+        total = await conn.fetchval("SELECT count(*) FROM intervention")
+        print(f"seeded {total} interventions, 2000 equipment, 50 technicians in {time.perf_counter() - started:.1f}s")
+    finally:
+        await conn.close()
+    return url
+
+
+async def explain(admin_dsn: str) -> None:
+    """EXPLAIN ANALYZE of the statement the service runs for each request (built by its own code)."""
+    import sqlalchemy as sa
+    from sqlalchemy.dialects import postgresql
+
+    from mif_interventions import repository as repo
+    from mif_interventions.models import Intervention
+
+    statements: dict[str, list[str]] = {}
+    for name, filtres, order in (
+        (
+            "filtered list",
+            repo.Filtres(statut=["en_cours"], priorite=["haute"]),
+            [Intervention.date_creation.desc(), Intervention.id.desc()],
+        ),
+        ("search", repo.Filtres(q=SEARCH_REF), [Intervention.id.desc()]),
+        ("broad search", repo.Filtres(q=SEARCH_WORD), [Intervention.id.desc()]),
+    ):
+        clauses = repo.where_clauses(filtres, repo.Visibilite())  # a manager: no row restriction
+        total = sa.select(sa.func.count()).select_from(Intervention).where(*clauses).scalar_subquery()
+        page = (
+            repo.LIST_SELECT.add_columns(total.correlate(None).label("_total"))
+            .where(*clauses)
+            .order_by(*order)
+            .limit(50)
+        )
+        dialect = postgresql.dialect()  # type: ignore[no-untyped-call]
+        statements[name] = [str(page.compile(dialect=dialect, compile_kwargs={"literal_binds": True}))]
+    conn = await asyncpg.connect(admin_dsn.rsplit("/", 1)[0] + "/" + DATABASE)
+    try:
+        await conn.execute("SET search_path TO interventions")
+        for name, queries in statements.items():
+            for label, sql in zip(("page and total (one statement, as the service runs it)",), queries, strict=True):
+                plan = await conn.fetch(f"EXPLAIN (ANALYZE, BUFFERS, COSTS OFF) {sql}")
+                print(f"\n--- {name}: {label} ---")
+                for line in plan:
+                    print("  " + line[0])
+    finally:
+        await conn.close()
+
+
+# --- processes -----------------------------------------------------------------------------------------
+
+
+@dataclass
+class Processes:
+    procs: list[subprocess.Popen[bytes]] = field(default_factory=list)
+    tmp: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="mif-bench-intv-")))
+
+    def start(self, name: str, factory: str, port: int, env: dict[str, str]) -> subprocess.Popen[bytes]:
+        log = (self.tmp / f"{name}.log").open("wb")
+        argv = [
+            PYTHON, "-m", "uvicorn", "--factory", factory, "--host", "127.0.0.1", "--port", str(port),
+            "--workers", "1", "--no-access-log", "--log-level", "warning",
+        ]  # fmt: skip
+        popen = subprocess.Popen(argv, env={**os.environ, **env}, stdout=log, stderr=subprocess.STDOUT, cwd=REPO)
+        self.procs.append(popen)
+        return popen
+
+    def stop_all(self) -> None:
+        for p in self.procs:
+            if p.poll() is None:
+                p.send_signal(signal.SIGTERM)
+        for p in self.procs:
+            try:
+                p.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                p.kill()
+
+
+async def wait_ready(url: str, popen: subprocess.Popen[bytes], limit: float = 60.0) -> None:
+    deadline = time.monotonic() + limit
+    async with aiohttp.ClientSession() as session:
+        while time.monotonic() < deadline:
+            if popen.poll() is not None:
+                raise RuntimeError(f"{url}: process exited")
+            with contextlib.suppress(aiohttp.ClientError, TimeoutError):
+                async with session.get(url, timeout=aiohttp.ClientTimeout(total=1)) as response:
+                    if response.status == 200:
+                        return
+            await asyncio.sleep(0.1)
+    raise RuntimeError(f"{url} not ready after {limit:.0f}s")
+
+
+async def serve_jwks(jwks: dict[str, Any]) -> tuple[web.AppRunner, str]:
+    """The JWKS (and an empty revocation snapshot) the service and the gateway trust."""
+    app = web.Application()
+
+    async def keys(_: web.Request) -> web.Response:
+        return web.json_response(jwks)
+
+    async def token_states(_: web.Request) -> web.Response:
+        return web.json_response([])
+
+    app.router.add_get("/api/v1/auth/.well-known/jwks.json", keys)
+    app.router.add_get("/api/v1/auth/internal/token-states", token_states)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    port = free_port()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    return runner, f"http://127.0.0.1:{port}"
+
+
+# --- load --------------------------------------------------------------------------------------------
+
+
+async def load(session: aiohttp.ClientSession, url: str, token: str, concurrency: int, total: int) -> list[float]:
+    latencies: list[float] = []
+    errors: list[str] = []
+    headers = {"Authorization": f"Bearer {token}"}
+
+    async def worker(n: int) -> None:
+        for _ in range(n):
+            start = time.perf_counter()
+            async with session.get(url, headers=headers) as response:
+                body = await response.read()
+                if response.status != 200:
+                    errors.append(f"{response.status} {body[:200]!r}")
+                    continue
+            latencies.append(time.perf_counter() - start)
+
+    per = [total // concurrency + (1 if i < total % concurrency else 0) for i in range(concurrency)]
+    await asyncio.gather(*(worker(n) for n in per))
+    if errors:
+        print(f"  {len(errors)} errors on {url}, the first: {errors[0]}", file=sys.stderr)
+    return latencies
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU of a process so far (Linux /proc)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000
+
+
+async def main(args: argparse.Namespace) -> int:
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    from mif_common.testing.keys import TestKeys
+
+    url = await seed(args.admin_dsn, args.rows)
+    keys = TestKeys(Ed25519PrivateKey.generate(), kid=f"bench-{uuid.uuid4().hex[:8]}")
+    token = keys.token("responsable", user_id=1, ttl=3600)
+    runner, jwks_base = await serve_jwks(keys.jwks)
+    procs = Processes()
+    try:
+        service_port, gateway_port = free_port(), free_port()
+        service = procs.start(
+            "interventions",
+            "mif_interventions.main:create_app",
+            service_port,
+            {
+                "MIF_INTERVENTIONS_DATABASE_URL": url,
+                "MIF_INTERVENTIONS_JWKS_URL": f"{jwks_base}/api/v1/auth/.well-known/jwks.json",
+                "MIF_INTERVENTIONS_BACKGROUND_TASKS": "false",
+                "MIF_INTERVENTIONS_LOG_LEVEL": "WARNING",
+            },
+        )
+        dead = f"http://127.0.0.1:{free_port()}"
+        from mif_common.suite import ALL_SERVICES
+
+        upstreams = {s.name: dead for s in ALL_SERVICES}
+        upstreams.update(auth=jwks_base, interventions=f"http://127.0.0.1:{service_port}")
+        gateway = procs.start(
+            "gateway",
+            "mif_gateway.main:create_app",
+            gateway_port,
+            {
+                "MIF_GATEWAY_UPSTREAMS": json.dumps(upstreams),
+                "MIF_GATEWAY_LOG_LEVEL": "WARNING",
+                "MIF_GATEWAY_BACKGROUND_TASKS": "false",
+                "MIF_GATEWAY_REVOCATION_ENABLED": "false",
+                "MIF_GATEWAY_RATE_USER_PER_WINDOW": "100000000",
+                "MIF_GATEWAY_RATE_ANONYMOUS_PER_WINDOW": "100000000",
+            },
+        )
+        await wait_ready(f"http://127.0.0.1:{service_port}/health/live", service)
+        base = f"http://127.0.0.1:{gateway_port}"
+        await wait_ready(f"{base}/health/live", gateway)
+        targets = {
+            "filtered list": base + FILTERED,
+            "search q": base + SEARCH_SELECTIVE,
+            "broad search q": base + SEARCH,
+        }
+        samples: dict[str, list[float]]
+        connector = aiohttp.TCPConnector(limit=0)
+        async with aiohttp.ClientSession(connector=connector) as session:
+            async with session.get(base + FILTERED, headers={"Authorization": f"Bearer {token}"}) as first:
+                body = await first.json()
+                if first.status != 200:
+                    raise RuntimeError(f"first request failed: {first.status} {body}")
+                print(f"filtered list: X-Total-Count {first.headers['X-Total-Count']}, {len(body)} rows per page")
+            for word, path in ((SEARCH_REF, SEARCH_SELECTIVE), (SEARCH_WORD, SEARCH)):
+                async with session.get(base + path, headers={"Authorization": f"Bearer {token}"}) as first:
+                    print(f"search '{word}': X-Total-Count {first.headers['X-Total-Count']}")
+            for url_ in targets.values():  # warm-up
+                await load(session, url_, token, args.concurrency, 200)
+            rounds = 3
+            results: list[tuple[str, int, list[float], float, float, float]] = []
+            for concurrency in (1, args.concurrency):
+                samples = {name: [] for name in targets}
+                elapsed = dict.fromkeys(targets, 0.0)
+                service_cpu = dict.fromkeys(targets, 0.0)
+                gateway_cpu = dict.fromkeys(targets, 0.0)
+                for round_no in range(rounds):
+                    order = list(targets.items()) if round_no % 2 == 0 else list(targets.items())[::-1]
+                    for name, url_ in order:
+                        count = args.requests // rounds // (5 if concurrency == 1 else 1)
+                        started = time.perf_counter()
+                        cpu0, gw0 = cpu_seconds(service.pid), cpu_seconds(gateway.pid)
+                        samples[name] += await load(session, url_, token, concurrency, count)
+                        elapsed[name] += time.perf_counter() - started
+                        service_cpu[name] += cpu_seconds(service.pid) - cpu0
+                        gateway_cpu[name] += cpu_seconds(gateway.pid) - gw0
+                results += [
+                    (name, concurrency, samples[name], elapsed[name], service_cpu[name], gateway_cpu[name])
+                    for name in targets
+                ]
+        load_avg = ", ".join(f"{x:.1f}" for x in os.getloadavg())
+        print(f"\nthrough the gateway, one uvicorn worker per process (service, gateway); load average {load_avg}\n")
+        header = f"{'request':<15} {'c':>3} {'n':>6} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8} {'req/s':>7}"
+        print(f"{header} {'svc CPU ms/req':>15} {'gw CPU ms/req':>14} {'target p95':>11}")
+        for name, concurrency, values, seconds, svc_cpu, gw_cpu in results:
+            target = 25 if name == "filtered list" else 50
+            verdict = (
+                ""
+                if concurrency != args.concurrency
+                else (f"<= {target} " + ("ok" if pct(values, 0.95) <= target else "MISSED"))
+            )
+            print(
+                f"{name:<15} {concurrency:>3} {len(values):>6} {pct(values, 0.5):>8.1f} {pct(values, 0.95):>8.1f} "
+                f"{pct(values, 0.99):>8.1f} {len(values) / seconds:>7.0f} {svc_cpu / len(values) * 1000:>15.2f} "
+                f"{gw_cpu / len(values) * 1000:>14.2f} {verdict:>11}"
+            )
+    finally:
+        procs.stop_all()
+        await runner.cleanup()
+    await explain(args.admin_dsn)
+    return 0
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, default=100_000)
+    parser.add_argument("--requests", type=int, default=3000, help="per request kind, over 3 rounds")
+    parser.add_argument("--concurrency", type=int, default=10)
+    parser.add_argument(
+        "--admin-dsn",
+        default=os.environ.get("MIF_BENCH_ADMIN_DSN", "postgresql://postgres@127.0.0.1:5432/postgres"),
+    )
+    raise SystemExit(asyncio.run(main(parser.parse_args())))

@@ -1,0 +1,36 @@
+"""App factory of the interventions service: `uvicorn --factory mif_interventions.main:create_app`."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+
+from mif_common.app import ServiceParts, create_service_app
+from mif_interventions.api import dashboard_router, filters_router, interventions_router
+from mif_interventions.config import InterventionsSettings
+from mif_interventions.handlers import make_handlers
+from mif_interventions.jobs import lateness_job
+
+
+def create_app(settings: InterventionsSettings | None = None) -> FastAPI:
+    settings = settings or InterventionsSettings()
+    return create_service_app(
+        settings,
+        ServiceParts(
+            title="MIF interventions service",
+            description=(
+                "Work orders (interventions) on equipment: creation, the statut workflow, field edits with "
+                "`ETag`/`If-Match`, an append-only audit trail (`historique`), comments, search, and the "
+                "dashboard. Publishes `interventions.intervention.*.v1` (docs/events/interventions-contract.md); "
+                "consumes `assets.equipement.*.v1`, `planning.technicien.*.v1`, `planning.occurrence.due.v1`, "
+                "`auth.user.*.v1` and `documents.document.*.v1`. A periodic job announces late "
+                "interventions (`interventions.intervention.late.v1`, once each)."
+            ),
+            routers=[interventions_router, filters_router, dashboard_router],
+            handlers=make_handlers(settings),
+            background_jobs=[lateness_job],
+            openapi_tags=[
+                {"name": "interventions", "description": "Work orders, their workflow, history and comments."},
+                {"name": "dashboard", "description": "Figures and KPIs over the interventions the caller sees."},
+            ],
+        ),
+    )

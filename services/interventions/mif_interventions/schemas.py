@@ -1,0 +1,261 @@
+"""Request and response bodies of the interventions service (French field names: DOMAIN.md §3, §8),
+and the `data` of the events it consumes."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any
+
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    field_validator,
+)
+
+from mif_common.params import MAX_ID
+from mif_interventions.models import ActionHistorique, Priorite, Statut, TypeIntervention
+
+
+def _single_line(value: str) -> str:
+    if any(ord(c) < 32 or ord(c) == 127 for c in value):
+        raise ValueError("must be one line of text, without control characters")
+    return value
+
+
+def _text_block(value: str) -> str:
+    if any((ord(c) < 32 and c not in "\n\r\t") or ord(c) == 127 for c in value):
+        raise ValueError("must not contain control characters")
+    return value
+
+
+def _blank_to_none(value: Any) -> Any:
+    if isinstance(value, str) and not value.strip():
+        return None
+    return value
+
+
+def _refuse_null(value: Any) -> Any:
+    if value is None:
+        raise ValueError("may be omitted but not null")
+    return value
+
+
+Titre = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=255), AfterValidator(_single_line)
+]
+Texte = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=20_000), AfterValidator(_text_block)
+]
+Remarque = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=2_000), AfterValidator(_text_block)
+]
+OptTexte = Annotated[Texte | None, BeforeValidator(_blank_to_none)]
+OptRemarque = Annotated[Remarque | None, BeforeValidator(_blank_to_none)]
+RefId = Annotated[int, Field(gt=0, le=MAX_ID)]
+Minutes = Annotated[int, Field(ge=0, le=10_000_000, description="Minutes.")]
+Centimes = Annotated[int, Field(ge=0, le=10**15, description="Integer centimes (MAD).")]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class InterventionCreate(Strict):
+    titre: Titre
+    description: OptTexte = None
+    type: TypeIntervention
+    priorite: Priorite = Priorite.normale
+    urgence: bool = Field(default=False, description="true forces priorite 'urgente'.")
+    date_limite: AwareDatetime | None = Field(
+        default=None, description="Deadline (with a time zone); defaults from the priority's SLA."
+    )
+    technicien_id: RefId | None = Field(
+        default=None, description="An active technician: the intervention is 'affectee'."
+    )
+    equipement_id: RefId
+    duree_estimee: Minutes | None = None
+    cout_estime: Centimes | None = None
+    statut: Statut | None = Field(
+        default=None,
+        description="Accepted only when it is what creation gives anyway ('ouverte', or 'affectee' with a technician).",
+    )
+
+
+class InterventionUpdate(Strict):
+    """Partial update of fields (not the statut: use the actions): only the fields sent change;
+    optional ones are cleared with null."""
+
+    titre: Titre | None = None
+    description: OptTexte = None
+    type: TypeIntervention | None = None
+    priorite: Priorite | None = None
+    urgence: bool | None = None
+    date_limite: AwareDatetime | None = None
+    equipement_id: RefId | None = None
+    duree_estimee: Minutes | None = None
+    duree_reelle: Minutes | None = None
+    cout_estime: Centimes | None = None
+    cout_reel: Centimes | None = None
+    rapport: OptTexte = None
+
+    _not_null = field_validator("titre", "type", "priorite", "urgence", "equipement_id")(_refuse_null)
+
+
+class ActionBody(Strict):
+    remarque: OptRemarque = Field(default=None, description="Why (required to pause and to cancel).")
+
+
+class AffecterBody(ActionBody):
+    technicien_id: RefId
+
+
+class CloturerBody(ActionBody):
+    rapport: OptTexte = None
+    duree_reelle: Minutes | None = Field(default=None, description="Minutes; defaults to the time since work started.")
+    cout_reel: Centimes | None = None
+
+
+class CommentaireCreate(Strict):
+    contenu: Remarque
+
+
+class Personne(BaseModel):
+    id: int
+    full_name: str | None
+
+
+class EquipementBref(BaseModel):
+    id: int
+    nom: str | None
+
+
+class InterventionOut(BaseModel):
+    id: int
+    titre: str
+    description: str | None
+    type: TypeIntervention
+    statut: Statut
+    priorite: Priorite
+    urgence: bool
+    equipement_id: int
+    client_id: int | None
+    technicien_id: int | None
+    date_creation: datetime
+    date_modification: datetime
+    date_limite: datetime | None
+    date_affectation: datetime | None
+    date_debut_travaux: datetime | None
+    date_fin_travaux: datetime | None
+    date_cloture: datetime | None
+    date_archivage: datetime | None
+    duree_estimee: int | None
+    duree_reelle: int | None
+    cout_estime: int | None
+    cout_reel: int | None
+    rapport: str | None
+    created_by: int | None
+    planning_id: int | None
+    version: int
+    en_retard: bool = Field(description="Past date_limite and not closed, cancelled or archived.")
+    technicien: Personne | None
+    equipement: EquipementBref
+
+
+class HistoriqueOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    intervention_id: int
+    action: ActionHistorique
+    statut: Statut
+    ancien_statut: Statut | None
+    remarque: str | None
+    avant: dict[str, Any] | None
+    apres: dict[str, Any] | None
+    user_id: int | None
+    ip: str | None = Field(description="Shown to managers only.")
+    user_agent: str | None = Field(description="Shown to managers only.")
+    horodatage: datetime
+
+
+class CommentaireOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    intervention_id: int
+    user_id: int
+    contenu: str
+    date_creation: datetime
+
+
+# --- consumed events -----------------------------------------------------------------------------
+
+
+class EquipementFact(BaseModel):
+    """`data` of `assets.equipement.*.v1` (docs/events/assets.md); other fields are ignored."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    equipement_id: RefId
+    nom: str = Field(max_length=200)
+    statut: str = Field(max_length=20)
+    client_id: int | None = None
+    version: int = Field(ge=0)
+    updated_at: AwareDatetime
+
+
+class TechnicienFact(BaseModel):
+    """`data` of `planning.technicien.*.v1` (docs/events/planning-contract.md)."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    technicien_id: RefId
+    user_id: RefId
+    full_name: str = Field(max_length=200)
+    is_active: bool
+    version: int = Field(ge=0)
+
+
+class OccurrenceFact(BaseModel):
+    """`data` of `planning.occurrence.due.v1`."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    occurrence_key: str = Field(min_length=1, max_length=200)
+    planning_id: RefId
+    equipement_id: RefId
+    equipement_nom: str | None = None
+    technicien_id: RefId | None = None
+    due_at: AwareDatetime
+    frequence: str | None = None
+    commentaire: str | None = None
+
+
+class UserFact(BaseModel):
+    """`data` of `auth.user.*.v1` (services/auth/mif_auth/events.py)."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    user_id: RefId
+    role: str = Field(max_length=20)
+    client_id: int | None = None
+    is_active: bool
+
+
+class DocumentFact(BaseModel):
+    """`data` of `documents.document.uploaded.v1` and `.deleted.v1`
+    (services/documents/mif_documents/events.py); other fields are ignored."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    document_id: RefId
+    intervention_id: RefId
+    filename: str | None = Field(default=None, max_length=500)
+    categorie: str | None = None
+    uploaded_by: int | None = None
+    deleted_by: int | None = None
