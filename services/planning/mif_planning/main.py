@@ -1,0 +1,31 @@
+"""App factory of the planning service: `uvicorn --factory mif_planning.main:create_app`."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+
+from mif_common.app import ServiceParts, create_service_app
+from mif_planning.api import planning_router, techniciens_router
+from mif_planning.config import PlanningSettings
+from mif_planning.handlers import HANDLERS
+from mif_planning.scheduler import scheduler_job
+
+
+def create_app(settings: PlanningSettings | None = None) -> FastAPI:
+    settings = settings or PlanningSettings()
+    return create_service_app(
+        settings,
+        ServiceParts(
+            title="MIF planning service",
+            description=(
+                "Technicians (profiles, competences, availability, workload, recommendation), preventive plans "
+                "and their scheduler, the technicians' schedule and its iCalendar feed. Publishes "
+                "`planning.technicien.*.v1`, `planning.occurrence.due.v1`, `planning.occurrence.reminder.v1`, "
+                "`planning.plan.overdue.v1`; consumes `auth.user.*.v1`, `assets.equipement.*.v1` and "
+                "`interventions.intervention.*.v1`."
+            ),
+            routers=[techniciens_router, planning_router],
+            handlers=HANDLERS,
+            background_jobs=[scheduler_job],
+        ),
+    )

@@ -1,0 +1,377 @@
+"""Request and response bodies of the planning service (French field names: DOMAIN.md §3, §8)."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, time
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    field_validator,
+    model_validator,
+)
+from pydantic_core import PydanticCustomError
+
+from mif_common.params import MAX_ID
+from mif_planning.frequence import JOURS, Frequence, FrequenceInconnue, parse_frequence
+from mif_planning.models import Disponibilite, Niveau, StatutPlan
+
+
+def _single_line(value: str) -> str:
+    if any(ord(c) < 32 or ord(c) == 127 for c in value):
+        raise ValueError("must be one line of text, without control characters")
+    return value
+
+
+def _text_block(value: str) -> str:
+    if any((ord(c) < 32 and c not in "\n\r\t") or ord(c) == 127 for c in value):
+        raise ValueError("must not contain control characters")
+    return value
+
+
+def _blank_to_none(value: Any) -> Any:
+    """Optional text sent empty (as forms do) means "no value"."""
+    if isinstance(value, str) and not value.strip():
+        return None
+    return value
+
+
+def _refuse_null(value: Any) -> Any:
+    if value is None:
+        raise ValueError("may be omitted but not null")
+    return value
+
+
+def _frequence(value: Any) -> Any:
+    if isinstance(value, str):
+        try:
+            return parse_frequence(value)
+        except FrequenceInconnue as exc:
+            raise PydanticCustomError("frequence", str(exc)) from exc
+    return value
+
+
+def as_utc(value: datetime | date) -> datetime:
+    """A date means midnight UTC; a naive time is read as UTC; sub-second precision is dropped so that
+    occurrence keys stay readable and stable."""
+    if not isinstance(value, datetime):
+        value = datetime.combine(value, time(0), tzinfo=UTC)
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    return value.astimezone(UTC).replace(microsecond=0)
+
+
+Line100 = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100), AfterValidator(_single_line)
+]
+Block1000 = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=1000), AfterValidator(_text_block)
+]
+OptLine100 = Annotated[Line100 | None, BeforeValidator(_blank_to_none)]
+OptBlock1000 = Annotated[Block1000 | None, BeforeValidator(_blank_to_none)]
+RefId = Annotated[int, Field(gt=0, le=MAX_ID)]
+FrequenceIn = Annotated[
+    Frequence,
+    BeforeValidator(_frequence),
+    Field(
+        description=(
+            "journalier, hebdomadaire, mensuel, trimestriel, semestriel or annuel; the feminine forms "
+            "(mensuelle, ...) and the English words (daily, weekly, monthly, quarterly, semiannual/biannual, "
+            "yearly) are accepted too, in any case, with or without accents. Answers use the canonical value."
+        )
+    ),
+]
+# A date alone ("2026-03-01") is accepted by `datetime` itself (midnight, then read as UTC).
+DateIn = Annotated[
+    datetime,
+    AfterValidator(as_utc),
+    Field(description="ISO 8601; a date alone means midnight UTC, a time without offset is UTC."),
+]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+# --- competences --------------------------------------------------------------------------------
+
+
+class CompetenceCreate(Strict):
+    nom: Line100
+    domaine: OptLine100 = None
+    description: OptBlock1000 = None
+
+
+class CompetenceUpdate(Strict):
+    """Partial update: only the fields sent change; `domaine` and `description` are cleared with null."""
+
+    nom: Line100 | None = None
+    domaine: OptLine100 = None
+    description: OptBlock1000 = None
+
+    _not_null = field_validator("nom")(_refuse_null)
+
+
+class CompetenceOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    nom: str
+    domaine: str | None
+    description: str | None
+    date_creation: datetime
+    date_modification: datetime
+
+
+# --- techniciens --------------------------------------------------------------------------------
+
+
+class CompetenceAttribuee(Strict):
+    id: RefId = Field(description="A competence id.")
+    niveau: Niveau = Niveau.intermediaire
+
+
+def _distinct_competences(
+    ids: list[int] | None, competences: list[CompetenceAttribuee] | None
+) -> list[CompetenceAttribuee] | None:
+    if ids is not None and competences is not None:
+        raise ValueError("send either competences_ids or competences, not both")
+    chosen = [CompetenceAttribuee(id=i) for i in ids] if ids is not None else competences
+    if chosen is not None and len({c.id for c in chosen}) != len(chosen):
+        raise ValueError("a competence may appear only once")
+    return chosen
+
+
+class TechnicienCreate(Strict):
+    user_id: RefId = Field(description="An active auth user whose role is `technicien`.")
+    equipe: OptLine100 = None
+    zone: OptLine100 = None
+    disponibilite: Disponibilite = Disponibilite.disponible
+    competences_ids: list[RefId] | None = Field(
+        default=None, max_length=100, description="Competences at level `intermediaire`."
+    )
+    competences: list[CompetenceAttribuee] | None = Field(
+        default=None, max_length=100, description="Competences with their level (instead of competences_ids)."
+    )
+
+    @model_validator(mode="after")
+    def _one_competence_list(self) -> TechnicienCreate:
+        _distinct_competences(self.competences_ids, self.competences)
+        return self
+
+    def attributions(self) -> list[CompetenceAttribuee]:
+        return _distinct_competences(self.competences_ids, self.competences) or []
+
+
+class TechnicienUpdate(Strict):
+    """Partial update. A technician may send only `disponibilite`, on its own profile. A competence list
+    replaces the current one."""
+
+    equipe: OptLine100 = None
+    zone: OptLine100 = None
+    disponibilite: Disponibilite | None = None
+    competences_ids: list[RefId] | None = Field(default=None, max_length=100)
+    competences: list[CompetenceAttribuee] | None = Field(default=None, max_length=100)
+    is_active: bool | None = Field(default=None, description="true reactivates a deleted profile.")
+
+    _not_null = field_validator("disponibilite", "is_active")(_refuse_null)
+
+    @model_validator(mode="after")
+    def _one_competence_list(self) -> TechnicienUpdate:
+        _distinct_competences(self.competences_ids, self.competences)
+        return self
+
+    def attributions(self) -> list[CompetenceAttribuee] | None:
+        return _distinct_competences(self.competences_ids, self.competences)
+
+
+class UserOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int = Field(validation_alias="user_id")
+    username: str
+    email: str
+    full_name: str
+    is_active: bool
+
+
+class CompetenceNiveauOut(BaseModel):
+    id: int
+    nom: str
+    domaine: str | None
+    niveau: Niveau
+
+
+class TechnicienOut(BaseModel):
+    id: int
+    user_id: int
+    user: UserOut
+    equipe: str | None
+    zone: str | None
+    disponibilite: Disponibilite
+    competences: list[CompetenceNiveauOut]
+    is_active: bool
+    charge_travail: int = Field(description="Open interventions assigned to this technician.")
+    version: int
+    date_creation: datetime
+    date_modification: datetime
+
+
+class RecommandationOut(BaseModel):
+    rang: int = Field(description="1 is the best match.")
+    technicien: TechnicienOut
+    niveau: Niveau | None = Field(description="The technician's level in the requested competence, if any.")
+    charge_travail: int
+    interventions_sur_equipement: int = Field(description="Interventions of this technician on the equipment.")
+
+
+class IcalFeedOut(BaseModel):
+    technicien_id: int
+    actif: bool = Field(description="Whether a feed URL exists (its secret is shown only when issued).")
+    created_at: datetime | None
+
+
+class IcalTokenOut(BaseModel):
+    technicien_id: int
+    token: str = Field(description="The secret; shown once. Issuing a new one revokes the previous URL.")
+    path: str
+    url: str = Field(description="Subscribe to this URL in a calendar application (no login needed).")
+    created_at: datetime
+
+
+# --- plans --------------------------------------------------------------------------------------
+
+
+class PlanCreate(Strict):
+    equipement_id: RefId
+    frequence: FrequenceIn
+    prochaine_date: DateIn | None = Field(
+        default=None, description="The first due date; default: one interval from now."
+    )
+    statut: Literal[StatutPlan.actif, StatutPlan.suspendu] = StatutPlan.actif
+    commentaire: OptBlock1000 = None
+    technicien_id: RefId | None = Field(default=None, description="Default assignee: an active technician.")
+
+
+class PlanUpdate(Strict):
+    """Partial update: only the fields sent change; `commentaire` and `technicien_id` are cleared with
+    null. To re-date an occurrence (the old date becoming `derniere_date`), use PATCH .../dates."""
+
+    equipement_id: RefId | None = None
+    frequence: FrequenceIn | None = None
+    prochaine_date: DateIn | None = None
+    statut: StatutPlan | None = None
+    commentaire: OptBlock1000 = None
+    technicien_id: RefId | None = None
+
+    _not_null = field_validator("equipement_id", "frequence", "prochaine_date", "statut")(_refuse_null)
+
+
+class EquipementEmbed(BaseModel):
+    id: int
+    nom: str
+
+
+class TechnicienEmbed(BaseModel):
+    id: int
+    full_name: str
+    is_active: bool
+
+
+class PlanOut(BaseModel):
+    id: int
+    equipement_id: int
+    equipement: EquipementEmbed | None
+    frequence: Frequence
+    frequence_jours: int
+    prochaine_date: datetime
+    derniere_date: datetime | None
+    statut: StatutPlan
+    commentaire: str | None
+    technicien_id: int | None
+    technicien: TechnicienEmbed | None
+    date_creation: datetime
+    date_modification: datetime
+
+    @staticmethod
+    def jours(frequence: str) -> int:
+        return JOURS[Frequence(frequence)]
+
+
+class CalendrierEntree(BaseModel):
+    """One entry of a schedule: a plan occurrence or an intervention assigned to a technician."""
+
+    uid: str = Field(description="Stable identifier (also the iCalendar UID).")
+    type: Literal["occurrence", "intervention"]
+    titre: str
+    debut: datetime
+    fin: datetime
+    statut: str = Field(
+        description=(
+            "occurrence: prevue (to come), generee (emitted), realisee (its intervention closed), annulee (its"
+            " intervention cancelled), en_retard (overdue); intervention: its statut."
+        )
+    )
+    technicien_id: int | None
+    equipement_id: int
+    equipement_nom: str | None
+    planning_id: int | None
+    occurrence_key: str | None
+    intervention_id: int | None
+    priorite: str | None
+
+
+# --- consumed: other services' events -----------------------------------------------------------
+
+
+class UserFact(BaseModel):
+    """`data` of `auth.user.*.v1` (services/auth/mif_auth/events.py); unknown fields are ignored."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    user_id: RefId
+    username: str = Field(max_length=50)
+    email: str = Field(max_length=254)
+    full_name: str = Field(max_length=200)
+    role: str = Field(max_length=20)
+    is_active: bool
+    token_version: int
+
+
+class EquipementFact(BaseModel):
+    """`data` of `assets.equipement.*.v1` (docs/events/assets.md)."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    equipement_id: RefId
+    nom: str = Field(max_length=200)
+    statut: str = Field(max_length=20)
+    client_id: int | None = None
+    version: int
+    updated_at: AwareDatetime
+
+
+class InterventionFact(BaseModel):
+    """`data` of `interventions.intervention.<verb>.v1` (docs/events/interventions-contract.md), plus
+    the optional `planning_id` / `occurrence_key` of a preventive intervention generated from a plan."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    intervention_id: RefId
+    equipement_id: RefId
+    technicien_id: int | None = None
+    statut: str = Field(max_length=20)
+    type: str = Field(max_length=30)
+    priorite: str = Field(max_length=30)
+    titre: str = Field(default="", max_length=255)
+    actor_id: int | None = None
+    date_limite: AwareDatetime | None = None
+    planning_id: int | None = None
+    occurrence_key: str | None = Field(default=None, max_length=100)
+    occurred_at: AwareDatetime

@@ -1,0 +1,119 @@
+"""Bad input: always a 4xx problem+json, never a write, never a 500."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from mif_planning.testing import Headers
+
+
+async def writes(db_session: AsyncSession) -> tuple[int, ...]:
+    row = (
+        await db_session.execute(
+            text(
+                "SELECT (SELECT count(*) FROM technicien), (SELECT count(*) FROM competence),"
+                " (SELECT count(*) FROM plan), (SELECT count(*) FROM outbox)"
+            )
+        )
+    ).one()
+    return tuple(int(v) for v in row)
+
+
+def assert_problem(response: httpx.Response, status: int) -> dict[str, Any]:
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"] == "application/problem+json"
+    body: dict[str, Any] = response.json()
+    assert body["status"] == status and body["detail"] and body["title"] and body["request_id"]
+    assert "Traceback" not in response.text
+    return body
+
+
+PATHS = ["/api/v1/techniciens", "/api/v1/techniciens/competences", "/api/v1/planning"]
+
+
+@pytest.mark.parametrize("path", PATHS)
+@pytest.mark.parametrize(
+    ("content", "content_type"),
+    [
+        (b'{"nom": "x",', "application/json"),
+        (b"[1, 2, 3]", "application/json"),
+        (b"null", "application/json"),
+        (b"\xff\xfe\x00garbage", "application/json"),
+        (b"", "application/json"),
+        (b"nom=x", "application/x-www-form-urlencoded"),
+    ],
+)
+async def test_malformed_bodies_write_nothing(
+    client: httpx.AsyncClient, manager: Headers, db_session: AsyncSession, path: str, content: bytes, content_type: str
+) -> None:
+    before = await writes(db_session)
+    response = await client.post(path, content=content, headers={**manager, "content-type": content_type})
+    assert_problem(response, 422)
+    assert await writes(db_session) == before
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "field"),
+    [
+        ("/api/v1/techniciens", {"user_id": 0}, "user_id"),
+        ("/api/v1/techniciens", {"user_id": 2**63}, "user_id"),
+        ("/api/v1/techniciens", {"user_id": 5, "disponibilite": "en_vacances"}, "disponibilite"),
+        ("/api/v1/techniciens", {"user_id": 5, "is_admin": True}, "is_admin"),
+        ("/api/v1/techniciens", {"user_id": 5, "competences": [{"id": 1, "niveau": "maitre"}]}, "competences.0.niveau"),
+        ("/api/v1/techniciens", {"user_id": 5, "competences_ids": [1, 1]}, "body"),
+        ("/api/v1/techniciens", {"user_id": 5, "equipe": "a\x00b"}, "equipe"),
+        ("/api/v1/techniciens/competences", {"nom": ""}, "nom"),
+        ("/api/v1/techniciens/competences", {"nom": "x" * 101}, "nom"),
+        ("/api/v1/planning", {"equipement_id": 1}, "frequence"),
+        ("/api/v1/planning", {"equipement_id": 1, "frequence": 30}, "frequence"),
+        (
+            "/api/v1/planning",
+            {"equipement_id": 1, "frequence": "mensuel", "prochaine_date": "bientôt"},
+            "prochaine_date",
+        ),
+        ("/api/v1/planning", {"equipement_id": 1, "frequence": "mensuel", "statut": "en_retard"}, "statut"),
+        ("/api/v1/planning", {"equipement_id": -1, "frequence": "mensuel"}, "equipement_id"),
+    ],
+)
+async def test_invalid_fields_are_named(
+    client: httpx.AsyncClient, manager: Headers, db_session: AsyncSession, path: str, body: dict[str, Any], field: str
+) -> None:
+    before = await writes(db_session)
+    problem = assert_problem(await client.post(path, json=body, headers=manager), 422)
+    assert field in {e["field"] for e in problem["errors"]}
+    assert await writes(db_session) == before
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/api/v1/techniciens/0",
+        "/api/v1/techniciens/-3",
+        "/api/v1/techniciens/99999999999999999999",
+        "/api/v1/techniciens/competences/0",
+        "/api/v1/planning/0",
+        "/api/v1/planning/abc",
+        "/api/v1/techniciens/9223372036854775808",
+    ],
+)
+async def test_out_of_range_ids_are_422(client: httpx.AsyncClient, manager: Headers, path: str) -> None:
+    assert_problem(await client.get(path, headers=manager), 422)
+
+
+@pytest.mark.parametrize(
+    "params",
+    [{"limit": 0}, {"limit": 501}, {"offset": -1}, {"disponibilite": "absent"}, {"sort": "password"}],
+)
+async def test_bad_list_parameters(client: httpx.AsyncClient, manager: Headers, params: dict[str, Any]) -> None:
+    assert_problem(await client.get("/api/v1/techniciens", params=params, headers=manager), 422)
+
+
+async def test_missing_resources_are_404(client: httpx.AsyncClient, manager: Headers) -> None:
+    for path in ("/api/v1/techniciens/987654", "/api/v1/techniciens/competences/987654", "/api/v1/planning/987654"):
+        assert_problem(await client.get(path, headers=manager), 404)
+    assert_problem(await client.get("/api/v1/techniciens/me", headers=manager), 404)
