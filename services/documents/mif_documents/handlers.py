@@ -1,0 +1,69 @@
+"""Events the documents service consumes: the replicas that decide who sees which documents.
+
+- `interventions.intervention.*.v1` (docs/events/interventions-contract.md): every verb upserts
+  `intervention_ref` unless it holds a later fact (reordering is harmless). `archived` keeps the
+  documents (read-only). `deleted` is not in the v1 contract; should it come, the intervention's
+  documents are soft-deleted and their files removed after a grace period (docs/retention.md).
+- `planning.technicien.*.v1` (docs/events/planning-contract.md): technicien_id → user_id, the newest
+  `version` wins.
+
+A duplicate delivery is skipped by the consumer wrapper's inbox; a `data` that does not match the
+contract fails validation and goes to the dead-letter queue at once.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from mif_common.events import CloudEvent, Handler
+from mif_documents import service
+from mif_documents.config import DocumentsSettings
+from mif_documents.schemas import InterventionFact, InterventionGone, TechnicienFact
+
+INTERVENTION_VERBS = (
+    "created",
+    "assigned",
+    "unassigned",
+    "started",
+    "paused",
+    "resumed",
+    "closed",
+    "cancelled",
+    "archived",
+    "updated",
+    "late",
+)
+TECHNICIEN_VERBS = ("created", "updated", "deleted")
+INTERVENTION_DELETED = "interventions.intervention.deleted.v1"
+
+
+def intervention_event_type(verb: str) -> str:
+    return f"interventions.intervention.{verb}.v1"
+
+
+def technicien_event_type(verb: str) -> str:
+    return f"planning.technicien.{verb}.v1"
+
+
+async def on_intervention_fact(session: AsyncSession, event: CloudEvent) -> None:
+    await service.intervention_changed(session, fact=InterventionFact.model_validate(event.data))
+
+
+async def on_technicien_fact(session: AsyncSession, event: CloudEvent) -> None:
+    await service.technicien_changed(session, fact=TechnicienFact.model_validate(event.data))
+
+
+def make_handlers(settings: DocumentsSettings) -> dict[str, Handler]:
+    """The handlers, with the retention grace of deleted interventions from `settings`."""
+    grace = timedelta(seconds=settings.deleted_intervention_grace_seconds)
+
+    async def on_intervention_deleted(session: AsyncSession, event: CloudEvent) -> None:
+        await service.intervention_deleted(session, fact=InterventionGone.model_validate(event.data), grace=grace)
+
+    return {
+        **{intervention_event_type(v): on_intervention_fact for v in INTERVENTION_VERBS},
+        INTERVENTION_DELETED: on_intervention_deleted,
+        **{technicien_event_type(v): on_technicien_fact for v in TECHNICIEN_VERBS},
+    }

@@ -1,0 +1,378 @@
+"""Business rules of the documents service; the only place that writes outbox events.
+
+Who sees what (DOMAIN.md §1), decided from the local replicas: managers (responsable, admin) every
+intervention; a technician the interventions assigned to them (`intervention_ref.technicien_id` →
+`technicien_ref.user_id`); a client user its organisation's (`client_id`). Anything else is "does not
+exist or is not visible to you" (404, one sentence for both, so existence does not leak). When the
+replica cannot decide (the intervention, or the technician behind it, has not arrived by event yet),
+the interventions service is asked once, as the caller, and the answer cached.
+
+Retention (docs/retention.md): an archived intervention keeps its documents, readable, read-only
+(no uploads; only managers delete). If an intervention is deleted, its documents are soft-deleted at
+once and their files removed after a grace period. A user's deletion (the uploader or a manager)
+soft-deletes the row and removes the file right after the commit.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+import httpx
+from pydantic import ValidationError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from mif_common.auth import Principal, Role
+from mif_common.errors import Conflict, Forbidden, NotFound, ServiceUnavailable
+from mif_common.events import add_event
+from mif_common.request_context import current_request_id
+from mif_documents import repository as repo
+from mif_documents.events import DocumentDeleted, DocumentUploaded
+from mif_documents.models import Document, InterventionRef, StatutIntervention
+from mif_documents.schemas import InterventionAnswer, InterventionFact, InterventionGone, TechnicienFact, UploadForm
+from mif_documents.upload import ReceivedUpload
+from mif_documents.vault import Vault
+
+logger = logging.getLogger(__name__)
+
+# A read-through answer without a timestamp never wins over an event.
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+class InterventionIntrouvable(NotFound):
+    slug = "intervention-not-found"
+
+
+class DocumentIntrouvable(NotFound):
+    slug = "document-not-found"
+
+
+class InterventionArchivee(Conflict):
+    slug = "intervention-archived"
+
+
+class SuppressionInterdite(Forbidden):
+    slug = "document-delete-forbidden"
+
+
+class InterventionsIndisponible(ServiceUnavailable):
+    slug = "interventions-unavailable"
+
+
+def now() -> datetime:
+    return datetime.now(UTC)
+
+
+def intervention_not_visible(intervention_id: int) -> InterventionIntrouvable:
+    return InterventionIntrouvable(f"Intervention {intervention_id} does not exist or is not visible to you.")
+
+
+def document_not_visible(document_id: int) -> DocumentIntrouvable:
+    return DocumentIntrouvable(f"Document {document_id} does not exist or is not visible to you.")
+
+
+def visible_client_id(principal: Principal) -> int | None:
+    """The only organisation a client user may see; None for the other roles."""
+    if principal.role is not Role.client:
+        return None
+    if principal.client_id is None:
+        raise Forbidden("This client account is not linked to an organisation; contact an administrator.")
+    return principal.client_id
+
+
+@dataclass(frozen=True, slots=True)
+class InterventionsClient:
+    """Asks the interventions service about one intervention, as the caller (its `Authorization`), so
+    that interventions applies the caller's own row-level rules."""
+
+    http: httpx.AsyncClient
+    base_url: str
+    authorization: str | None
+
+    async def fetch(self, intervention_id: int) -> InterventionAnswer | None:
+        """The intervention as the caller sees it; None when interventions says it does not exist or
+        is not visible to the caller; 503 when interventions cannot answer."""
+        unavailable = InterventionsIndisponible(
+            f"Cannot check intervention {intervention_id} now: the interventions service did not answer. "
+            "Try again in a moment.",
+            headers={"Retry-After": "5"},
+        )
+        headers = {"Authorization": self.authorization} if self.authorization else {}
+        if request_id := current_request_id():
+            headers["X-Request-ID"] = request_id
+        url = f"{self.base_url.rstrip('/')}/api/v1/interventions/{intervention_id}"
+        try:
+            response = await self.http.get(url, headers=headers, timeout=3.0)
+        except httpx.HTTPError as exc:
+            logger.warning("intervention read-through: GET %s failed: %r", url, exc)
+            raise unavailable from exc
+        if response.status_code in (401, 403, 404):
+            return None
+        if response.status_code != 200:
+            logger.warning("intervention read-through: GET %s answered %s", url, response.status_code)
+            raise unavailable
+        try:
+            answer = InterventionAnswer.model_validate_json(response.content)
+        except ValidationError as exc:
+            logger.warning("intervention read-through: GET %s answered an unexpected body", url)
+            raise unavailable from exc
+        if answer.id != intervention_id:
+            logger.warning("intervention read-through: GET %s answered about intervention %s", url, answer.id)
+            raise unavailable
+        return answer
+
+
+@dataclass(frozen=True, slots=True)
+class VisibleIntervention:
+    """An intervention the caller may see, as the replica (or the owner) knows it."""
+
+    intervention_id: int
+    client_id: int | None
+    technicien_id: int | None
+    statut: str
+    # Set when the interventions service was asked (a replica miss): the answer to cache.
+    fetched: InterventionAnswer | None = None
+
+    @property
+    def archived(self) -> bool:
+        return self.statut == StatutIntervention.archivee
+
+    @classmethod
+    def of(cls, ref: InterventionRef, fetched: InterventionAnswer | None = None) -> VisibleIntervention:
+        return cls(ref.intervention_id, ref.client_id, ref.technicien_id, ref.statut, fetched)
+
+
+async def remember_intervention(session: AsyncSession, answer: InterventionAnswer) -> None:
+    """Cache what interventions answered (an event with a later timestamp still wins)."""
+    await repo.upsert_intervention_ref(
+        session,
+        intervention_id=answer.id,
+        client_id=answer.client_id,
+        technicien_id=answer.technicien_id,
+        statut=answer.statut.value,
+        occurred_at=answer.date_modification or _EPOCH,
+    )
+
+
+async def _ask_owner(
+    session: AsyncSession, *, intervention_id: int, interventions: InterventionsClient
+) -> VisibleIntervention:
+    answer = await interventions.fetch(intervention_id)
+    if answer is None:
+        raise intervention_not_visible(intervention_id)
+    await remember_intervention(session, answer)
+    # Interventions applied the caller's rules: it is visible, whatever the replica may lag behind.
+    return VisibleIntervention(answer.id, answer.client_id, answer.technicien_id, answer.statut.value, answer)
+
+
+async def visible_intervention(
+    session: AsyncSession, *, intervention_id: int, principal: Principal, interventions: InterventionsClient
+) -> VisibleIntervention:
+    """The intervention if the caller may see it, else 404 (the same sentence whether it exists or not)."""
+    only_client = visible_client_id(principal)
+    ref = await repo.intervention_ref(session, intervention_id)
+    if ref is None:
+        return await _ask_owner(session, intervention_id=intervention_id, interventions=interventions)
+    if ref.deleted_at is not None:
+        raise intervention_not_visible(intervention_id)
+    if principal.is_manager:
+        return VisibleIntervention.of(ref)
+    if only_client is not None:
+        if ref.client_id == only_client:
+            return VisibleIntervention.of(ref)
+        raise intervention_not_visible(intervention_id)
+    if principal.role is Role.technicien and ref.technicien_id is not None:
+        user_id = await repo.technicien_user_id(session, ref.technicien_id)
+        if user_id == principal.user_id:
+            return VisibleIntervention.of(ref)
+        if user_id is None:  # planning has not told us who that technician is yet: the owner decides
+            return await _ask_owner(session, intervention_id=intervention_id, interventions=interventions)
+    raise intervention_not_visible(intervention_id)
+
+
+async def visible_document(
+    session: AsyncSession, *, document_id: int, principal: Principal, interventions: InterventionsClient
+) -> tuple[Document, VisibleIntervention]:
+    """A live document whose intervention the caller may see, else 404."""
+    document = await repo.document_by_id(session, document_id)
+    if document is None:
+        raise document_not_visible(document_id)
+    try:
+        intervention = await visible_intervention(
+            session, intervention_id=document.intervention_id, principal=principal, interventions=interventions
+        )
+    except InterventionIntrouvable:
+        raise document_not_visible(document_id) from None
+    return document, intervention
+
+
+# --- upload -------------------------------------------------------------------------------------
+
+
+async def upload_target(
+    session: AsyncSession, *, intervention_id: int, principal: Principal, interventions: InterventionsClient
+) -> VisibleIntervention:
+    """Checked before the body is read: the caller may attach a document to this intervention."""
+    intervention = await visible_intervention(
+        session, intervention_id=intervention_id, principal=principal, interventions=interventions
+    )
+    _ensure_open_for_uploads(intervention.intervention_id, intervention.statut)
+    return intervention
+
+
+def _ensure_open_for_uploads(intervention_id: int, statut: str) -> None:
+    if statut == StatutIntervention.archivee:
+        raise InterventionArchivee(
+            f"Intervention {intervention_id} is archived: its documents are read-only, no new upload is accepted."
+        )
+
+
+async def record_upload(
+    session: AsyncSession,
+    *,
+    target: VisibleIntervention,
+    received: ReceivedUpload,
+    form: UploadForm,
+    principal: Principal,
+    vault: Vault,
+) -> Document:
+    """Store the validated file, then its row and event in the request's transaction (the caller
+    discards the staged file whatever happens: a no-op once it is stored).
+
+    The file is written first and the row second: a crash in between leaves a file that no row points
+    at, which is never served (downloads start from the row) and which the cleanup job removes."""
+    if target.fetched is not None:
+        await remember_intervention(session, target.fetched)  # the read-through's cache (see the API)
+    # A shared lock: the intervention cannot be archived or deleted until this upload is committed.
+    ref = await repo.intervention_ref(session, target.intervention_id, for_share=True)
+    if ref is None or ref.deleted_at is not None:
+        raise intervention_not_visible(target.intervention_id)
+    _ensure_open_for_uploads(ref.intervention_id, ref.statut)
+    kept = await vault.keep(received.staged)
+    try:
+        document = Document(
+            intervention_id=ref.intervention_id,
+            filename=received.filename,
+            mime=received.mime,
+            taille=received.size,
+            sha256=received.sha256,
+            categorie=form.categorie.value,
+            description=form.description,
+            uploaded_by=principal.user_id,
+            date_upload=now(),
+            storage_key=kept.storage_key,
+            key_id=kept.key_id,
+        )
+        session.add(document)
+        await session.flush()
+        await add_event(
+            session,
+            DocumentUploaded(
+                document_id=document.id,
+                intervention_id=document.intervention_id,
+                filename=document.filename,
+                mime=document.mime,
+                taille=document.taille,
+                sha256=document.sha256,
+                categorie=document.categorie,
+                uploaded_by=document.uploaded_by,
+                client_id=ref.client_id,
+                technicien_id=ref.technicien_id,
+                occurred_at=document.date_upload,
+            ),
+            subject=document.id,
+        )
+    except BaseException:
+        # Not committed: remove the file now rather than leave it to the orphan sweep.
+        await vault.delete(kept.storage_key)
+        raise
+    return document
+
+
+# --- delete -------------------------------------------------------------------------------------
+
+
+async def delete_document(
+    session: AsyncSession, *, document_id: int, principal: Principal, interventions: InterventionsClient
+) -> Document:
+    """Soft-delete a document (its uploader or a manager); the caller removes the file after the
+    commit (and the cleanup job does if that never happens)."""
+    document, intervention = await visible_document(
+        session, document_id=document_id, principal=principal, interventions=interventions
+    )
+    if not principal.is_manager and document.uploaded_by != principal.user_id:
+        raise SuppressionInterdite("Only the person who uploaded this document, or a manager, may delete it.")
+    if intervention.archived and not principal.is_manager:
+        raise InterventionArchivee(
+            f"Intervention {intervention.intervention_id} is archived: its documents are read-only "
+            "(only a manager may still delete one)."
+        )
+    locked = await repo.document_by_id(session, document_id, for_update=True)
+    if locked is None:  # deleted meanwhile
+        raise document_not_visible(document_id)
+    moment = now()
+    locked.deleted_at = moment
+    locked.deleted_by = principal.user_id
+    locked.purge_after = moment
+    await session.flush()
+    await add_event(
+        session,
+        DocumentDeleted(
+            document_id=locked.id,
+            intervention_id=locked.intervention_id,
+            deleted_by=principal.user_id,
+            reason="user",
+            occurred_at=moment,
+        ),
+        subject=locked.id,
+    )
+    return locked
+
+
+# --- consumed events ------------------------------------------------------------------------------
+
+
+async def intervention_changed(session: AsyncSession, *, fact: InterventionFact) -> bool:
+    """Any `interventions.intervention.*` fact: keep the replica current (older facts are ignored).
+    An archived intervention keeps its documents (read-only)."""
+    return await repo.upsert_intervention_ref(
+        session,
+        intervention_id=fact.intervention_id,
+        client_id=fact.client_id,
+        technicien_id=fact.technicien_id,
+        statut=fact.statut.value,
+        occurred_at=fact.occurred_at,
+    )
+
+
+async def intervention_deleted(session: AsyncSession, *, fact: InterventionGone, grace: timedelta) -> int:
+    """The intervention is gone (final, whatever the order facts arrive in): hide its documents at
+    once, remove their files after `grace`. Returns how many documents were deleted."""
+    await repo.mark_intervention_deleted(session, intervention_id=fact.intervention_id, occurred_at=fact.occurred_at)
+    moment = now()
+    documents = await repo.live_documents_of(session, fact.intervention_id)
+    for document in documents:
+        document.deleted_at = moment
+        document.purge_after = moment + grace
+    await session.flush()
+    for document in documents:
+        await add_event(
+            session,
+            DocumentDeleted(
+                document_id=document.id,
+                intervention_id=document.intervention_id,
+                deleted_by=None,
+                reason="intervention_deleted",
+                occurred_at=moment,
+            ),
+            subject=document.id,
+        )
+    return len(documents)
+
+
+async def technicien_changed(session: AsyncSession, *, fact: TechnicienFact) -> bool:
+    """`planning.technicien.*`: who (user id) is behind a technician id; older versions are ignored."""
+    return await repo.upsert_technicien_ref(
+        session, technicien_id=fact.technicien_id, user_id=fact.user_id, version=fact.version
+    )

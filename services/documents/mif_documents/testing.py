@@ -1,0 +1,262 @@
+"""Test helpers other suites reuse (documents' own tests, end-to-end tests, the benchmark): sample
+files of each allowed type, multipart bodies built byte by byte, interventions event data, and a small
+real HTTP stand-in for what documents asks other services (interventions' read-through, auth's JWKS)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import io
+import os
+import uuid
+import zipfile
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import httpx
+import uvicorn
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from mif_common.testing.processes import free_port
+
+BOUNDARY = "mif-test-boundary-7MA4YWxkTrZu0gW"
+
+# Who is who in documents' own tests (fixtures of services/documents/tests/conftest.py).
+Headers = dict[str, str]
+ADMIN_ID, MANAGER_ID, TECH_USER_ID, OTHER_TECH_USER_ID = 1001, 1002, 1003, 1004
+TECH_ID, OTHER_TECH_ID = 501, 502  # technician profile ids (planning), behind the two technician users
+CLIENT_A, CLIENT_B = 71, 72
+# The tests run with a small upload limit so that "too large" costs little.
+TEST_UPLOAD_LIMIT = 256 * 1024
+
+
+# Fixtures: `deliver(event_type, data)` hands an event to the consumer path; `upload(intervention_id,
+# headers, content, ...)` posts a file; `known(**fields)` puts an intervention in the replica.
+Deliver = Callable[..., Awaitable[bool]]
+Upload = Callable[..., Awaitable[httpx.Response]]
+Known = Callable[..., Awaitable[int]]
+
+
+def multipart(
+    content: bytes,
+    *,
+    filename: str | bytes = "document.pdf",
+    content_type: str = "application/octet-stream",
+    fields: Mapping[str, str] | None = None,
+    field_name: str = "file",
+    boundary: str = BOUNDARY,
+) -> tuple[bytes, dict[str, str]]:
+    """A multipart/form-data body with the file part (its filename sent as raw bytes, unescaped, as
+    browsers do) and text fields after it; returns the body and its Content-Type header."""
+    raw_name = filename if isinstance(filename, bytes) else filename.encode()
+    parts = [
+        f"--{boundary}\r\n".encode()
+        + f'Content-Disposition: form-data; name="{field_name}"; filename="'.encode()
+        + raw_name
+        + f'"\r\nContent-Type: {content_type}\r\n\r\n'.encode()
+        + content
+        + b"\r\n"
+    ]
+    for name, value in (fields or {}).items():
+        parts.append(
+            f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n'.encode() + value.encode() + b"\r\n"
+        )
+    body = b"".join(parts) + f"--{boundary}--\r\n".encode()
+    return body, {"Content-Type": f"multipart/form-data; boundary={boundary}"}
+
+
+# --- sample files -----------------------------------------------------------------------------------
+
+
+def pdf_bytes(size: int = 4096) -> bytes:
+    head = b"%PDF-1.7\n%\xe2\xe3\xcf\xd3\n1 0 obj << /Type /Catalog >> endobj\n"
+    tail = b"\n%%EOF\n"
+    filler = os.urandom(max(0, size - len(head) - len(tail)))
+    return head + filler + tail
+
+
+def png_bytes(size: int = 2048) -> bytes:
+    return b"\x89PNG\r\n\x1a\n" + b"\x00\x00\x00\rIHDR" + os.urandom(max(0, size - 16))
+
+
+def jpeg_bytes(size: int = 2048) -> bytes:
+    return b"\xff\xd8\xff\xe0\x00\x10JFIF\x00" + os.urandom(max(0, size - 13))
+
+
+def gif_bytes() -> bytes:
+    return (
+        b"GIF89a\x01\x00\x01\x00\x80\x00\x00\xff\xff\xff\x00\x00\x00!\xf9\x04\x01\x00\x00\x00\x00"
+        b",\x00\x00\x00\x00\x01\x00\x01\x00\x00\x02\x02D\x01\x00;"
+    )
+
+
+def webp_bytes() -> bytes:
+    payload = b"VP8 " + (10).to_bytes(4, "little") + os.urandom(10)
+    return b"RIFF" + (4 + len(payload)).to_bytes(4, "little") + b"WEBP" + payload
+
+
+def office_bytes(kind: str) -> bytes:
+    """A minimal XLSX (`kind="xlsx"`) or DOCX (`"docx"`) container."""
+    folder = {"xlsx": "xl/workbook.xml", "docx": "word/document.xml"}[kind]
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("[Content_Types].xml", '<?xml version="1.0"?><Types/>')
+        archive.writestr("_rels/.rels", '<?xml version="1.0"?><Relationships/>')
+        archive.writestr(folder, '<?xml version="1.0"?><root/>')
+    return buffer.getvalue()
+
+
+def plain_zip_bytes() -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr("readme.txt", "hello")
+    return buffer.getvalue()
+
+
+def elf_bytes(size: int = 4096) -> bytes:
+    """The start of a Linux executable (what a renamed `.pdf` might really be)."""
+    return b"\x7fELF\x02\x01\x01\x00" + b"\x00" * 8 + b"\x02\x00\x3e\x00" + os.urandom(max(0, size - 20))
+
+
+def pe_bytes(size: int = 4096) -> bytes:
+    """The start of a Windows executable."""
+    return b"MZ\x90\x00\x03\x00\x00\x00\x04\x00" + os.urandom(max(0, size - 10))
+
+
+# --- consumed events --------------------------------------------------------------------------------
+
+
+def intervention_data(
+    intervention_id: int,
+    *,
+    statut: str = "ouverte",
+    client_id: int | None = None,
+    technicien_id: int | None = None,
+    occurred_at: datetime | None = None,
+    **extra: Any,
+) -> dict[str, Any]:
+    """`data` of an `interventions.intervention.<verb>.v1` event (docs/events/interventions-contract.md)."""
+    return {
+        "intervention_id": intervention_id,
+        "equipement_id": 1,
+        "client_id": client_id,
+        "technicien_id": technicien_id,
+        "statut": statut,
+        "previous_statut": None,
+        "type": "corrective",
+        "priorite": "normale",
+        "urgence": False,
+        "titre": f"Intervention {intervention_id}",
+        "actor_id": 77,
+        "occurred_at": (occurred_at or datetime.now(UTC)).isoformat(),
+        **extra,
+    }
+
+
+def technicien_data(technicien_id: int, user_id: int, *, version: int = 1, **extra: Any) -> dict[str, Any]:
+    """`data` of a `planning.technicien.<verb>.v1` event (docs/events/planning-contract.md)."""
+    return {
+        "technicien_id": technicien_id,
+        "user_id": user_id,
+        "full_name": f"Technicien {technicien_id}",
+        "username": f"tech{technicien_id}",
+        "email": f"tech{technicien_id}@example.ma",
+        "equipe": None,
+        "zone": None,
+        "disponibilite": "disponible",
+        "is_active": True,
+        "competences": [],
+        "version": version,
+        "occurred_at": datetime.now(UTC).isoformat(),
+        **extra,
+    }
+
+
+def new_event_id() -> str:
+    return str(uuid.uuid4())
+
+
+# --- stand-in for other services ----------------------------------------------------------------------
+
+Answer = tuple[int, Any]
+
+
+@dataclass
+class StandIn:
+    """A real HTTP server on a free loopback port: `GET /api/v1/interventions/{id}` answers from
+    `interventions` (id → JSON body with 200, or a status code; unknown ids 404) and records who
+    asked; `GET /api/v1/auth/.well-known/jwks.json` serves `jwks`."""
+
+    jwks: Mapping[str, Any] = field(default_factory=lambda: {"keys": []})
+    interventions: dict[int, Any] = field(default_factory=dict)
+    asked: list[tuple[int, str | None]] = field(default_factory=list)
+    decide: Callable[[int, str | None], Answer | None] | None = None
+    port: int = field(default_factory=free_port)
+    _server: uvicorn.Server | None = None
+    _task: asyncio.Task[None] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def answer(self, intervention_id: int, *, status: int = 200, **fields: Any) -> None:
+        """What interventions says about one intervention from now on."""
+        if status != 200:
+            self.interventions[intervention_id] = status
+            return
+        self.interventions[intervention_id] = {
+            "id": intervention_id,
+            "titre": f"Intervention {intervention_id}",
+            "statut": "ouverte",
+            "client_id": None,
+            "technicien_id": None,
+            "equipement_id": 1,
+            "date_modification": datetime.now(UTC).isoformat(),
+            **fields,
+        }
+
+    def _app(self) -> Starlette:
+        async def intervention(request: Request) -> Response:
+            intervention_id = int(request.path_params["id"])
+            authorization = request.headers.get("authorization")
+            self.asked.append((intervention_id, authorization))
+            decided = self.decide(intervention_id, authorization) if self.decide else None
+            status, body = decided if decided is not None else self._stored(intervention_id)
+            if status != 200:
+                return JSONResponse({"status": status, "detail": "stand-in"}, status_code=status)
+            return JSONResponse(body)
+
+        async def jwks(_: Request) -> Response:
+            return JSONResponse(dict(self.jwks))
+
+        return Starlette(
+            routes=[
+                Route("/api/v1/interventions/{id:int}", intervention),
+                Route("/api/v1/auth/.well-known/jwks.json", jwks),
+            ]
+        )
+
+    def _stored(self, intervention_id: int) -> Answer:
+        stored = self.interventions.get(intervention_id, 404)
+        return (stored, None) if isinstance(stored, int) else (200, stored)
+
+    async def start(self) -> StandIn:
+        config = uvicorn.Config(self._app(), host="127.0.0.1", port=self.port, log_level="warning", lifespan="off")
+        self._server = uvicorn.Server(config)
+        self._task = asyncio.create_task(self._server.serve())
+        for _ in range(200):
+            if self._server.started:
+                return self
+            await asyncio.sleep(0.02)
+        raise RuntimeError("the stand-in server did not start")
+
+    async def stop(self) -> None:
+        if self._server is not None and self._task is not None:
+            self._server.should_exit = True
+            with contextlib.suppress(asyncio.CancelledError):
+                await asyncio.wait_for(self._task, 5)
