@@ -1,0 +1,298 @@
+"""The sender: delivers pending `delivery` rows (e-mail over SMTP, log lines) in the background.
+
+The rows are written by the event handlers in their own transaction (an outbox of messages), so a
+slow or broken SMTP server never holds up or fails the business flow. Invariants:
+
+- Claiming is `UPDATE ... WHERE id IN (SELECT ... FOR UPDATE SKIP LOCKED)`: the attempt is counted and
+  the row leased (`next_attempt_at` pushed past the time the batch may take) in one short transaction,
+  so several replicas never send a row at the same time, and no transaction stays open during SMTP.
+  A process that dies mid-send leaves the row to be claimed again once its lease ends: at-least-once.
+- Success: `sent`, `sent_at`, and `notifications.notification.sent.v1`. A failure backs off
+  exponentially (`backoff(attempts)`); after `email_max_attempts`, or a permanent refusal (5xx), or a
+  deactivated recipient: `failed` and `notifications.notification.failed.v1`. Every outcome is written
+  with the event in one transaction.
+- Woken at once by each new notification (NOTIFY through the hub); polling is the safety net and the
+  clock of retries.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from mif_common.request_context import causation_id_var
+from mif_notifications import mail
+from mif_notifications.config import NotificationsSettings
+from mif_notifications.events import NotificationFailed, NotificationSent
+from mif_notifications.messages import Message
+from mif_notifications.metrics import DELIVERIES, DELIVERIES_PENDING
+from mif_notifications.models import DELIVERABLE, Canal, Livraison, Notification, StatutLivraison, TypeNotification
+from mif_notifications.models import UserRef as UserRefRow
+from mif_notifications.service import Origin, publish_delivery
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class Claimed:
+    """A leased delivery with what sending it needs."""
+
+    delivery_id: int
+    canal: Canal
+    attempts: int
+    notification_id: int
+    user_id: int
+    message: Message
+    date_envoi: datetime
+    origin: Origin
+    email: str | None
+    full_name: str | None
+    user_active: bool | None  # None: the user is not in the replica (yet)
+
+
+class DeliverySender:
+    def __init__(self, *, sessionmaker: async_sessionmaker[AsyncSession], settings: NotificationsSettings) -> None:
+        self.sessionmaker = sessionmaker
+        self.settings = settings
+        self.wake = asyncio.Event()
+
+    def backoff(self, attempts: int) -> float:
+        """Seconds before retrying a delivery that failed `attempts` times: base, 2·base, 4·base, ... capped."""
+        settings = self.settings
+        return float(min(settings.email_max_backoff, settings.email_backoff_base * 2 ** max(0, attempts - 1)))
+
+    @property
+    def lease(self) -> timedelta:
+        """Longest a claimed batch may take: connect, then each message, each bounded by the timeout."""
+        return timedelta(seconds=self.settings.smtp_timeout * (self.settings.sender_batch_size + 2) + 5)
+
+    async def run(self) -> None:
+        """Deliver forever: woken by new notifications, polling as the safety net."""
+        last_gauge = 0.0
+        while True:
+            self.wake.clear()  # before the pass: a wake-up during it triggers another pass
+            try:
+                while await self.send_due() >= self.settings.sender_batch_size:
+                    pass
+                if time.monotonic() - last_gauge > 5:
+                    last_gauge = time.monotonic()
+                    await self._record_pending()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                logger.exception("delivery pass failed")
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self.settings.sender_poll_interval):
+                    await self.wake.wait()
+            if self.wake.is_set():
+                # A burst (a message to a whole role, a wave of events) goes out in one SMTP session, and
+                # the in-app path of the notification that woke us goes first.
+                await asyncio.sleep(self.settings.sender_batch_window)
+
+    async def send_due(self) -> int:
+        """One pass: claim a batch of due deliveries, send them, record the outcomes; returns how many."""
+        claimed = await self._claim()
+        if not claimed:
+            return 0
+        outcomes = await self._deliver(claimed)
+        await self._record(claimed, outcomes)
+        return len(claimed)
+
+    async def _claim(self) -> list[Claimed]:
+        due = (
+            sa.select(Livraison.id)
+            .where(
+                Livraison.statut == StatutLivraison.pending.value,
+                Livraison.next_attempt_at <= sa.func.now(),
+                Livraison.canal.in_([c.value for c in DELIVERABLE]),
+            )
+            .order_by(Livraison.next_attempt_at, Livraison.id)
+            .limit(self.settings.sender_batch_size)
+            .with_for_update(skip_locked=True)
+        )
+        async with self.sessionmaker() as session, session.begin():
+            ids = list(
+                await session.scalars(
+                    sa.update(Livraison)
+                    .where(Livraison.id.in_(due.scalar_subquery()))
+                    .values(attempts=Livraison.attempts + 1, next_attempt_at=sa.func.now() + self.lease)
+                    .returning(Livraison.id)
+                    .execution_options(synchronize_session=False)
+                )
+            )
+            if not ids:
+                return []
+            rows = await session.execute(
+                sa.select(Livraison, Notification, UserRefRow)
+                .join(Notification, Notification.id == Livraison.notification_id)
+                .outerjoin(UserRefRow, UserRefRow.user_id == Notification.user_id)
+                .where(Livraison.id.in_(ids))
+                .order_by(Livraison.id)
+            )
+            return [
+                Claimed(
+                    delivery_id=delivery.id,
+                    canal=Canal(delivery.canal),
+                    attempts=delivery.attempts,
+                    notification_id=notification.id,
+                    user_id=notification.user_id,
+                    message=Message(
+                        TypeNotification(notification.type),
+                        notification.titre,
+                        notification.contenu,
+                        notification.intervention_id,
+                    ),
+                    date_envoi=notification.date_envoi,
+                    origin=Origin(
+                        event_id=notification.event_id,
+                        event_type=notification.event_type,
+                        sender_id=notification.sender_id,
+                    ),
+                    email=user.email if user else None,
+                    full_name=user.full_name if user else None,
+                    user_active=user.is_active if user else None,
+                )
+                for delivery, notification, user in rows
+            ]
+
+    async def _deliver(self, claimed: list[Claimed]) -> list[mail.SendFailure | None]:
+        outcomes: list[mail.SendFailure | None] = [None] * len(claimed)
+        to_send: list[int] = []
+        for index, item in enumerate(claimed):
+            if item.user_active is False:
+                outcomes[index] = mail.SendFailure("the recipient's account is deactivated", permanent=True)
+            elif item.canal is Canal.log:
+                logger.info(
+                    "notification %s for user %s [%s] %s: %s",
+                    item.notification_id,
+                    item.user_id,
+                    item.message.type.value,
+                    item.message.titre,
+                    item.message.contenu,
+                )
+            elif item.email is None:
+                outcomes[index] = mail.SendFailure(
+                    f"no e-mail address known for user {item.user_id} yet", permanent=False
+                )
+            else:
+                to_send.append(index)
+        if to_send:
+            messages = [
+                mail.build_message(
+                    mail.Email(
+                        notification_id=claimed[i].notification_id,
+                        to_address=claimed[i].email or "",
+                        to_name=claimed[i].full_name or "",
+                        type=claimed[i].message.type,
+                        titre=claimed[i].message.titre,
+                        contenu=claimed[i].message.contenu,
+                        intervention_id=claimed[i].message.intervention_id,
+                        date_envoi=claimed[i].date_envoi,
+                    ),
+                    settings=self.settings,
+                )
+                for i in to_send
+            ]
+            for index, outcome in zip(to_send, await mail.send_all(messages, settings=self.settings), strict=True):
+                outcomes[index] = outcome
+        return outcomes
+
+    async def _record(self, claimed: list[Claimed], outcomes: list[mail.SendFailure | None]) -> None:
+        async with self.sessionmaker() as session, session.begin():
+            for item, failure in zip(claimed, outcomes, strict=True):
+                if failure is None:
+                    await self._finish(session, item, StatutLivraison.sent, error=None)
+                    DELIVERIES.labels(item.canal.value, "sent").inc()
+                elif failure.permanent or item.attempts >= self.settings.email_max_attempts:
+                    await self._finish(session, item, StatutLivraison.failed, error=failure.reason)
+                    DELIVERIES.labels(item.canal.value, "failed").inc()
+                else:
+                    delay = self.backoff(item.attempts)
+                    logger.warning(
+                        "%s delivery of notification %s failed (attempt %s: %s); retry in %.1fs",
+                        item.canal.value,
+                        item.notification_id,
+                        item.attempts,
+                        failure.reason,
+                        delay,
+                    )
+                    await session.execute(
+                        sa.update(Livraison)
+                        .where(Livraison.id == item.delivery_id, Livraison.statut == StatutLivraison.pending.value)
+                        .values(next_attempt_at=sa.func.now() + timedelta(seconds=delay), last_error=failure.reason)
+                        .execution_options(synchronize_session=False)
+                    )
+                    DELIVERIES.labels(item.canal.value, "retry").inc()
+
+    async def _finish(
+        self, session: AsyncSession, item: Claimed, statut: StatutLivraison, *, error: str | None
+    ) -> None:
+        done = await session.scalar(
+            sa.update(Livraison)
+            .where(Livraison.id == item.delivery_id, Livraison.statut == StatutLivraison.pending.value)
+            .values(
+                statut=statut.value,
+                last_error=error,
+                sent_at=sa.func.now() if statut is StatutLivraison.sent else None,
+            )
+            .returning(Livraison.id)
+            .execution_options(synchronize_session=False)
+        )
+        if done is None:  # the notification was deleted meanwhile
+            return
+        # The event that caused the notification is the cause of this one too.
+        token = causation_id_var.set(item.origin.event_id)
+        try:
+            await self._publish(session, item, statut, error=error)
+        finally:
+            causation_id_var.reset(token)
+
+    async def _publish(
+        self, session: AsyncSession, item: Claimed, statut: StatutLivraison, *, error: str | None
+    ) -> None:
+        if statut is StatutLivraison.sent:
+            await publish_delivery(
+                session,
+                NotificationSent,
+                notification_id=item.notification_id,
+                user_id=item.user_id,
+                message=item.message,
+                origin=item.origin,
+                canal=item.canal,
+                attempts=item.attempts,
+            )
+        else:
+            logger.error(
+                "%s delivery of notification %s given up after %s attempt(s): %s",
+                item.canal.value,
+                item.notification_id,
+                item.attempts,
+                error,
+            )
+            await publish_delivery(
+                session,
+                NotificationFailed,
+                notification_id=item.notification_id,
+                user_id=item.user_id,
+                message=item.message,
+                origin=item.origin,
+                canal=item.canal,
+                attempts=item.attempts,
+                error=error or "",
+            )
+
+    async def _record_pending(self) -> None:
+        async with self.sessionmaker() as session:
+            count = await session.scalar(
+                sa.select(sa.func.count())
+                .select_from(Livraison)
+                .where(Livraison.statut == StatutLivraison.pending.value)
+            )
+        DELIVERIES_PENDING.set(int(count or 0))

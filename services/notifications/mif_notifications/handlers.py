@@ -1,0 +1,85 @@
+"""Events the notifications service consumes (through the shared consumer wrapper: each event is
+handled once, its writes and the inbox row commit together).
+
+- `auth.user.*.v1` → the `user_ref` replica (addresses, roles, organisations); `created` also welcomes.
+- `planning.technicien.*.v1` → the `technicien_ref` replica (which user a technician is).
+- `interventions.intervention.*.v1` → the `intervention_ref` replica; assignment, start, closure,
+  cancellation and lateness notify (see `service`).
+- `planning.occurrence.reminder.v1`, `planning.plan.overdue.v1` → `rappel` / `retard`.
+- `documents.document.uploaded.v1` → the intervention's participants.
+
+A payload that does not match its contract is a validation error: dead-lettered at once.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from mif_common.events import CloudEvent, Handler
+from mif_notifications import service
+from mif_notifications.schemas import (
+    DocumentFact,
+    InterventionFact,
+    OccurrenceFact,
+    OverdueFact,
+    TechnicienFact,
+    UserFact,
+)
+
+INTERVENTION_VERBS = (
+    "created",
+    "assigned",
+    "unassigned",
+    "started",
+    "paused",
+    "resumed",
+    "closed",
+    "cancelled",
+    "archived",
+    "updated",
+    "late",
+)
+
+
+def _verb(event: CloudEvent) -> str:
+    return event.type.split(".")[2]
+
+
+async def on_user_created(session: AsyncSession, event: CloudEvent) -> None:
+    await service.user_created(session, fact=UserFact.model_validate(event.data), event=event)
+
+
+async def on_user_changed(session: AsyncSession, event: CloudEvent) -> None:
+    await service.user_changed(session, fact=UserFact.model_validate(event.data), event=event)
+
+
+async def on_technicien_changed(session: AsyncSession, event: CloudEvent) -> None:
+    await service.technicien_changed(session, fact=TechnicienFact.model_validate(event.data))
+
+
+async def on_intervention(session: AsyncSession, event: CloudEvent) -> None:
+    fact = InterventionFact.model_validate(event.data)
+    await service.intervention_changed(session, fact=fact, verb=_verb(event), event=event)
+
+
+async def on_document_uploaded(session: AsyncSession, event: CloudEvent) -> None:
+    await service.document_uploaded(session, fact=DocumentFact.model_validate(event.data), event=event)
+
+
+async def on_occurrence_reminder(session: AsyncSession, event: CloudEvent) -> None:
+    await service.occurrence_reminder(session, fact=OccurrenceFact.model_validate(event.data), event=event)
+
+
+async def on_plan_overdue(session: AsyncSession, event: CloudEvent) -> None:
+    await service.plan_overdue(session, fact=OverdueFact.model_validate(event.data), event=event)
+
+
+HANDLERS: dict[str, Handler] = {
+    "auth.user.created.v1": on_user_created,
+    **{f"auth.user.{verb}.v1": on_user_changed for verb in ("updated", "deactivated", "activated")},
+    **{f"planning.technicien.{verb}.v1": on_technicien_changed for verb in ("created", "updated", "deleted")},
+    **{f"interventions.intervention.{verb}.v1": on_intervention for verb in INTERVENTION_VERBS},
+    "planning.occurrence.reminder.v1": on_occurrence_reminder,
+    "planning.plan.overdue.v1": on_plan_overdue,
+    "documents.document.uploaded.v1": on_document_uploaded,
+}

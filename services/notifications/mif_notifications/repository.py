@@ -1,0 +1,285 @@
+"""Queries of the notifications service."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import selectinload
+
+from mif_notifications.models import (
+    DEFAULT_PREFERENCES,
+    Canal,
+    InterventionRef,
+    Livraison,
+    Notification,
+    Preference,
+    TechnicienRef,
+    UserRef,
+)
+
+# --- replicas -----------------------------------------------------------------------------------
+
+
+async def upsert_user_ref(session: AsyncSession, **values: Any) -> bool:
+    """Insert or update one user unless the replica already holds later news; False when stale."""
+    insert = pg_insert(UserRef).values(**values)
+    upsert = insert.on_conflict_do_update(
+        index_elements=[UserRef.user_id],
+        set_={k: insert.excluded[k] for k in values if k != "user_id"},
+        where=UserRef.event_time <= insert.excluded.event_time,
+    ).returning(UserRef.user_id)
+    return await session.scalar(upsert) is not None
+
+
+async def upsert_technicien_ref(session: AsyncSession, **values: Any) -> bool:
+    """Insert or update one technician unless the replica holds a later version; False when stale."""
+    insert = pg_insert(TechnicienRef).values(**values)
+    upsert = insert.on_conflict_do_update(
+        index_elements=[TechnicienRef.technicien_id],
+        set_={k: insert.excluded[k] for k in values if k != "technicien_id"},
+        where=TechnicienRef.version <= insert.excluded.version,
+    ).returning(TechnicienRef.technicien_id)
+    return await session.scalar(upsert) is not None
+
+
+@dataclass(frozen=True, slots=True)
+class Tracked:
+    """The replica's row after recording a fact, and whether the fact was the latest known."""
+
+    intervention_id: int
+    titre: str
+    client_id: int | None
+    technicien_id: int | None
+    requester_id: int | None
+    statut: str
+    occurred_at: datetime
+    fresh: bool
+
+
+async def track_intervention(
+    session: AsyncSession,
+    *,
+    intervention_id: int,
+    titre: str,
+    client_id: int | None,
+    technicien_id: int | None,
+    statut: str,
+    occurred_at: datetime,
+    requester_id: int | None,
+) -> Tracked:
+    """Record a fact in one statement (the row stays locked until commit): the mutable fields only if
+    the fact is not older than what the replica holds; the requester (known from `created` only) is
+    kept whatever order the events arrive in."""
+    table = InterventionRef.__table__
+    insert = pg_insert(InterventionRef).values(
+        intervention_id=intervention_id,
+        titre=titre,
+        client_id=client_id,
+        technicien_id=technicien_id,
+        requester_id=requester_id,
+        statut=statut,
+        occurred_at=occurred_at,
+    )
+    newer = table.c.occurred_at <= insert.excluded.occurred_at
+    upsert = insert.on_conflict_do_update(
+        index_elements=[table.c.intervention_id],
+        set_={
+            **{
+                name: sa.case((newer, insert.excluded[name]), else_=table.c[name])
+                for name in ("titre", "client_id", "technicien_id", "statut", "occurred_at")
+            },
+            "requester_id": sa.func.coalesce(table.c.requester_id, insert.excluded.requester_id),
+        },
+    ).returning(*table.c)
+    row = (await session.execute(upsert)).one()
+    # Fresh when the stored facts are now this one's (equal times count as fresh, as in `newer`).
+    return Tracked(**row._mapping, fresh=row.occurred_at == occurred_at)
+
+
+async def intervention_ref(session: AsyncSession, intervention_id: int) -> InterventionRef | None:
+    return await session.get(InterventionRef, intervention_id)
+
+
+async def technicien_ref(session: AsyncSession, technicien_id: int) -> TechnicienRef | None:
+    return await session.get(TechnicienRef, technicien_id)
+
+
+async def users_by_ids(session: AsyncSession, user_ids: Iterable[int]) -> dict[int, UserRef]:
+    ids = list(user_ids)
+    if not ids:
+        return {}
+    rows = await session.scalars(sa.select(UserRef).where(UserRef.user_id.in_(ids)))
+    return {u.user_id: u for u in rows}
+
+
+async def active_users_with_roles(session: AsyncSession, roles: Sequence[str]) -> list[int]:
+    rows = await session.scalars(
+        sa.select(UserRef.user_id).where(UserRef.role.in_(roles), UserRef.is_active).order_by(UserRef.user_id)
+    )
+    return list(rows)
+
+
+async def active_client_users(session: AsyncSession, client_id: int) -> list[int]:
+    rows = await session.scalars(
+        sa.select(UserRef.user_id)
+        .where(UserRef.role == "client", UserRef.client_id == client_id, UserRef.is_active)
+        .order_by(UserRef.user_id)
+    )
+    return list(rows)
+
+
+# --- preferences --------------------------------------------------------------------------------
+
+
+async def preferences_of(session: AsyncSession, user_ids: Sequence[int]) -> dict[int, dict[Canal, bool]]:
+    """Every channel's choice for each user, defaults filled in."""
+    chosen: dict[int, dict[Canal, bool]] = {uid: dict(DEFAULT_PREFERENCES) for uid in user_ids}
+    if not user_ids:
+        return chosen
+    rows = await session.execute(
+        sa.select(Preference.user_id, Preference.canal, Preference.enabled).where(Preference.user_id.in_(user_ids))
+    )
+    for user_id, canal, enabled in rows:
+        chosen[user_id][Canal(canal)] = enabled
+    return chosen
+
+
+async def recipients(session: AsyncSession, user_ids: Sequence[int]) -> dict[int, dict[Canal, bool]]:
+    """The channel choices of each user that may be notified, in one query: users the replica knows as
+    deactivated are left out, users it does not know (yet) are kept (defaults apply)."""
+    chosen: dict[int, dict[Canal, bool]] = {}
+    if not user_ids:
+        return chosen
+    rows = await session.execute(
+        sa.text(
+            "SELECT r.user_id, u.is_active, p.canal, p.enabled FROM unnest(CAST(:ids AS bigint[])) AS r(user_id)"
+            " LEFT JOIN user_ref u USING (user_id) LEFT JOIN preference p USING (user_id)"
+        ),
+        {"ids": list(user_ids)},
+    )
+    for user_id, is_active, canal, enabled in rows:
+        if is_active is False:
+            continue
+        choices = chosen.setdefault(user_id, dict(DEFAULT_PREFERENCES))
+        if canal is not None:
+            choices[Canal(canal)] = enabled
+    return {uid: chosen[uid] for uid in user_ids if uid in chosen}
+
+
+async def set_preferences(session: AsyncSession, *, user_id: int, choices: Mapping[Canal, bool]) -> None:
+    if not choices:
+        return
+    insert = pg_insert(Preference).values(
+        [{"user_id": user_id, "canal": canal.value, "enabled": enabled} for canal, enabled in choices.items()]
+    )
+    await session.execute(
+        insert.on_conflict_do_update(
+            index_elements=[Preference.user_id, Preference.canal],
+            set_={"enabled": insert.excluded.enabled, "updated_at": sa.func.now()},
+        )
+    )
+
+
+# --- notifications ------------------------------------------------------------------------------
+
+
+async def insert_notifications(session: AsyncSession, rows: Sequence[Mapping[str, Any]]) -> dict[int, int]:
+    """Insert notifications, skipping (event, user) pairs that exist; returns user_id → new id."""
+    if not rows:
+        return {}
+    # One statement with its parameters apart (not a literal multi-row VALUES): compiled and prepared once.
+    statement = (
+        pg_insert(Notification)
+        .on_conflict_do_nothing(constraint="uq_notification_event_id_user_id")
+        .returning(Notification.user_id, Notification.id)
+    )
+    result = await session.execute(statement, list(rows))
+    return {user_id: notification_id for user_id, notification_id in result}
+
+
+async def insert_deliveries(session: AsyncSession, rows: Sequence[Mapping[str, Any]]) -> None:
+    if rows:
+        await session.execute(sa.insert(Livraison), list(rows))
+
+
+def notifications_query(*, user_id: int, lue: bool | None, type_: str | None) -> sa.Select[Notification]:
+    """A user's own notifications, deliveries loaded with them."""
+    query = (
+        sa.select(Notification).where(Notification.user_id == user_id).options(selectinload(Notification.livraisons))
+    )
+    if lue is not None:
+        query = query.where(Notification.lue.is_(lue))
+    if type_ is not None:
+        query = query.where(Notification.type == type_)
+    return query
+
+
+async def notifications_by_ids(session: AsyncSession, ids: Sequence[int]) -> list[Notification]:
+    rows = await session.scalars(
+        sa.select(Notification)
+        .where(Notification.id.in_(ids))
+        .options(selectinload(Notification.livraisons))
+        .order_by(Notification.id)
+    )
+    return list(rows)
+
+
+async def own_notification(
+    session: AsyncSession, *, notification_id: int, user_id: int, for_update: bool = False
+) -> Notification | None:
+    query = (
+        sa.select(Notification)
+        .where(Notification.id == notification_id, Notification.user_id == user_id)
+        .options(selectinload(Notification.livraisons))
+    )
+    if for_update:
+        query = query.with_for_update(of=Notification).execution_options(populate_existing=True)
+    return await session.scalar(query)
+
+
+async def notifications_after(session: AsyncSession, *, user_id: int, after_id: int, limit: int) -> list[Notification]:
+    """The user's notifications newer than `after_id`, oldest first (the live stream's replay)."""
+    rows = await session.scalars(
+        notifications_query(user_id=user_id, lue=None, type_=None)
+        .where(Notification.id > after_id)
+        .order_by(Notification.id)
+        .limit(limit)
+    )
+    return list(rows)
+
+
+async def last_notification_id(session: AsyncSession, *, user_id: int) -> int:
+    value = await session.scalar(sa.select(sa.func.max(Notification.id)).where(Notification.user_id == user_id))
+    return int(value or 0)
+
+
+async def unread_count(session: AsyncSession, *, user_id: int) -> int:
+    value = await session.scalar(
+        sa.select(sa.func.count()).select_from(Notification).where(Notification.user_id == user_id, ~Notification.lue)
+    )
+    return int(value or 0)
+
+
+async def mark_all_read(session: AsyncSession, *, user_id: int) -> int:
+    result = await session.execute(
+        sa.update(Notification)
+        .where(Notification.user_id == user_id, ~Notification.lue)
+        .values(lue=True, date_lecture=sa.func.now())
+        .returning(Notification.id)
+    )
+    return len(result.all())
+
+
+async def delete_notification(session: AsyncSession, *, notification_id: int, user_id: int) -> bool:
+    deleted = await session.scalar(
+        sa.delete(Notification)
+        .where(Notification.id == notification_id, Notification.user_id == user_id)
+        .returning(Notification.id)
+    )
+    return deleted is not None

@@ -1,0 +1,179 @@
+"""Request and response bodies, and the facts read from the events this service consumes."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Literal
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints, model_validator
+
+from mif_notifications.models import CONTENU_MAX, TITRE_MAX, TypeNotification
+
+Id = Annotated[int, Field(gt=0, le=9_223_372_036_854_775_807)]
+RoleName = Literal["admin", "responsable", "technicien", "client"]
+
+
+# --- facts read from consumed events (unknown fields are ignored: payloads only gain fields) -----
+
+
+class Fact(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+
+class UserFact(Fact):
+    """`auth.user.*.v1`."""
+
+    user_id: Id
+    username: str
+    email: str
+    full_name: str
+    role: RoleName
+    client_id: Id | None = None
+    is_active: bool
+
+
+class TechnicienFact(Fact):
+    """`planning.technicien.*.v1`."""
+
+    technicien_id: Id
+    user_id: Id
+    is_active: bool
+    version: int
+
+
+class InterventionFact(Fact):
+    """`interventions.intervention.*.v1` (docs/events/interventions-contract.md)."""
+
+    intervention_id: Id
+    equipement_id: Id
+    client_id: Id | None
+    technicien_id: Id | None
+    statut: str
+    previous_statut: str | None = None
+    type: str
+    priorite: str
+    urgence: bool
+    titre: str
+    actor_id: Id | None
+    occurred_at: AwareDatetime
+
+
+class OccurrenceFact(Fact):
+    """`planning.occurrence.reminder.v1`."""
+
+    occurrence_key: str
+    planning_id: Id
+    equipement_id: Id
+    equipement_nom: str | None = None
+    technicien_id: Id | None = None
+    due_at: AwareDatetime
+    lead_minutes: int | None = None
+    occurred_at: AwareDatetime
+
+
+class OverdueFact(Fact):
+    """`planning.plan.overdue.v1`."""
+
+    planning_id: Id
+    equipement_id: Id
+    equipement_nom: str | None = None
+    technicien_id: Id | None = None
+    occurrence_key: str
+    intervention_id: Id | None = None
+    due_at: AwareDatetime
+    occurred_at: AwareDatetime
+
+
+class DocumentFact(Fact):
+    """`documents.document.uploaded.v1`."""
+
+    document_id: Id
+    intervention_id: Id
+    filename: str
+    mime: str | None = None
+    taille: int | None = None
+    categorie: str | None = None
+    uploaded_by: Id | None = None
+    client_id: Id | None = None
+    technicien_id: Id | None = None
+    occurred_at: AwareDatetime
+
+
+# --- HTTP bodies --------------------------------------------------------------------------------
+
+
+class LivraisonOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    canal: str
+    statut: str
+    tentatives: int = Field(validation_alias="attempts")
+    derniere_erreur: str | None = Field(validation_alias="last_error")
+    prochaine_tentative: datetime | None = Field(validation_alias="next_attempt_at")
+    date_envoi: datetime | None = Field(validation_alias="sent_at")
+
+    @model_validator(mode="after")
+    def _no_next_attempt_once_done(self) -> LivraisonOut:
+        if self.statut != "pending":
+            self.prochaine_tentative = None
+        return self
+
+
+class NotificationOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    user_id: int
+    type: str
+    canal: str | None
+    titre: str
+    contenu: str
+    intervention_id: int | None
+    lue: bool
+    date_lecture: datetime | None
+    date_envoi: datetime
+    livraisons: list[LivraisonOut]
+
+
+class UnreadCount(BaseModel):
+    count: int
+
+
+class ReadAllOut(BaseModel):
+    updated: int
+
+
+Titre = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=TITRE_MAX)]
+Contenu = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=CONTENU_MAX)]
+
+
+class ManualNotification(BaseModel):
+    """A manager's message to one user (`user_id`) or to every active user of a role (`role`)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    user_id: Id | None = None
+    role: RoleName | None = None
+    titre: Titre
+    contenu: Contenu
+    type: TypeNotification = TypeNotification.information
+    intervention_id: Id | None = None
+
+
+class PreferencesOut(BaseModel):
+    """Channels the caller receives notifications on; in-app is always on."""
+
+    in_app: Literal[True] = True
+    email: bool
+    log: bool
+    sms: bool
+    push: bool
+
+
+class PreferencesUpdate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    email: bool | None = None
+    log: bool | None = None
+    sms: bool | None = None
+    push: bool | None = None

@@ -1,0 +1,413 @@
+"""Business rules of the notifications service; the only place that writes outbox events.
+
+Who is told what (DOMAIN.md §4, §5, §7), recipients resolved from the local replicas only:
+
+| fact | type | recipients |
+| --- | --- | --- |
+| intervention created already assigned, or assigned | affectation | the technician's user |
+| intervention started / cancelled | information | the requester and the active users of its client organisation |
+| intervention closed | cloture | the same |
+| intervention late | retard | the technician's user and every active manager (admin, responsable) |
+| plan occurrence reminder | rappel | the plan technician's user and every active manager |
+| plan overdue | retard | the same |
+| document uploaded | information | the requester, the technician's user, the client organisation's users |
+| user created | information | the new user (welcome) |
+
+Nobody is told about their own action (the fact's actor, the uploader), deactivated users are never
+notified, and each (event, user) pair gives one notification at most.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from mif_common.auth import Principal
+from mif_common.errors import NotFound, Unprocessable
+from mif_common.events import CloudEvent, add_event
+from mif_notifications import messages
+from mif_notifications import repository as repo
+from mif_notifications.events import DeliveryEvent, NotificationFailed
+from mif_notifications.messages import Message
+from mif_notifications.metrics import NOTIFICATIONS_CREATED
+from mif_notifications.models import (
+    DELIVERABLE,
+    MANAGER_ROLES,
+    Canal,
+    Notification,
+    StatutLivraison,
+)
+from mif_notifications.schemas import (
+    DocumentFact,
+    InterventionFact,
+    ManualNotification,
+    OccurrenceFact,
+    OverdueFact,
+    PreferencesOut,
+    PreferencesUpdate,
+    TechnicienFact,
+    UserFact,
+)
+
+logger = logging.getLogger(__name__)
+
+# pg_notify channels: a new notification ("<user_id>:<notification_id>", wakes the live streams and the
+# e-mail sender of every replica) and a deactivated user ("<user_id>", ends that user's live streams).
+NEW_NOTIFICATION_CHANNEL = "mif_notifications_new"
+USER_REVOKED_CHANNEL = "mif_notifications_revoked"
+
+NOT_CONFIGURED = "The {canal} channel is not configured on this installation; nothing was sent."
+ENDED = frozenset({"cloturee", "annulee", "archivee"})
+
+
+class NotificationIntrouvable(NotFound):
+    slug = "notification-not-found"
+
+
+class DestinataireInvalide(Unprocessable):
+    slug = "invalid-recipient"
+
+
+class TechnicienInconnu(Exception):
+    """A technician the replica does not know yet (its planning event may still be on its way):
+    transient, so the consumer retries, then dead-letters."""
+
+
+def now() -> datetime:
+    return datetime.now(UTC)
+
+
+# --- creating notifications ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Origin:
+    """What a notification answers: an event, or a manager's manual send."""
+
+    event_id: str | None = None
+    event_type: str | None = None
+    sender_id: int | None = None
+
+    @classmethod
+    def of(cls, event: CloudEvent) -> Origin:
+        return cls(event_id=event.id, event_type=event.type)
+
+
+async def notify(
+    session: AsyncSession,
+    *,
+    user_ids: Iterable[int | None],
+    message: Message,
+    origin: Origin,
+    exclude: Iterable[int | None] = (),
+) -> list[int]:
+    """Create one notification per recipient (in-app) and its deliveries per enabled channel, in the
+    caller's transaction; wake the live streams and the sender at commit. Returns the new ids.
+
+    Deactivated users are skipped. Users the replica does not know (yet) are notified in-app; their
+    e-mail waits for the address. A user already notified for this event is skipped."""
+    excluded = {uid for uid in exclude if uid is not None}
+    wanted = list(dict.fromkeys(uid for uid in user_ids if uid is not None and uid not in excluded))
+    if not wanted:
+        return []
+    preferences = await repo.recipients(session, wanted)
+    recipients = list(preferences)
+    channels = {uid: [c for c in Canal if preferences[uid][c]] for uid in recipients}
+    created = await repo.insert_notifications(
+        session,
+        [
+            {
+                "user_id": uid,
+                "type": message.type.value,
+                "canal": channels[uid][0].value if channels[uid] else None,
+                "titre": message.titre,
+                "contenu": message.contenu,
+                "intervention_id": message.intervention_id,
+                "event_id": origin.event_id,
+                "event_type": origin.event_type,
+                "sender_id": origin.sender_id,
+            }
+            for uid in recipients
+        ],
+    )
+    if not created:
+        return []
+    deliveries = []
+    for uid, notification_id in created.items():
+        for canal in channels[uid]:
+            deliverable = canal in DELIVERABLE
+            deliveries.append(
+                {
+                    "notification_id": notification_id,
+                    "canal": canal.value,
+                    "statut": (StatutLivraison.pending if deliverable else StatutLivraison.failed).value,
+                    "last_error": None if deliverable else NOT_CONFIGURED.format(canal=canal.value),
+                }
+            )
+            if not deliverable:
+                await publish_delivery(
+                    session,
+                    NotificationFailed,
+                    notification_id=notification_id,
+                    user_id=uid,
+                    message=message,
+                    origin=origin,
+                    canal=canal,
+                    attempts=0,
+                    error=NOT_CONFIGURED.format(canal=canal.value),
+                )
+    await repo.insert_deliveries(session, deliveries)
+    payloads = [f"{uid}:{nid}" for uid, nid in created.items()]
+    await session.execute(
+        sa.text("SELECT pg_notify(:channel, p) FROM unnest(CAST(:payloads AS text[])) AS p"),
+        {"channel": NEW_NOTIFICATION_CHANNEL, "payloads": payloads},
+    )
+    NOTIFICATIONS_CREATED.labels(message.type.value).inc(len(created))
+    return sorted(created.values())
+
+
+async def publish_delivery(
+    session: AsyncSession,
+    event_cls: type[DeliveryEvent],
+    *,
+    notification_id: int,
+    user_id: int,
+    message: Message,
+    origin: Origin,
+    canal: Canal | str,
+    attempts: int,
+    **extra: str,
+) -> None:
+    """`notifications.notification.sent|failed.v1` for one delivery."""
+    await add_event(
+        session,
+        event_cls(
+            notification_id=notification_id,
+            user_id=user_id,
+            type=message.type.value,
+            canal=str(canal),
+            titre=message.titre,
+            intervention_id=message.intervention_id,
+            attempts=attempts,
+            source_event_id=origin.event_id,
+            source_event_type=origin.event_type,
+            occurred_at=now(),
+            **extra,
+        ),
+        subject=notification_id,
+    )
+
+
+async def _technicien_user(session: AsyncSession, technicien_id: int | None, *, required: bool) -> int | None:
+    """The user behind a technician profile, from the replica."""
+    if technicien_id is None:
+        return None
+    ref = await repo.technicien_ref(session, technicien_id)
+    if ref is not None:
+        return ref.user_id
+    if required:
+        raise TechnicienInconnu(f"technician {technicien_id} is not in the replica yet")
+    logger.warning("technician %s is not in the replica: not notified", technicien_id)
+    return None
+
+
+async def _client_side(session: AsyncSession, *, requester_id: int | None, client_id: int | None) -> list[int | None]:
+    """The requester and the active users of the client organisation."""
+    users: list[int | None] = [requester_id]
+    if client_id is not None:
+        users.extend(await repo.active_client_users(session, client_id))
+    return users
+
+
+# --- reactions to events ------------------------------------------------------------------------
+
+
+async def user_changed(session: AsyncSession, *, fact: UserFact, event: CloudEvent) -> bool:
+    """Keep the user replica current (older news is dropped); a deactivation ends the user's live
+    streams on every replica. Returns whether the fact was the latest."""
+    fresh = await repo.upsert_user_ref(
+        session,
+        user_id=fact.user_id,
+        username=fact.username,
+        email=fact.email,
+        full_name=fact.full_name,
+        role=fact.role,
+        client_id=fact.client_id,
+        is_active=fact.is_active,
+        event_time=event.time,
+    )
+    if fresh and not fact.is_active:
+        await session.execute(sa.select(sa.func.pg_notify(USER_REVOKED_CHANNEL, str(fact.user_id))))
+    return fresh
+
+
+async def user_created(session: AsyncSession, *, fact: UserFact, event: CloudEvent) -> None:
+    """A new account: a welcome notification."""
+    fresh = await user_changed(session, fact=fact, event=event)
+    if fresh and fact.is_active:
+        await notify(session, user_ids=[fact.user_id], message=messages.welcome(fact), origin=Origin.of(event))
+
+
+async def technicien_changed(session: AsyncSession, *, fact: TechnicienFact) -> None:
+    await repo.upsert_technicien_ref(
+        session,
+        technicien_id=fact.technicien_id,
+        user_id=fact.user_id,
+        is_active=fact.is_active,
+        version=fact.version,
+    )
+
+
+async def intervention_changed(session: AsyncSession, *, fact: InterventionFact, verb: str, event: CloudEvent) -> None:
+    """Every interventions fact keeps the replica current; some notify (see the module's table)."""
+    tracked = await repo.track_intervention(
+        session,
+        intervention_id=fact.intervention_id,
+        titre=fact.titre,
+        client_id=fact.client_id,
+        technicien_id=fact.technicien_id,
+        statut=fact.statut,
+        occurred_at=fact.occurred_at,
+        requester_id=fact.actor_id if verb == "created" else None,
+    )
+    ref, origin = tracked, Origin.of(event)
+    if verb in ("created", "assigned"):
+        if fact.technicien_id is None or fact.statut != "affectee":
+            return
+        # A later fact already gave the intervention to someone else: this assignment is history.
+        if not tracked.fresh and ref.technicien_id != fact.technicien_id:
+            return
+        user = await _technicien_user(session, fact.technicien_id, required=True)
+        await notify(session, user_ids=[user], message=messages.assigned(fact), origin=origin, exclude=[fact.actor_id])
+    elif verb in ("started", "closed", "cancelled"):
+        message = {"started": messages.started, "closed": messages.closed, "cancelled": messages.cancelled}[verb](fact)
+        users = await _client_side(session, requester_id=ref.requester_id, client_id=fact.client_id)
+        await notify(session, user_ids=users, message=message, origin=origin, exclude=[fact.actor_id])
+    elif verb == "late":
+        # Closed meanwhile (a later fact we already hold): no longer late.
+        if not tracked.fresh and ref.statut in ENDED:
+            return
+        users = [await _technicien_user(session, fact.technicien_id, required=False)]
+        users.extend(await repo.active_users_with_roles(session, MANAGER_ROLES))
+        await notify(session, user_ids=users, message=messages.late(fact), origin=origin, exclude=[fact.actor_id])
+
+
+async def occurrence_reminder(session: AsyncSession, *, fact: OccurrenceFact, event: CloudEvent) -> None:
+    users = [await _technicien_user(session, fact.technicien_id, required=False)]
+    users.extend(await repo.active_users_with_roles(session, MANAGER_ROLES))
+    message = messages.reminder(fact)
+    await notify(session, user_ids=users, message=message, origin=Origin.of(event))
+
+
+async def plan_overdue(session: AsyncSession, *, fact: OverdueFact, event: CloudEvent) -> None:
+    users = [await _technicien_user(session, fact.technicien_id, required=False)]
+    users.extend(await repo.active_users_with_roles(session, MANAGER_ROLES))
+    message = messages.overdue(fact)
+    await notify(session, user_ids=users, message=message, origin=Origin.of(event))
+
+
+async def document_uploaded(session: AsyncSession, *, fact: DocumentFact, event: CloudEvent) -> None:
+    """The intervention's participants, but not the uploader."""
+    ref = await repo.intervention_ref(session, fact.intervention_id)
+    technicien_id = fact.technicien_id if fact.technicien_id is not None else (ref.technicien_id if ref else None)
+    client_id = fact.client_id if fact.client_id is not None else (ref.client_id if ref else None)
+    users = [await _technicien_user(session, technicien_id, required=False)]
+    users.extend(await _client_side(session, requester_id=ref.requester_id if ref else None, client_id=client_id))
+    message = messages.document_uploaded(fact, titre=ref.titre if ref else None)
+    await notify(session, user_ids=users, message=message, origin=Origin.of(event), exclude=[fact.uploaded_by])
+
+
+# --- a user's own notifications -----------------------------------------------------------------
+
+
+async def get_own(session: AsyncSession, *, notification_id: int, principal: Principal) -> Notification:
+    """One of the caller's notifications; anyone else's is "not found"."""
+    notification = await repo.own_notification(session, notification_id=notification_id, user_id=principal.user_id)
+    if notification is None:
+        raise NotificationIntrouvable(f"No notification with id {notification_id}.")
+    return notification
+
+
+async def mark_read(session: AsyncSession, *, notification_id: int, principal: Principal) -> Notification:
+    """Mark read (idempotent: the first reading's date is kept)."""
+    notification = await repo.own_notification(
+        session, notification_id=notification_id, user_id=principal.user_id, for_update=True
+    )
+    if notification is None:
+        raise NotificationIntrouvable(f"No notification with id {notification_id}.")
+    if not notification.lue:
+        notification.lue = True
+        notification.date_lecture = now()
+        await session.flush()
+    return notification
+
+
+async def mark_all_read(session: AsyncSession, *, principal: Principal) -> int:
+    return await repo.mark_all_read(session, user_id=principal.user_id)
+
+
+async def delete_own(session: AsyncSession, *, notification_id: int, principal: Principal) -> None:
+    if not await repo.delete_notification(session, notification_id=notification_id, user_id=principal.user_id):
+        raise NotificationIntrouvable(f"No notification with id {notification_id}.")
+
+
+async def unread_count(session: AsyncSession, *, principal: Principal) -> int:
+    return await repo.unread_count(session, user_id=principal.user_id)
+
+
+# --- manual send ----------------------------------------------------------------------------------
+
+
+async def send_manual(session: AsyncSession, *, data: ManualNotification, sender: Principal) -> list[int]:
+    """A manager's message to one active user, or to every active user of a role."""
+    if (data.user_id is None) == (data.role is None):
+        raise DestinataireInvalide(
+            "Give exactly one recipient: either user_id (one user) or role (every active user with that role).",
+            errors=[{"field": "user_id", "message": "give user_id or role, not both or neither"}],
+        )
+    if data.user_id is not None:
+        user = (await repo.users_by_ids(session, [data.user_id])).get(data.user_id)
+        if user is None:
+            raise DestinataireInvalide(
+                f"No user with id {data.user_id} is known to the notifications service.",
+                errors=[{"field": "user_id", "message": "unknown user"}],
+            )
+        if not user.is_active:
+            raise DestinataireInvalide(
+                f"The user {user.username} (id {data.user_id}) is deactivated and cannot be notified.",
+                errors=[{"field": "user_id", "message": "deactivated user"}],
+            )
+        recipients = [data.user_id]
+    else:
+        assert data.role is not None
+        recipients = await repo.active_users_with_roles(session, [data.role])
+        if not recipients:
+            raise DestinataireInvalide(
+                f"No active user has the role '{data.role}'.",
+                errors=[{"field": "role", "message": "no active user with this role"}],
+            )
+    message = Message(data.type, data.titre, data.contenu, data.intervention_id)
+    return await notify(session, user_ids=recipients, message=message, origin=Origin(sender_id=sender.user_id))
+
+
+async def notifications_by_ids(session: AsyncSession, ids: Sequence[int]) -> list[Notification]:
+    return await repo.notifications_by_ids(session, ids)
+
+
+# --- preferences ----------------------------------------------------------------------------------
+
+
+async def preferences(session: AsyncSession, *, principal: Principal) -> PreferencesOut:
+    chosen = (await repo.preferences_of(session, [principal.user_id]))[principal.user_id]
+    return PreferencesOut(**{canal.value: enabled for canal, enabled in chosen.items()})
+
+
+async def update_preferences(session: AsyncSession, *, principal: Principal, data: PreferencesUpdate) -> PreferencesOut:
+    sent = {Canal(k): v for k, v in data.model_dump(exclude_unset=True).items() if v is not None}
+    await repo.set_preferences(session, user_id=principal.user_id, choices=sent)
+    return await preferences(session, principal=principal)

@@ -1,0 +1,229 @@
+"""Test helpers other suites reuse (notifications' own tests, end-to-end tests, the benchmark): a real
+SMTP server that keeps what it receives, event envelopes of the facts notifications consumes, and a
+tiny JWKS server so a real process trusts test tokens."""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from email import message_from_bytes, policy
+from email.message import EmailMessage
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import SMTP, Envelope
+from aiosmtpd.smtp import Session as SmtpSession
+
+from mif_common.events import CloudEvent
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+# --- SMTP ------------------------------------------------------------------------------------------
+
+
+class SmtpSink:
+    """A real SMTP server (aiosmtpd, in a thread) on a fixed local port, keeping every message it
+    accepts. `stop()` then `start()` takes it down and brings it back on the same port; recipients
+    in `refuse` get a permanent 550."""
+
+    def __init__(self, port: int | None = None) -> None:
+        self.host = "127.0.0.1"
+        self.port = port or free_port()
+        self.messages: list[EmailMessage] = []
+        self.refuse: set[str] = set()
+        self._condition = threading.Condition()
+        self._controller: Controller | None = None
+
+    # aiosmtpd handler hooks
+    async def handle_RCPT(
+        self, server: SMTP, session: SmtpSession, envelope: Envelope, address: str, rcpt_options: list[str]
+    ) -> str:
+        if address.lower() in self.refuse:
+            return "550 5.1.1 No such user here"
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+    async def handle_DATA(self, server: SMTP, session: SmtpSession, envelope: Envelope) -> str:
+        content = envelope.original_content or envelope.content
+        raw = content if isinstance(content, bytes) else str(content).encode()
+        message = message_from_bytes(raw, policy=policy.default)
+        assert isinstance(message, EmailMessage)
+        with self._condition:
+            self.messages.append(message)
+            self._condition.notify_all()
+        return "250 Message accepted for delivery"
+
+    @property
+    def running(self) -> bool:
+        return self._controller is not None
+
+    def start(self) -> SmtpSink:
+        if self._controller is None:
+            controller = Controller(self, hostname=self.host, port=self.port, ready_timeout=10)
+            controller.start()
+            self._controller = controller
+        return self
+
+    def stop(self) -> None:
+        if self._controller is not None:
+            self._controller.stop()
+            self._controller = None
+
+    def clear(self) -> None:
+        with self._condition:
+            self.messages.clear()
+
+    def received(self, predicate: Callable[[EmailMessage], bool]) -> list[EmailMessage]:
+        with self._condition:
+            return [m for m in self.messages if predicate(m)]
+
+    def wait_for(self, predicate: Callable[[EmailMessage], bool], *, timeout: float = 10.0) -> EmailMessage:
+        """The first message matching `predicate`, waiting up to `timeout` seconds for it."""
+        deadline = time.monotonic() + timeout
+        with self._condition:
+            while True:
+                for message in self.messages:
+                    if predicate(message):
+                        return message
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise AssertionError(f"no matching e-mail within {timeout}s; got {len(self.messages)}")
+                self._condition.wait(remaining)
+
+
+def to_address(message: EmailMessage) -> str:
+    """The bare address of the message's first `To`."""
+    header = message["To"]
+    return str(header.addresses[0].addr_spec) if header is not None else ""
+
+
+def parts(message: EmailMessage) -> tuple[str, str]:
+    """The text and HTML bodies of a multipart/alternative message."""
+    text = message.get_body(preferencelist=("plain",))
+    html = message.get_body(preferencelist=("html",))
+    assert text is not None, "expected a text part"
+    assert html is not None, "expected an HTML part"
+    return str(text.get_content()), str(html.get_content())
+
+
+# --- JWKS for a real process ---------------------------------------------------------------------------
+
+
+@contextmanager
+def jwks_server(jwks: dict[str, Any]) -> Iterator[str]:
+    """Serve `jwks` over HTTP on loopback; yields its URL."""
+    body = json.dumps(jwks).encode()
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, format: str, *args: Any) -> None:
+            return
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/jwks.json"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+# --- envelopes of consumed events ---------------------------------------------------------------------
+
+
+SOURCES = {"auth": "/mif/auth", "planning": "/mif/planning", "interventions": "/mif/interventions"}
+
+
+def envelope(event_type: str, data: dict[str, Any], *, event_id: str | None = None, **fields: Any) -> CloudEvent:
+    """A CloudEvent as the owning service's relay publishes it."""
+    service = event_type.split(".", 1)[0]
+    return CloudEvent(
+        id=event_id or str(uuid.uuid4()),
+        source=SOURCES.get(service, f"/mif/{service}"),
+        type=event_type,
+        subject=str(next(iter(data.values()), "")),
+        data=data,
+        **fields,
+    )
+
+
+def user_data(user_id: int, role: str = "technicien", *, is_active: bool = True, **extra: Any) -> dict[str, Any]:
+    """`data` of an `auth.user.*.v1` event."""
+    return {
+        "user_id": user_id,
+        "username": f"{role[:4]}{user_id}",
+        "email": f"{role[:4]}{user_id}@example.ma",
+        "full_name": f"{role.title()} n°{user_id}",
+        "role": role,
+        "client_id": None,
+        "is_active": is_active,
+        "token_version": 0,
+        **extra,
+    }
+
+
+def technicien_data(technicien_id: int, user_id: int, *, version: int = 1, **extra: Any) -> dict[str, Any]:
+    """`data` of a `planning.technicien.*.v1` event."""
+    return {
+        "technicien_id": technicien_id,
+        "user_id": user_id,
+        "full_name": f"Technicien {user_id}",
+        "username": f"tech{user_id}",
+        "email": f"tech{user_id}@example.ma",
+        "equipe": None,
+        "zone": None,
+        "disponibilite": "disponible",
+        "is_active": True,
+        "competences": [],
+        "version": version,
+        "occurred_at": datetime.now(UTC).isoformat(),
+        **extra,
+    }
+
+
+def intervention_data(
+    intervention_id: int,
+    statut: str,
+    *,
+    technicien_id: int | None = None,
+    client_id: int | None = None,
+    actor_id: int | None = None,
+    occurred_at: datetime | None = None,
+    titre: str | None = None,
+    **extra: Any,
+) -> dict[str, Any]:
+    """`data` of an `interventions.intervention.<verb>.v1` event (docs/events/interventions-contract.md)."""
+    return {
+        "intervention_id": intervention_id,
+        "equipement_id": 1,
+        "client_id": client_id,
+        "technicien_id": technicien_id,
+        "statut": statut,
+        "previous_statut": None,
+        "type": "corrective",
+        "priorite": "normale",
+        "urgence": False,
+        "titre": titre or f"Intervention {intervention_id}",
+        "actor_id": actor_id,
+        "occurred_at": (occurred_at or datetime.now(UTC)).isoformat(),
+        **extra,
+    }
