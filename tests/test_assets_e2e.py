@@ -21,7 +21,7 @@ import httpx
 import pytest
 
 from mif_assets.testing import intervention_data
-from tests.support import Suite
+from tests.support import Suite, wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -46,16 +46,6 @@ def create_equipement(suite: Suite, headers: Headers, **fields: Any) -> dict[str
     assert response.status_code == 201, response.text
     created: dict[str, Any] = response.json()
     return created
-
-
-def wait_for(check: Callable[[], Any], *, timeout: float = 10.0, what: str) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def client_ref(suite: Suite, client_id: int) -> Any:

@@ -64,14 +64,15 @@ def test_deactivated_user_is_refused_by_the_gateway_within_seconds(
     suite: Suite, admin_headers: dict[str, str], create_user: Callable[..., Any]
 ) -> None:
     tech = create_user("technicien")
-    # planning is not running: the gateway passes a valid token on and answers 503 for the upstream.
-    with suite.client() as http:
-        assert http.get("/api/v1/techniciens", headers=tech["headers"]).status_code == 503
+    # notifications is stopped: the gateway passes a valid token on and answers 503 for the upstream, so the
+    # 401 that follows can only be the gateway's own.
+    with suite.client() as http, suite.stopped(suite.notifications):
+        assert http.get("/api/v1/notifications/user/me", headers=tech["headers"]).status_code == 503
         assert http.delete(f"/api/v1/users/{tech['id']}", headers=admin_headers).status_code == 204
         deadline = time.monotonic() + 5
         status = None
         while time.monotonic() < deadline:
-            status = http.get("/api/v1/techniciens", headers=tech["headers"]).status_code
+            status = http.get("/api/v1/notifications/user/me", headers=tech["headers"]).status_code
             if status == 401:
                 break
             time.sleep(0.1)
@@ -79,10 +80,11 @@ def test_deactivated_user_is_refused_by_the_gateway_within_seconds(
 
 
 def test_unavailable_service_is_a_503_naming_it(suite: Suite, admin_headers: dict[str, str]) -> None:
-    response = httpx.get(f"{suite.url}/api/v1/techniciens/", headers=admin_headers)
+    with suite.stopped(suite.notifications):
+        response = httpx.get(f"{suite.url}/api/v1/notifications/user/me/", headers=admin_headers)
     assert response.status_code == 503
     assert response.headers["content-type"] == "application/problem+json"
-    assert "planning" in response.json()["detail"]
+    assert "notifications" in response.json()["detail"]
 
 
 def test_docs_combine_every_service(suite: Suite) -> None:

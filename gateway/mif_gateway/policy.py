@@ -156,13 +156,19 @@ POLICY: tuple[Rule, ...] = (
     *_rows("GET", ["/filters/interventions"], ANY_ROLE),
     *_rows("GET", ["/dashboard/stats", "/dashboard/kpis"], ANY_ROLE),
     # techniciens
-    *_rows("GET", ["/techniciens", "/techniciens/{id}"], roles(R, T)),
+    *_rows("GET", ["/techniciens", "/techniciens/{id}", "/techniciens/me"], roles(R, T)),
     *_rows("POST", ["/techniciens"], roles(R)),
     *_rows("PUT", ["/techniciens/{id}"], roles(R, T)),
     *_rows("DELETE", ["/techniciens/{id}"], roles(R)),
-    *_rows("GET", ["/techniciens/competences"], roles(R, T)),
+    *_rows("GET", ["/techniciens/competences", "/techniciens/competences/{id}"], roles(R, T)),
     *_rows("POST", ["/techniciens/competences"], roles(R)),
+    *_rows("PUT", ["/techniciens/competences/{id}"], roles(R)),
+    *_rows("DELETE", ["/techniciens/competences/{id}"], roles(R)),
     *_rows("GET", ["/techniciens/recommandation"], roles(R)),
+    # a technician's calendar feed URL (the service lets a technician reach only its own)
+    *_rows("GET", ["/techniciens/{id}/ical-token"], roles(R, T)),
+    *_rows("POST", ["/techniciens/{id}/ical-token"], roles(R, T)),
+    *_rows("DELETE", ["/techniciens/{id}/ical-token"], roles(R, T)),
     # planning
     *_rows("GET", ["/planning", "/planning/{id}", "/planning/calendrier"], roles(R, T)),
     *_rows("POST", ["/planning"], roles(R)),
@@ -171,17 +177,26 @@ POLICY: tuple[Rule, ...] = (
     *_rows("PATCH", ["/planning/{id}/dates"], roles(R)),
     *_rows("GET", ["/planning/ical/{token}"], PUBLIC),  # the secret is in the URL
     # documents
-    *_rows("GET", ["/documents", "/documents/{id}"], ANY_ROLE),
+    # `/documents/{id}` lists one intervention's documents (contract); one document's metadata is
+    # `/documents/fichier/{id}`; DELETE and download take a document id.
+    *_rows("GET", ["/documents", "/documents/{id}", "/documents/fichier/{id}"], ANY_ROLE),
     *_rows("POST", ["/documents"], ANY_ROLE),
     *_rows("DELETE", ["/documents/{id}"], ANY_ROLE),
     *_rows("GET", ["/documents/{id}/download"], PUBLIC),  # signed URL: the service checks its token
     # notifications
     *_rows(
         "GET",
-        ["/notifications", "/notifications/user/me", "/notifications/unread-count", "/notifications/stream"],
+        [
+            "/notifications",
+            "/notifications/{id}",
+            "/notifications/user/me",
+            "/notifications/unread-count",
+            "/notifications/stream",
+            "/notifications/preferences",
+        ],
         ANY_ROLE,
     ),
-    *_rows("PUT", ["/notifications/{id}/read", "/notifications/read-all"], ANY_ROLE),
+    *_rows("PUT", ["/notifications/{id}/read", "/notifications/read-all", "/notifications/preferences"], ANY_ROLE),
     *_rows("DELETE", ["/notifications/{id}"], ANY_ROLE),
     *_rows("POST", ["/notifications"], roles(R)),
     # each service's own OpenAPI document and Swagger UI

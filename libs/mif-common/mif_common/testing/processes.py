@@ -37,7 +37,12 @@ class ServiceProcess:
     def log_path(self) -> Path:
         return self.log_dir / f"{self.name}.log"
 
-    def start(self, *, timeout: float = 30.0) -> ServiceProcess:
+    def start(self, *, timeout: float = 90.0) -> ServiceProcess:
+        """Launch and wait until `/health/live` answers."""
+        return self.launch().wait_live(timeout=timeout)
+
+    def launch(self) -> ServiceProcess:
+        """Start the process without waiting (launch several, then `wait_live` each: faster start-up)."""
         self.log_dir.mkdir(parents=True, exist_ok=True)
         log = self.log_path.open("ab")
         self.process = subprocess.Popen(  # noqa: S603 - fixed argv
@@ -59,6 +64,10 @@ class ServiceProcess:
             stdout=log,
             stderr=subprocess.STDOUT,
         )
+        return self
+
+    def wait_live(self, *, timeout: float = 90.0) -> ServiceProcess:
+        assert self.process is not None, "launch() first"
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
