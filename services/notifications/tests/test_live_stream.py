@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import os
 import signal
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -50,7 +51,8 @@ def running(
     """A real notifications process with a database and a RabbitMQ vhost of its own, trusting the test
     keys, sending to the session's SMTP sink."""
     info = service("notifications")
-    name = "mif_test_notifications_live"
+    # One database per xdist worker: the module's tests may run on both workers at once.
+    name = f"mif_test_{os.environ.get('PYTEST_XDIST_WORKER', 'main')}_notifications_live"
 
     def prepare() -> str:
         provision(mif_infra.admin_dsn, name, [info], recreate=True)
