@@ -80,7 +80,9 @@ async def test_every_range_decrypts_to_the_original(tmp_path: Path, size: int) -
     sealed = await storage.save(encrypt_file(source, key_id="k1", key=key))
     assert sealed.size == sealed_size(size)
     raw = path_of(tmp_path, sealed.key).read_bytes()
-    assert raw.startswith(MAGIC) and plain[:64] not in raw
+    assert raw.startswith(MAGIC)
+    if size >= 16:  # a few random bytes may appear in any ciphertext by chance; 16+ may not
+        assert plain[:64] not in raw
     edges = sorted({0, 1, size // 2, max(0, CHUNK - 1), CHUNK, CHUNK + 1, 2 * CHUNK, size - 1, size})
     ranges = [(a, b) for a in edges for b in edges if 0 <= a < b <= size]
     for start, end in ranges:

@@ -26,6 +26,10 @@ class InterventionEvent(EventPayload):
     titre: str
     actor_id: int | None
     occurred_at: datetime
+    # Optional (added within v1): set on preventive interventions generated from a plan occurrence,
+    # so planning links the intervention to its occurrence exactly.
+    planning_id: int | None = None
+    occurrence_key: str | None = None
 
 
 class InterventionCreated(InterventionEvent):

@@ -263,6 +263,8 @@ async def _publier(
             titre=intervention.titre,
             actor_id=auteur.user_id,
             occurred_at=at,
+            planning_id=intervention.planning_id,
+            occurrence_key=intervention.occurrence_key,
         ),
         subject=intervention.id,
     )

@@ -42,6 +42,8 @@ CONTRACT_FIELDS = frozenset(
         "titre",
         "actor_id",
         "occurred_at",
+        "planning_id",
+        "occurrence_key",
     }
 )
 
