@@ -94,7 +94,7 @@ def suite(
         for proc in services:
             proc.launch()
         for proc in services:
-            proc.wait_live()
+            proc.wait_ready()
         yield Suite(
             gateway=gateway,
             auth=auth,

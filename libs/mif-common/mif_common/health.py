@@ -28,8 +28,14 @@ async def ready(request: Request) -> JSONResponse:
         checks["database"] = "ok"
     except Exception as exc:  # any failure means not ready; the reason is reported
         checks["database"] = f"unavailable: {type(exc).__name__}"
-    broker = getattr(state, "broker", None)
+    settings = getattr(state, "settings", None)
+    # With background work switched off (tests, one-off tools) nothing connects to the broker.
+    broker = getattr(state, "broker", None) if getattr(settings, "background_tasks", True) else None
     if broker is not None:
         checks["broker"] = "ok" if broker.is_connected else "unavailable"
+    consumer = getattr(state, "consumer", None)
+    if consumer is not None:
+        # Until its queue is declared and bound, events published now would not reach this service.
+        checks["consumer"] = "ok" if consumer.queue is not None else "starting"
     ok = all(v == "ok" for v in checks.values())
     return JSONResponse({"status": "ok" if ok else "unavailable", "checks": checks}, status_code=200 if ok else 503)

@@ -38,11 +38,11 @@ class ServiceProcess:
         return self.log_dir / f"{self.name}.log"
 
     def start(self, *, timeout: float = 90.0) -> ServiceProcess:
-        """Launch and wait until `/health/live` answers."""
-        return self.launch().wait_live(timeout=timeout)
+        """Launch and wait until `/health/ready` answers 200."""
+        return self.launch().wait_ready(timeout=timeout)
 
     def launch(self) -> ServiceProcess:
-        """Start the process without waiting (launch several, then `wait_live` each: faster start-up)."""
+        """Start the process without waiting (launch several, then `wait_ready` each: faster start-up)."""
         self.log_dir.mkdir(parents=True, exist_ok=True)
         log = self.log_path.open("ab")
         self.process = subprocess.Popen(  # noqa: S603 - fixed argv
@@ -66,19 +66,20 @@ class ServiceProcess:
         )
         return self
 
-    def wait_live(self, *, timeout: float = 90.0) -> ServiceProcess:
+    def wait_ready(self, *, timeout: float = 90.0) -> ServiceProcess:
         assert self.process is not None, "launch() first"
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 raise RuntimeError(f"{self.name} exited at start-up; see {self.log_path}:\n{self.tail()}")
             try:
-                if httpx.get(f"{self.url}/health/live", timeout=1).status_code == 200:
+                # Ready, not just live: database and broker reachable, event queue declared and bound.
+                if httpx.get(f"{self.url}/health/ready", timeout=2).status_code == 200:
                     return self
             except httpx.HTTPError:
                 pass
             time.sleep(0.1)
-        raise RuntimeError(f"{self.name} did not become live in {timeout}s; see {self.log_path}")
+        raise RuntimeError(f"{self.name} did not become ready in {timeout}s; see {self.log_path}")
 
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 10.0) -> None:
         if self.process is None or self.process.poll() is not None:
