@@ -38,8 +38,13 @@ class ServiceProcess:
         return self.log_dir / f"{self.name}.log"
 
     def start(self, *, timeout: float = 90.0) -> ServiceProcess:
-        """Launch and wait until `/health/ready` answers 200."""
-        return self.launch().wait_ready(timeout=timeout)
+        """Launch and wait until `/health/ready` answers 200; a process that never gets ready is stopped."""
+        self.launch()
+        try:
+            return self.wait_ready(timeout=timeout)
+        except BaseException:
+            self.stop()
+            raise
 
     def launch(self) -> ServiceProcess:
         """Start the process without waiting (launch several, then `wait_ready` each: faster start-up)."""
