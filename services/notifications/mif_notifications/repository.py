@@ -12,6 +12,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
+from mif_common.replicas import upsert_if_newer
 from mif_notifications.models import (
     DEFAULT_PREFERENCES,
     Canal,
@@ -28,24 +29,14 @@ from mif_notifications.models import (
 
 async def upsert_user_ref(session: AsyncSession, **values: Any) -> bool:
     """Insert or update one user unless the replica already holds later news; False when stale."""
-    insert = pg_insert(UserRef).values(**values)
-    upsert = insert.on_conflict_do_update(
-        index_elements=[UserRef.user_id],
-        set_={k: insert.excluded[k] for k in values if k != "user_id"},
-        where=UserRef.event_time <= insert.excluded.event_time,
-    ).returning(UserRef.user_id)
-    return await session.scalar(upsert) is not None
+    return await upsert_if_newer(session, UserRef, key=UserRef.user_id, freshness=UserRef.event_time, values=values)
 
 
 async def upsert_technicien_ref(session: AsyncSession, **values: Any) -> bool:
     """Insert or update one technician unless the replica holds a later version; False when stale."""
-    insert = pg_insert(TechnicienRef).values(**values)
-    upsert = insert.on_conflict_do_update(
-        index_elements=[TechnicienRef.technicien_id],
-        set_={k: insert.excluded[k] for k in values if k != "technicien_id"},
-        where=TechnicienRef.version <= insert.excluded.version,
-    ).returning(TechnicienRef.technicien_id)
-    return await session.scalar(upsert) is not None
+    return await upsert_if_newer(
+        session, TechnicienRef, key=TechnicienRef.technicien_id, freshness=TechnicienRef.version, values=values
+    )
 
 
 @dataclass(frozen=True, slots=True)
