@@ -13,6 +13,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import DBAPIError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from mif_common.request_context import current_request_id
@@ -166,6 +167,15 @@ def validation_errors(exc: RequestValidationError) -> list[dict[str, str]]:
     return out
 
 
+# Failures PostgreSQL reports when two transactions collide (deadlock, serialization, lock timeout):
+# nothing was written, and the same request succeeds when sent again.
+TRANSIENT_SQLSTATES = frozenset({"40P01", "40001", "55P03"})
+
+
+def is_transient_conflict(exc: BaseException) -> bool:
+    return isinstance(exc, DBAPIError) and getattr(exc.orig, "sqlstate", None) in TRANSIENT_SQLSTATES
+
+
 def install_error_handlers(app: FastAPI) -> None:
     """Map every error path of a FastAPI app to problem+json."""
 
@@ -205,6 +215,18 @@ def install_error_handlers(app: FastAPI) -> None:
             exc.status_code, detail, instance=request.url.path, headers=getattr(exc, "headers", None)
         )
 
+    async def on_database(request: Request, exc: Exception) -> JSONResponse:
+        if not is_transient_conflict(exc):
+            return await on_unexpected(request, exc)
+        logger.warning("transient database conflict on %s %s: %s", request.method, request.url.path, exc.__cause__)
+        return problem_response(
+            503,
+            "The change collided with a concurrent one and was not made; send the request again.",
+            slug="concurrent-update",
+            instance=request.url.path,
+            headers={"Retry-After": "1"},
+        )
+
     async def on_unexpected(request: Request, exc: Exception) -> JSONResponse:
         logger.exception("unhandled error on %s %s", request.method, request.url.path)
         return problem_response(
@@ -216,4 +238,5 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(DomainError, on_domain)
     app.add_exception_handler(RequestValidationError, on_validation)
     app.add_exception_handler(StarletteHTTPException, on_http)
+    app.add_exception_handler(DBAPIError, on_database)
     app.add_exception_handler(Exception, on_unexpected)

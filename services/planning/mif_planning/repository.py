@@ -448,12 +448,14 @@ async def record_occurrence(session: AsyncSession, *, values: dict[str, Any], st
 
 
 async def occurrence_by_key(session: AsyncSession, key: str) -> Occurrence | None:
-    return await session.scalar(
-        sa.select(Occurrence)
-        .where(Occurrence.occurrence_key == key)
-        .with_for_update()
-        .execution_options(populate_existing=True)
-    )
+    return await session.scalar(sa.select(Occurrence).where(Occurrence.occurrence_key == key))
+
+
+async def occurrence_by_id(session: AsyncSession, occurrence_id: int, *, for_update: bool = False) -> Occurrence | None:
+    query = sa.select(Occurrence).where(Occurrence.id == occurrence_id)
+    if for_update:
+        query = query.with_for_update().execution_options(populate_existing=True)
+    return await session.scalar(query)
 
 
 async def occurrence_of_intervention(session: AsyncSession, intervention_id: int) -> Occurrence | None:
@@ -473,13 +475,7 @@ async def oldest_unlinked_occurrence(
         query = query.where(Occurrence.planning_id == planning_id)
     if equipement_id is not None:
         query = query.where(Occurrence.equipement_id == equipement_id)
-    query = (
-        query.order_by(Occurrence.due_at, Occurrence.id)
-        .limit(1)
-        .with_for_update()
-        .execution_options(populate_existing=True)
-    )
-    return await session.scalar(query)
+    return await session.scalar(query.order_by(Occurrence.due_at, Occurrence.id).limit(1))
 
 
 async def has_open_overdue(session: AsyncSession, planning_id: int) -> bool:

@@ -985,19 +985,34 @@ async def _link_occurrence(session: AsyncSession, fact: InterventionFact) -> Occ
     linked = await repo.occurrence_of_intervention(session, fact.intervention_id)
     if linked is not None or fact.type != "preventive":
         return linked
-    occurrence: Occurrence | None = None
+    for _ in range(3):
+        candidate = await _unlinked_occurrence_for(session, fact)
+        if candidate is None:
+            return None
+        # Lock the plan before its occurrence: that is the order of every writer of plans (API,
+        # scheduler; deleting a plan cascades to its occurrences). The reverse order deadlocked with a
+        # plan deleted while its intervention's event was being handled.
+        if await repo.plan_by_id(session, candidate.planning_id, for_update=True) is None:
+            return None
+        occurrence = await repo.occurrence_by_id(session, candidate.id, for_update=True)
+        if occurrence is not None and occurrence.intervention_id is None:
+            occurrence.intervention_id = fact.intervention_id
+            await session.flush()
+            return occurrence
+        if fact.occurrence_key:
+            return None  # that exact occurrence is taken (or gone): nothing else to link
+    return None
+
+
+async def _unlinked_occurrence_for(session: AsyncSession, fact: InterventionFact) -> Occurrence | None:
     if fact.occurrence_key:
         occurrence = await repo.occurrence_by_key(session, fact.occurrence_key)
-        if occurrence is not None and occurrence.intervention_id is not None:
-            occurrence = None
-    elif fact.planning_id is not None:
-        occurrence = await repo.oldest_unlinked_occurrence(session, planning_id=fact.planning_id, equipement_id=None)
-    elif fact.actor_id is None:
-        occurrence = await repo.oldest_unlinked_occurrence(session, planning_id=None, equipement_id=fact.equipement_id)
-    if occurrence is not None:
-        occurrence.intervention_id = fact.intervention_id
-        await session.flush()
-    return occurrence
+        return occurrence if occurrence is not None and occurrence.intervention_id is None else None
+    if fact.planning_id is not None:
+        return await repo.oldest_unlinked_occurrence(session, planning_id=fact.planning_id, equipement_id=None)
+    if fact.actor_id is None:
+        return await repo.oldest_unlinked_occurrence(session, planning_id=None, equipement_id=fact.equipement_id)
+    return None
 
 
 async def track_intervention(session: AsyncSession, *, fact: InterventionFact) -> None:

@@ -1,0 +1,55 @@
+"""Database failures a client can cause by racing another client answer problem+json, never 500."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import httpx
+import pytest
+import sqlalchemy as sa
+from fastapi import FastAPI
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+from mif_common.errors import install_error_handlers
+from mif_common.testing.infra import Infra
+
+
+@pytest.fixture
+async def engine(mif_infra: Infra) -> AsyncIterator[AsyncEngine]:
+    url = mif_infra.admin_dsn.replace("postgresql://", "postgresql+asyncpg://", 1)
+    engine = create_async_engine(url, pool_size=1)
+    yield engine
+    await engine.dispose()
+
+
+@pytest.fixture
+async def client(engine: AsyncEngine) -> AsyncIterator[httpx.AsyncClient]:
+    app = FastAPI()
+    install_error_handlers(app)
+
+    @app.get("/raise/{sqlstate}")
+    async def raise_sqlstate(sqlstate: str) -> None:
+        # A real error from PostgreSQL with that SQLSTATE, as a deadlock victim would get it.
+        async with engine.begin() as conn:
+            await conn.execute(sa.text(f"DO $$ BEGIN RAISE EXCEPTION 'boom' USING ERRCODE = '{sqlstate}'; END $$"))
+
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+        yield client
+
+
+@pytest.mark.parametrize("sqlstate", ["40P01", "40001", "55P03"])
+async def test_collisions_are_503_with_retry_after(client: httpx.AsyncClient, sqlstate: str) -> None:
+    response = await client.get(f"/raise/{sqlstate}")
+    assert response.status_code == 503
+    assert response.headers["content-type"] == "application/problem+json"
+    assert response.headers["retry-after"] == "1"
+    assert response.json()["type"].endswith("/concurrent-update")
+    assert "send the request again" in response.json()["detail"]
+
+
+async def test_other_database_errors_stay_500_without_details(client: httpx.AsyncClient) -> None:
+    response = await client.get("/raise/XX000")
+    assert response.status_code == 500
+    assert response.headers["content-type"] == "application/problem+json"
+    assert "boom" not in response.text
