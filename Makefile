@@ -12,3 +12,7 @@ lint:
 
 bench:  ## gateway overhead benchmark (not part of the tests)
 	.venv/bin/python bench/gateway_overhead.py
+
+.PHONY: catalogue
+catalogue:  ## regenerate docs/events/asyncapi.json and catalogue.md from the event models and handlers (check: --check)
+	.venv/bin/python -m mif_common.events.catalogue

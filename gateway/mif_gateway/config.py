@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any, ClassVar, Literal
 
 from pydantic import Field, model_validator
 from pydantic_settings import SettingsConfigDict
 
 from mif_common.config import ServiceSettings
-from mif_common.suite import ALL_SERVICES
+from mif_common.suite import ALL_SERVICES, REPO_ROOT
 
 JWKS_PATH = "/api/v1/auth/.well-known/jwks.json"
 TOKEN_STATES_PATH = "/api/v1/auth/internal/token-states"
@@ -76,6 +77,9 @@ class GatewaySettings(ServiceSettings):
     token_cache_size: int = Field(default=10_000, ge=0)
 
     openapi_cache_seconds: float = Field(default=30.0, ge=0)
+    # The generated event catalogue served at /asyncapi.json and /docs/events (`make catalogue` writes it;
+    # the image has it at the same place, the source tree being /app).
+    asyncapi_path: Path = REPO_ROOT / "docs" / "events" / "asyncapi.json"
     control_timeout: float = Field(default=3.0, gt=0)
 
     @model_validator(mode="before")

@@ -28,6 +28,8 @@ from mif_gateway.routes import service_for
 
 logger = logging.getLogger(__name__)
 
+# The event catalogue's page (mif_gateway.events_docs), linked from the OpenAPI document and /docs.
+EVENTS_PAGE = "/docs/events"
 HTTP_METHODS = ("get", "put", "post", "delete", "options", "head", "patch", "trace")
 _TEMPLATE_PARAM = re.compile(r"\{[^}/]+\}")
 
@@ -126,7 +128,9 @@ def merge_documents(
                 tags[tag["name"]] = tag
     description = (
         "Every call goes through the gateway, which checks the bearer token and the caller's role "
-        "(`x-mif-access` on each operation); the owning service applies row-level rules."
+        "(`x-mif-access` on each operation); the owning service applies row-level rules.\n\n"
+        f"Domain events (who publishes and consumes what, with their schemas): [{EVENTS_PAGE}]({EVENTS_PAGE}), "
+        "machine-readable at [/asyncapi.json](/asyncapi.json) (AsyncAPI 3.0)."
     )
     if unavailable:
         description += "\n\nUnavailable right now (their operations are missing): " + ", ".join(unavailable) + "."
@@ -137,6 +141,7 @@ def merge_documents(
         "components": components,
         "tags": list(tags.values()),
         "x-mif-unavailable": unavailable,
+        "externalDocs": {"description": "Domain events (AsyncAPI 3.0: /asyncapi.json)", "url": EVENTS_PAGE},
     }
 
 
@@ -199,6 +204,17 @@ async def combined_openapi(request: Request) -> JSONResponse:
     return JSONResponse(await aggregator.document())
 
 
+_SWAGGER_ROOT = '<div id="swagger-ui">'
+# Plain HTML above Swagger UI: visible even where Swagger UI's assets (from a CDN) cannot load.
+_DOCS_LINKS = (
+    '<p style="font-family: sans-serif; margin: 1rem">'
+    f'<a href="{EVENTS_PAGE}">Domain events</a> (<a href="/asyncapi.json">asyncapi.json</a>) · '
+    '<a href="/openapi.json">openapi.json</a></p>'
+)
+
+
 @router.get("/docs")
 async def swagger_ui() -> HTMLResponse:
-    return get_swagger_ui_html(openapi_url="/openapi.json", title="MIF maintenance suite API")
+    page = get_swagger_ui_html(openapi_url="/openapi.json", title="MIF maintenance suite API")
+    text = bytes(page.body).decode()
+    return HTMLResponse(text.replace(_SWAGGER_ROOT, _DOCS_LINKS + _SWAGGER_ROOT, 1))

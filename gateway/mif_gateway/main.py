@@ -24,6 +24,8 @@ from mif_common.request_context import RequestIdMiddleware, StripTrailingSlashMi
 from mif_gateway.config import TOKEN_STATES_PATH, GatewaySettings
 from mif_gateway.docs import OpenApiAggregator
 from mif_gateway.docs import router as docs_router
+from mif_gateway.events_docs import EventCatalogue
+from mif_gateway.events_docs import router as events_docs_router
 from mif_gateway.jwt_check import TokenChecker
 from mif_gateway.policy import DEFAULT_POLICY
 from mif_gateway.proxy import ApiFastPath, Gateway, ProxyEndpoint
@@ -118,7 +120,10 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         redirect_slashes=False,
     )
     install_error_handlers(app)
+    # Set here, not in the lifespan: it needs no I/O until the first request.
+    app.state.event_catalogue = EventCatalogue(settings.asyncapi_path)
     app.include_router(docs_router)
+    app.include_router(events_docs_router)
     app.add_api_route("/health/live", live, methods=["GET"], include_in_schema=False)
     app.add_api_route("/health/ready", ready, methods=["GET"], include_in_schema=False)
     app.add_route("/metrics", metrics_endpoint, include_in_schema=False)

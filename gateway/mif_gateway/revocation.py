@@ -35,6 +35,8 @@ from mif_common.events.topology import declare_exchanges
 logger = logging.getLogger(__name__)
 
 ROUTING_KEY = "auth.user.#"
+# Each replica's exclusive queue is `<prefix>.<random id>` (the event catalogue documents it).
+QUEUE_PREFIX = "mif.gateway.revocation"
 STATE_EVENT_TYPES = frozenset(
     {"auth.user.created.v1", "auth.user.updated.v1", "auth.user.deactivated.v1", "auth.user.activated.v1"}
 )
@@ -91,7 +93,7 @@ class RevocationFollower:
         http: httpx.AsyncClient,
         token_states_url: str,
         retry_seconds: float = 2.0,
-        queue_prefix: str = "mif.gateway.revocation",
+        queue_prefix: str = QUEUE_PREFIX,
     ) -> None:
         self.states = states
         self.broker = broker

@@ -23,6 +23,7 @@ from mif_common.errors import install_error_handlers
 from mif_common.events.broker import Broker
 from mif_common.events.consumer import EventConsumer, Handler
 from mif_common.events.relay import OutboxRelay
+from mif_common.events.topology import consumer_queue_name
 from mif_common.health import router as health_router
 from mif_common.logging import configure_logging
 from mif_common.metrics import MetricsMiddleware, metrics_endpoint
@@ -129,7 +130,7 @@ def consumer_for(
     settings: ServiceSettings, sessionmaker: async_sessionmaker[AsyncSession], handlers: Mapping[str, Handler]
 ) -> EventConsumer:
     return EventConsumer(
-        name=f"mif.{settings.service_name}",
+        name=consumer_queue_name(settings.service_name),
         sessionmaker=sessionmaker,
         handlers=handlers,
         attempts=settings.consumer_attempts,

@@ -18,6 +18,11 @@ async def declare_exchanges(channel: AbstractChannel) -> AbstractExchange:
     return events
 
 
+def consumer_queue_name(service: str) -> str:
+    """The durable queue of a service's event consumer (the catalogue documents it under this name)."""
+    return f"mif.{service}"
+
+
 def dead_letter_queue_name(queue: str) -> str:
     return f"{queue}.dlq"
 
