@@ -5,11 +5,14 @@ from __future__ import annotations
 import asyncio
 import os
 
+import aio_pika
 import asyncpg
 import pytest
 
+from mif_common.events.queues import declare_service_queues
+from mif_common.events.topology import declare_consumer_queue
 from mif_common.provision import ensure_database, ensure_service_roles, service_database_url
-from mif_common.suite import service
+from mif_common.suite import built_services, service
 from mif_common.testing.infra import Infra
 
 
@@ -43,5 +46,37 @@ def test_a_service_role_cannot_read_another_services_schema(mif_infra: Infra) ->
             await intruder.execute("CREATE TABLE assets.mine (v text)")
         finally:
             await intruder.close()
+
+    asyncio.run(scenario())
+
+
+def test_setup_declares_every_consumer_queue_before_any_service_starts(
+    mif_amqp_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An event published right after `setup`, before its consumer ever ran, waits in the queue."""
+    monkeypatch.setenv("MIF_AMQP_URL", mif_amqp_url)
+    monkeypatch.setenv("MIF_ASSETS_CONSUMER_DELIVERY_LIMIT", "7")  # the service's own variable wins
+
+    async def scenario() -> None:
+        queues = await declare_service_queues(built_services())
+        assert {"mif.assets", "mif.interventions", "mif.notifications"} <= set(queues)
+        connection = await aio_pika.connect(mif_amqp_url)
+        async with connection:
+            channel = await connection.channel()
+            exchange = await channel.get_exchange("mif.events")
+            await exchange.publish(aio_pika.Message(b"{}"), routing_key="interventions.intervention.started.v1")
+            # assets and notifications both consume `started`: each queue holds its copy.
+            for name in ("mif.assets", "mif.notifications"):
+                queue = await channel.declare_queue(name, passive=True)
+                message = await queue.get(timeout=5, fail=True)
+                assert message is not None
+                await message.ack()
+            # Declared with the same arguments the service uses, so its own declaration agrees.
+            again = await connection.channel()
+            await declare_consumer_queue(again, "mif.assets", routing_keys=[], delivery_limit=7)
+            with pytest.raises(aio_pika.exceptions.ChannelPreconditionFailed):
+                await declare_consumer_queue(
+                    await connection.channel(), "mif.assets", routing_keys=[], delivery_limit=5
+                )
 
     asyncio.run(scenario())

@@ -1,7 +1,9 @@
 """Operator commands: `python -m mif_common.cli setup`.
 
-`setup` creates the database, one role and schema per built service, and runs every built service's
-migrations as that service's own role. Idempotent: the run command calls it at every start.
+`setup` creates the database, one role and schema per built service, runs every built service's
+migrations as that service's own role, and declares every service's event queue on the broker (so
+no event published before a service's first start is lost). Idempotent: the run command calls it at
+every start.
 
 Environment: MIF_ADMIN_DSN (superuser, default postgresql://postgres@127.0.0.1:5432/postgres),
 MIF_DATABASE_NAME (default mif), MIF_<SVC>_DB_PASSWORD (optional role passwords),
@@ -15,6 +17,9 @@ import asyncio
 import os
 import sys
 
+from aio_pika.exceptions import AMQPError
+
+from mif_common.events.queues import declare_service_queues
 from mif_common.migrations import upgrade
 from mif_common.provision import ensure_database, ensure_service_roles, service_database_url
 from mif_common.suite import ServiceInfo, built_services
@@ -44,6 +49,13 @@ def setup(admin_dsn: str, database: str) -> None:
     for svc in services:
         upgrade(svc.alembic_ini, database_url(svc, admin_dsn, database))
         print(f"  {svc.name}: schema '{svc.schema}' migrated (role {svc.db_role})")
+    try:
+        queues = asyncio.run(declare_service_queues(services))
+    except (OSError, TimeoutError, AMQPError) as exc:
+        # Not fatal: each service declares its own queue when it starts; only the head start is lost.
+        print(f"  RabbitMQ not reachable, event queues left to the services: {exc!r}", file=sys.stderr)
+    else:
+        print(f"  event queues declared: {', '.join(queues)}")
 
 
 def main(argv: list[str] | None = None) -> int:
