@@ -170,10 +170,22 @@ def validation_errors(exc: RequestValidationError) -> list[dict[str, str]]:
 # Failures PostgreSQL reports when two transactions collide (deadlock, serialization, lock timeout):
 # nothing was written, and the same request succeeds when sent again.
 TRANSIENT_SQLSTATES = frozenset({"40P01", "40001", "55P03"})
+# Connection exceptions (08), insufficient resources such as too many connections (53), operator
+# intervention such as a shutting-down server (57P): the database is unavailable for now.
+UNAVAILABLE_SQLSTATE_PREFIXES = ("08", "53", "57P")
+
+
+def _sqlstate(exc: BaseException) -> str | None:
+    return getattr(exc.orig, "sqlstate", None) if isinstance(exc, DBAPIError) else None
 
 
 def is_transient_conflict(exc: BaseException) -> bool:
-    return isinstance(exc, DBAPIError) and getattr(exc.orig, "sqlstate", None) in TRANSIENT_SQLSTATES
+    return _sqlstate(exc) in TRANSIENT_SQLSTATES
+
+
+def is_database_unavailable(exc: BaseException) -> bool:
+    state = _sqlstate(exc)
+    return isinstance(exc, ConnectionError) or (state is not None and state.startswith(UNAVAILABLE_SQLSTATE_PREFIXES))
 
 
 def install_error_handlers(app: FastAPI) -> None:
@@ -216,16 +228,25 @@ def install_error_handlers(app: FastAPI) -> None:
         )
 
     async def on_database(request: Request, exc: Exception) -> JSONResponse:
-        if not is_transient_conflict(exc):
-            return await on_unexpected(request, exc)
-        logger.warning("transient database conflict on %s %s: %s", request.method, request.url.path, exc.__cause__)
-        return problem_response(
-            503,
-            "The change collided with a concurrent one and was not made; send the request again.",
-            slug="concurrent-update",
-            instance=request.url.path,
-            headers={"Retry-After": "1"},
-        )
+        if is_transient_conflict(exc):
+            logger.warning("transient database conflict on %s %s: %s", request.method, request.url.path, exc)
+            return problem_response(
+                503,
+                "The change collided with a concurrent one and was not made; send the request again.",
+                slug="concurrent-update",
+                instance=request.url.path,
+                headers={"Retry-After": "1"},
+            )
+        if is_database_unavailable(exc):
+            logger.error("database unavailable on %s %s: %r", request.method, request.url.path, exc)
+            return problem_response(
+                503,
+                "The service's database is unavailable for now; nothing was changed. Try again shortly.",
+                slug="database-unavailable",
+                instance=request.url.path,
+                headers={"Retry-After": "5"},
+            )
+        return await on_unexpected(request, exc)
 
     async def on_unexpected(request: Request, exc: Exception) -> JSONResponse:
         logger.exception("unhandled error on %s %s", request.method, request.url.path)
@@ -239,4 +260,5 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, on_validation)
     app.add_exception_handler(StarletteHTTPException, on_http)
     app.add_exception_handler(DBAPIError, on_database)
+    app.add_exception_handler(ConnectionError, on_database)
     app.add_exception_handler(Exception, on_unexpected)

@@ -33,6 +33,15 @@ async def client(engine: AsyncEngine) -> AsyncIterator[httpx.AsyncClient]:
         async with engine.begin() as conn:
             await conn.execute(sa.text(f"DO $$ BEGIN RAISE EXCEPTION 'boom' USING ERRCODE = '{sqlstate}'; END $$"))
 
+    @app.get("/unreachable")
+    async def unreachable() -> None:
+        closed = create_async_engine("postgresql+asyncpg://postgres@127.0.0.1:9/postgres")
+        try:
+            async with closed.connect() as conn:
+                await conn.execute(sa.text("SELECT 1"))
+        finally:
+            await closed.dispose()
+
     transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
     async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
         yield client
@@ -46,6 +55,17 @@ async def test_collisions_are_503_with_retry_after(client: httpx.AsyncClient, sq
     assert response.headers["retry-after"] == "1"
     assert response.json()["type"].endswith("/concurrent-update")
     assert "send the request again" in response.json()["detail"]
+
+
+@pytest.mark.parametrize("path", ["/raise/53300", "/raise/57P03", "/raise/08006", "/unreachable"])
+async def test_an_unavailable_database_is_503(client: httpx.AsyncClient, path: str) -> None:
+    """Too many connections, a server shutting down, a lost or refused connection: not the client's fault,
+    and not a bug either; the answer says to come back."""
+    response = await client.get(path)
+    assert response.status_code == 503
+    assert response.headers["content-type"] == "application/problem+json"
+    assert response.headers["retry-after"] == "5"
+    assert response.json()["type"].endswith("/database-unavailable")
 
 
 async def test_other_database_errors_stay_500_without_details(client: httpx.AsyncClient) -> None:
