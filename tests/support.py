@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
+import aio_pika
 import httpx
 
 from mif_auth.testing import PASSWORD
+from mif_common.events import CloudEvent
 from mif_common.testing.plugin import TestDatabase
 from mif_common.testing.processes import ServiceProcess
 from mif_notifications.testing import SmtpSink
@@ -63,3 +66,27 @@ def wait_for(check: Callable[[], Any], *, what: str, timeout: float = 30.0, inte
             return value
         time.sleep(interval)
     raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
+
+
+def event(event_type: str, data: dict[str, Any], *, subject: str | None = None) -> CloudEvent:
+    """A CloudEvent as its owner's relay would send it (the source is the type's service)."""
+    return CloudEvent(source=f"/mif/{event_type.split('.')[0]}", type=event_type, subject=subject, data=data)
+
+
+def publish(suite: Suite, *events: CloudEvent) -> None:
+    """Publish events on `mif.events` as their owners would (for facts no running service produces)."""
+
+    async def send() -> None:
+        connection = await aio_pika.connect(suite.amqp_url)
+        async with connection:
+            channel = await connection.channel(publisher_confirms=True)
+            exchange = await channel.declare_exchange("mif.events", aio_pika.ExchangeType.TOPIC, durable=True)
+            for one in events:
+                await exchange.publish(
+                    aio_pika.Message(
+                        one.model_dump_json().encode(), content_type="application/cloudevents+json", message_id=one.id
+                    ),
+                    routing_key=one.type,
+                )
+
+    asyncio.run(send())

@@ -13,7 +13,6 @@ import secrets
 import time
 import uuid
 from collections.abc import Callable
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -24,49 +23,20 @@ import pytest
 
 from mif_documents.signing import SECRET_FILE, UrlSigner
 from mif_documents.testing import intervention_data, multipart, pdf_bytes, png_bytes
-from tests.support import Suite, wait_for
+from tests.support import Suite, event, publish, wait_for
 
 pytestmark = pytest.mark.e2e
 
 Headers = dict[str, str]
 
 
-def publish(suite: Suite, event_type: str, data: dict[str, Any]) -> None:
-    """Publish a CloudEvent on `mif.events` as its owner's relay would."""
-
-    async def send() -> None:
-        connection = await aio_pika.connect(suite.amqp_url)
-        try:
-            channel = await connection.channel()
-            exchange = await channel.declare_exchange("mif.events", aio_pika.ExchangeType.TOPIC, durable=True)
-            event = {
-                "specversion": "1.0",
-                "id": str(uuid.uuid4()),
-                "source": "/mif/interventions",
-                "type": event_type,
-                "subject": str(data["intervention_id"]),
-                "time": datetime.now(UTC).isoformat(),
-                "datacontenttype": "application/json",
-                "data": data,
-                "correlationid": None,
-                "causationid": None,
-            }
-            await exchange.publish(
-                aio_pika.Message(
-                    json.dumps(event).encode(), content_type="application/cloudevents+json", message_id=event["id"]
-                ),
-                routing_key=event_type,
-            )
-        finally:
-            await connection.close()
-
-    asyncio.run(send())
-
-
 def known_intervention(suite: Suite, headers: Headers, **fields: Any) -> int:
-    """An intervention documents learns of by event; ids far above what interventions hands out."""
+    """An intervention documents learns of by event; ids far above what interventions and assets hand out.
+
+    assets hears the event too: an equipment id of a real equipment would hold it "open" for ever."""
     intervention_id = 1_000_000_000 + secrets.randbelow(1_000_000_000)
-    publish(suite, "interventions.intervention.created.v1", intervention_data(intervention_id, **fields))
+    data = intervention_data(intervention_id, **{"equipement_id": intervention_id, **fields})
+    publish(suite, event("interventions.intervention.created.v1", data, subject=str(intervention_id)))
 
     def listed() -> bool:
         response = httpx.get(f"{suite.url}/api/v1/documents/{intervention_id}", headers=headers)

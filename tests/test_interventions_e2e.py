@@ -5,20 +5,16 @@ moves the equipment to `maintenance` and back to `operationnel`."""
 
 from __future__ import annotations
 
-import asyncio
-import json
 import time
 import uuid
 from collections.abc import Callable
-from datetime import UTC, datetime
 from typing import Any
 
-import aio_pika
 import httpx
 import pytest
 
 from mif_interventions.testing import technicien_data
-from tests.support import Suite, wait_for
+from tests.support import Suite, event, publish, wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -27,32 +23,6 @@ Headers = dict[str, str]
 
 def unique(prefix: str) -> str:
     return f"{prefix} {uuid.uuid4().hex[:8]}"
-
-
-def publish(suite: Suite, event_type: str, data: dict[str, Any]) -> None:
-    """Publish an event as its owner would (planning is not running in this suite)."""
-
-    async def send() -> None:
-        connection = await aio_pika.connect(suite.amqp_url)
-        async with connection:
-            channel = await connection.channel()
-            exchange = await channel.declare_exchange("mif.events", aio_pika.ExchangeType.TOPIC, durable=True)
-            envelope = {
-                "specversion": "1.0",
-                "id": str(uuid.uuid4()),
-                "source": "/mif/" + event_type.split(".")[0],
-                "type": event_type,
-                "subject": str(data.get("technicien_id")),
-                "time": datetime.now(UTC).isoformat(),
-                "datacontenttype": "application/json",
-                "data": data,
-            }
-            await exchange.publish(
-                aio_pika.Message(json.dumps(envelope).encode(), content_type="application/cloudevents+json"),
-                routing_key=event_type,
-            )
-
-    asyncio.run(send())
 
 
 def test_an_intervention_through_the_gateway_scoped_and_felt_by_assets(
@@ -101,7 +71,7 @@ def test_an_intervention_through_the_gateway_scoped_and_felt_by_assets(
 
         # planning (not running here) announces the technician's profile; then the manager assigns it.
         technicien_id = int(time.time_ns() % 10**9)
-        publish(suite, "planning.technicien.created.v1", technicien_data(technicien_id, tech_user["id"]))
+        publish(suite, event("planning.technicien.created.v1", technicien_data(technicien_id, tech_user["id"])))
 
         def assign() -> httpx.Response | None:
             response = http.post(

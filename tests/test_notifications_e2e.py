@@ -15,13 +15,11 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
-import aio_pika
 import httpx
 import pytest
 
-from mif_common.events import CloudEvent
 from mif_notifications.testing import envelope, intervention_data, parts, technicien_data, to_address
-from tests.support import Suite, wait_for
+from tests.support import Suite, publish, wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -36,23 +34,6 @@ def unique(prefix: str) -> str:
 def big_id() -> int:
     """An id no real row of the suite will have (these events are published by the test, not by their owner)."""
     return 10**9 + uuid.uuid4().int % 10**8
-
-
-def publish(suite: Suite, *events: CloudEvent) -> None:
-    """Publish events to `mif.events` as their owners' relays would."""
-
-    async def send() -> None:
-        connection = await aio_pika.connect(suite.amqp_url)
-        async with connection:
-            channel = await connection.channel(publisher_confirms=True)
-            exchange = await channel.declare_exchange("mif.events", aio_pika.ExchangeType.TOPIC, durable=True)
-            for event in events:
-                await exchange.publish(
-                    aio_pika.Message(event.model_dump_json().encode(), content_type="application/cloudevents+json"),
-                    routing_key=event.type,
-                )
-
-    asyncio.run(send())
 
 
 def mine(http: httpx.Client, headers: Headers, **params: Any) -> list[dict[str, Any]]:
