@@ -13,6 +13,10 @@ lint:
 bench:  ## gateway overhead benchmark (not part of the tests)
 	.venv/bin/python bench/gateway_overhead.py
 
+.PHONY: demo
+demo:  ## load a realistic demo data set through the gateway of a running suite (`make run`); DEMO_ARGS=--help
+	.venv/bin/python deploy/local/demo.py $(DEMO_ARGS)
+
 .PHONY: catalogue
 catalogue:  ## regenerate docs/events/asyncapi.json and catalogue.md from the event models and handlers (check: --check)
 	.venv/bin/python -m mif_common.events.catalogue
