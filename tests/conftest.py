@@ -4,6 +4,7 @@ the real bootstrap command, a real SMTP server receiving the notifications' e-ma
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import subprocess
@@ -16,6 +17,8 @@ import httpx
 import pytest
 
 from mif_auth.testing import PASSWORD
+from mif_common.events.queues import declare_service_queues
+from mif_common.suite import built_services
 from mif_common.testing.plugin import TestDatabase
 from mif_common.testing.processes import ServiceProcess
 from mif_notifications.testing import SmtpSink
@@ -77,6 +80,8 @@ def suite(
                 "documents": documents.url,
             }
         ),
+        # Every e2e test signs in from 127.0.0.1: the per-address sign-in limit (30 per 5 min) is for real clients.
+        "MIF_GATEWAY_LOGIN_PER_IP": "10000",
         "MIF_ADMIN_EMAIL": ADMIN_EMAIL,
         "MIF_ADMIN_PASSWORD": PASSWORD,
     }
@@ -87,6 +92,9 @@ def suite(
         [sys.executable, "-m", "mif_auth.bootstrap"], env={**os.environ, **env}, capture_output=True, text=True
     )
     assert bootstrap.returncode == 0, bootstrap.stderr
+    # As `make run`'s setup does: every queue exists before any service publishes (the first admin's
+    # auth.user.created would otherwise reach nobody when auth relays it before notifications is up).
+    asyncio.run(declare_service_queues(built_services(), amqp_url=mif_amqp_url))
     try:
         # Started inside the try: if one fails to start (or the setup times out), the others are stopped.
         # Launched together, then waited for: start-up costs the slowest process, not the sum.

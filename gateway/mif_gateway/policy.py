@@ -121,7 +121,9 @@ POLICY: tuple[Rule, ...] = (
     *_rows("POST", ["/auth/change-password"], AUTHENTICATED),
     *_rows("GET", ["/auth/internal/token-states"], INTERNAL),
     # users
-    *_rows("GET", ["/users", "/users/{id}"], roles(R)),
+    *_rows("GET", ["/users"], roles(R)),
+    # Anyone signed in: auth answers managers, or the caller's own account (403 for anyone else's).
+    *_rows("GET", ["/users/{id}"], AUTHENTICATED),
     *_rows("POST", ["/users"], roles(A)),
     *_rows("PUT", ["/users/{id}"], roles(A)),
     *_rows("DELETE", ["/users/{id}"], roles(A)),

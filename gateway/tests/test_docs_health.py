@@ -83,7 +83,7 @@ def test_merge_prefixes_components_and_rewrites_refs() -> None:
     assert list(merged["components"]["securitySchemes"]) == ["OAuth2PasswordBearer"]
     assert me["security"] == [{"OAuth2PasswordBearer": []}]
     user = merged["paths"]["/api/v1/users/{user_id}"]
-    assert user["get"]["x-mif-access"] == "roles: admin, responsable"
+    assert user["get"]["x-mif-access"] == "authenticated"  # auth itself allows managers or oneself
     assert user["delete"]["x-mif-access"] == "roles: admin"
     # Internal, unrouted and foreign paths are not advertised.
     assert "/api/v1/auth/internal/token-states" not in merged["paths"]

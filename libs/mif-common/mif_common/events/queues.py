@@ -29,15 +29,16 @@ def consumer_settings(svc: ServiceInfo) -> ServiceSettings:
     return settings_cls()
 
 
-async def declare_service_queues(services: Iterable[ServiceInfo]) -> list[str]:
-    """Declare and bind each service's queue exactly as its consumer will; returns the queue names."""
+async def declare_service_queues(services: Iterable[ServiceInfo], *, amqp_url: str | None = None) -> list[str]:
+    """Declare and bind each service's queue exactly as its consumer will; returns the queue names.
+    `amqp_url` replaces the broker the services' variables name (tests: a vhost of their own)."""
     declared = []
     for svc in services:
         consumer = service_consumer(svc)
         if consumer is None:
             continue
         settings = consumer_settings(svc)
-        connection = await aio_pika.connect(settings.amqp_url, timeout=10)
+        connection = await aio_pika.connect(amqp_url or settings.amqp_url, timeout=10)
         async with connection:
             channel = await connection.channel()
             await declare_consumer_queue(
