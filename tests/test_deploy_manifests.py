@@ -250,9 +250,11 @@ def test_setup_service_runs_setup_then_bootstrap() -> None:
     between = text[text.index(SETUP_CMD) + len(SETUP_CMD) : text.index(BOOTSTRAP_CMD)]
     assert between.strip() == "&&", "bootstrap must run only after a successful setup"
     assert setup.get("restart") == "no"
-    assert dependencies(setup) == {"postgres": "service_healthy"}
+    # The broker too: setup declares every service's event queue before any service starts.
+    assert dependencies(setup) == {"postgres": "service_healthy", "rabbitmq": "service_healthy"}
     env = env_of(setup)
     required = {"MIF_ADMIN_DSN", "MIF_DATABASE_NAME", "MIF_ADMIN_EMAIL", "MIF_ADMIN_PASSWORD", "MIF_AUTH_DATABASE_URL"}
+    required |= {"MIF_AMQP_URL"}
     required |= {f"MIF_{s.name.upper()}_DB_PASSWORD" for s in ALL_SERVICES}
     assert not required - env.keys(), f"setup lacks {sorted(required - env.keys())}"
     admin = urlsplit(compose_default(env["MIF_ADMIN_DSN"]))
