@@ -1,19 +1,22 @@
 """Interventions list and search latency through the gateway, on 100,000 interventions.
 
-    .venv/bin/python bench/interventions_list.py [--rows 100000] [--requests 3000] [--concurrency 10]
+    .venv/bin/python bench/interventions_list.py [--rows 100000] [--requests 3000] [--concurrency 10] [--workers 1]
 
 Seeds a throwaway database `mif_bench_interventions` directly with SQL (generate_series): 2,000
 equipment and 50 technicians in the replicas, `--rows` interventions spread over a year. Starts the
-interventions service and the gateway (uvicorn, one worker each, loopback, free ports); tokens are signed
-with an Ed25519 key that this script serves as the JWKS (no auth service needed). Then, at concurrency
+interventions service (`--workers` uvicorn workers) and the gateway (one worker), on loopback, free
+ports; tokens are signed with an Ed25519 key that this script serves as the JWKS (no auth service
+needed). Then, at concurrency
 `--concurrency`, alternating in rounds so that drift on the machine hits both alike:
 
 - filtered list: GET /api/v1/interventions/?statut=en_cours&priorite=haute&sort=-date_creation&limit=50
 - search:        GET /api/v1/interventions/?q=EQ1234&limit=50   (an asset reference: ~50 matches)
 - broad search:  GET /api/v1/interventions/?q=vibration&limit=50 (a common word: ~16 % of the rows)
 
-It prints p50/p95/p99 and throughput of each (targets: p95 <= 25 ms and <= 50 ms) and the EXPLAIN
-ANALYZE plans of the SQL the service runs for them (count and page), to show the indexes at work.
+It prints p50/p95/p99 and throughput of each (targets: p95 <= 25 ms and <= 50 ms), the CPU each process
+spent per request (service, gateway, the PostgreSQL backends of the service's pool, this load generator:
+from /proc, the figure least disturbed by other load on the machine) and the EXPLAIN ANALYZE plans of the
+SQL the service runs for them (page and total in one statement), to show the indexes at work.
 Bounded loops only; the load generator shares the machine.
 """
 
@@ -31,7 +34,7 @@ import sys
 import tempfile
 import time
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -139,42 +142,36 @@ async def seed(admin_dsn: str, rows: int) -> str:
 
 
 async def explain(admin_dsn: str) -> None:
-    """EXPLAIN ANALYZE of the statement the service runs for each request (built by its own code)."""
-    import sqlalchemy as sa
-    from sqlalchemy.dialects import postgresql
+    """EXPLAIN ANALYZE of the statement the service runs for each request: the same SQL text and
+    parameters, built by its own code (`repository.list_sql`)."""
+    from datetime import UTC, datetime
 
+    from sqlalchemy.dialects.postgresql import asyncpg as pg_asyncpg
+
+    from mif_common.pagination import order_by
     from mif_interventions import repository as repo
+    from mif_interventions.api import _SORT
     from mif_interventions.models import Intervention
 
-    statements: dict[str, list[str]] = {}
-    for name, filtres, order in (
-        (
-            "filtered list",
-            repo.Filtres(statut=["en_cours"], priorite=["haute"]),
-            [Intervention.date_creation.desc(), Intervention.id.desc()],
-        ),
-        ("search", repo.Filtres(q=SEARCH_REF), [Intervention.id.desc()]),
-        ("broad search", repo.Filtres(q=SEARCH_WORD), [Intervention.id.desc()]),
-    ):
-        clauses = repo.where_clauses(filtres, repo.Visibilite())  # a manager: no row restriction
-        total = sa.select(sa.func.count()).select_from(Intervention).where(*clauses).scalar_subquery()
-        page = (
-            repo.LIST_SELECT.add_columns(total.correlate(None).label("_total"))
-            .where(*clauses)
-            .order_by(*order)
-            .limit(50)
-        )
-        dialect = postgresql.dialect()  # type: ignore[no-untyped-call]
-        statements[name] = [str(page.compile(dialect=dialect, compile_kwargs={"literal_binds": True}))]
+    dialect = pg_asyncpg.dialect()  # type: ignore[no-untyped-call]
     conn = await asyncpg.connect(admin_dsn.rsplit("/", 1)[0] + "/" + DATABASE)
     try:
         await conn.execute("SET search_path TO interventions")
-        for name, queries in statements.items():
-            for label, sql in zip(("page and total (one statement, as the service runs it)",), queries, strict=True):
-                plan = await conn.fetch(f"EXPLAIN (ANALYZE, BUFFERS, COSTS OFF) {sql}")
-                print(f"\n--- {name}: {label} ---")
-                for line in plan:
-                    print("  " + line[0])
+        for name, filtres, sort in (
+            ("filtered list", repo.Filtres(statut=["en_cours"], priorite=["haute"]), "-date_creation"),
+            ("search", repo.Filtres(q=SEARCH_REF), None),
+            ("broad search", repo.Filtres(q=SEARCH_WORD), None),
+        ):
+            terms, values = repo.list_terms(replace(filtres, now=datetime.now(UTC)), repo.Visibilite())  # a manager
+            sql = repo.list_sql(
+                terms, sort, lambda s=sort: order_by(s, _SORT, default=[Intervention.id.desc()]), dialect
+            ).page
+            plan = await conn.fetch(
+                f"EXPLAIN (ANALYZE, BUFFERS, COSTS OFF) {sql.text}", *sql.args({**values, "limit": 50, "offset": 0})
+            )
+            print(f"\n--- {name}: page and total (one statement, as the service runs it) ---")
+            for line in plan:
+                print("  " + line[0])
     finally:
         await conn.close()
 
@@ -187,11 +184,13 @@ class Processes:
     procs: list[subprocess.Popen[bytes]] = field(default_factory=list)
     tmp: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="mif-bench-intv-")))
 
-    def start(self, name: str, factory: str, port: int, env: dict[str, str]) -> subprocess.Popen[bytes]:
+    def start(
+        self, name: str, factory: str, port: int, env: dict[str, str], workers: int = 1
+    ) -> subprocess.Popen[bytes]:
         log = (self.tmp / f"{name}.log").open("wb")
         argv = [
             PYTHON, "-m", "uvicorn", "--factory", factory, "--host", "127.0.0.1", "--port", str(port),
-            "--workers", "1", "--no-access-log", "--log-level", "warning",
+            "--workers", str(workers), "--no-access-log", "--log-level", "warning",
         ]  # fmt: skip
         popen = subprocess.Popen(argv, env={**os.environ, **env}, stdout=log, stderr=subprocess.STDOUT, cwd=REPO)
         self.procs.append(popen)
@@ -275,6 +274,32 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def tree_cpu_seconds(pid: int) -> float:
+    """CPU of a process and of its children (uvicorn's workers when there are several)."""
+    total = cpu_seconds(pid)
+    try:
+        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    except OSError:
+        children = []
+    return total + sum(cpu_seconds(int(child)) for child in children)
+
+
+async def postgres_cpu(admin_dsn: str) -> dict[int, float]:
+    """CPU so far of each PostgreSQL backend connected to the bench database (the service's pool)."""
+    conn = await asyncpg.connect(admin_dsn)
+    try:
+        rows = await conn.fetch(
+            "SELECT pid FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()", DATABASE
+        )
+    finally:
+        await conn.close()
+    return {row["pid"]: cpu_seconds(row["pid"]) for row in rows}
+
+
+def cpu_spent(before: dict[int, float], after: dict[int, float]) -> float:
+    return sum(max(0.0, seconds - before.get(pid, 0.0)) for pid, seconds in after.items())
+
+
 def pct(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000
@@ -302,6 +327,7 @@ async def main(args: argparse.Namespace) -> int:
                 "MIF_INTERVENTIONS_BACKGROUND_TASKS": "false",
                 "MIF_INTERVENTIONS_LOG_LEVEL": "WARNING",
             },
+            workers=args.workers,
         )
         dead = f"http://127.0.0.1:{free_port()}"
         from mif_common.suite import ALL_SERVICES
@@ -343,41 +369,46 @@ async def main(args: argparse.Namespace) -> int:
             for url_ in targets.values():  # warm-up
                 await load(session, url_, token, args.concurrency, 200)
             rounds = 3
-            results: list[tuple[str, int, list[float], float, float, float]] = []
+            results: list[tuple[str, int, list[float], float, dict[str, float]]] = []
             for concurrency in (1, args.concurrency):
                 samples = {name: [] for name in targets}
                 elapsed = dict.fromkeys(targets, 0.0)
-                service_cpu = dict.fromkeys(targets, 0.0)
-                gateway_cpu = dict.fromkeys(targets, 0.0)
+                # CPU seconds per process: service, gateway, PostgreSQL backends, this load generator.
+                cpu = {name: dict.fromkeys(("svc", "gw", "pg", "load"), 0.0) for name in targets}
                 for round_no in range(rounds):
                     order = list(targets.items()) if round_no % 2 == 0 else list(targets.items())[::-1]
                     for name, url_ in order:
                         count = args.requests // rounds // (5 if concurrency == 1 else 1)
+                        pg0 = await postgres_cpu(args.admin_dsn)
+                        svc0, gw0, load0 = tree_cpu_seconds(service.pid), cpu_seconds(gateway.pid), time.process_time()
                         started = time.perf_counter()
-                        cpu0, gw0 = cpu_seconds(service.pid), cpu_seconds(gateway.pid)
                         samples[name] += await load(session, url_, token, concurrency, count)
                         elapsed[name] += time.perf_counter() - started
-                        service_cpu[name] += cpu_seconds(service.pid) - cpu0
-                        gateway_cpu[name] += cpu_seconds(gateway.pid) - gw0
-                results += [
-                    (name, concurrency, samples[name], elapsed[name], service_cpu[name], gateway_cpu[name])
-                    for name in targets
-                ]
+                        cpu[name]["load"] += time.process_time() - load0
+                        cpu[name]["svc"] += tree_cpu_seconds(service.pid) - svc0
+                        cpu[name]["gw"] += cpu_seconds(gateway.pid) - gw0
+                        cpu[name]["pg"] += cpu_spent(pg0, await postgres_cpu(args.admin_dsn))
+                results += [(name, concurrency, samples[name], elapsed[name], cpu[name]) for name in targets]
         load_avg = ", ".join(f"{x:.1f}" for x in os.getloadavg())
-        print(f"\nthrough the gateway, one uvicorn worker per process (service, gateway); load average {load_avg}\n")
+        print(
+            f"\nthrough the gateway, {args.workers} uvicorn worker(s) for the service, 1 for the gateway; "
+            f"load average {load_avg}\nCPU ms per request: service, gateway, PostgreSQL backends, load generator"
+            " (this process), and their sum\n"
+        )
         header = f"{'request':<15} {'c':>3} {'n':>6} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8} {'req/s':>7}"
-        print(f"{header} {'svc CPU ms/req':>15} {'gw CPU ms/req':>14} {'target p95':>11}")
-        for name, concurrency, values, seconds, svc_cpu, gw_cpu in results:
+        print(f"{header} {'svc':>6} {'gw':>6} {'pg':>6} {'load':>6} {'total':>6} {'target p95':>11}")
+        for name, concurrency, values, seconds, spent in results:
             target = 25 if name == "filtered list" else 50
             verdict = (
                 ""
                 if concurrency != args.concurrency
                 else (f"<= {target} " + ("ok" if pct(values, 0.95) <= target else "MISSED"))
             )
+            per = {key: seconds_ / len(values) * 1000 for key, seconds_ in spent.items()}
             print(
                 f"{name:<15} {concurrency:>3} {len(values):>6} {pct(values, 0.5):>8.1f} {pct(values, 0.95):>8.1f} "
-                f"{pct(values, 0.99):>8.1f} {len(values) / seconds:>7.0f} {svc_cpu / len(values) * 1000:>15.2f} "
-                f"{gw_cpu / len(values) * 1000:>14.2f} {verdict:>11}"
+                f"{pct(values, 0.99):>8.1f} {len(values) / seconds:>7.0f} {per['svc']:>6.2f} {per['gw']:>6.2f} "
+                f"{per['pg']:>6.2f} {per['load']:>6.2f} {sum(per.values()):>6.2f} {verdict:>11}"
             )
     finally:
         procs.stop_all()
@@ -391,6 +422,7 @@ if __name__ == "__main__":
     parser.add_argument("--rows", type=int, default=100_000)
     parser.add_argument("--requests", type=int, default=3000, help="per request kind, over 3 rounds")
     parser.add_argument("--concurrency", type=int, default=10)
+    parser.add_argument("--workers", type=int, default=1, help="uvicorn workers of the interventions service")
     parser.add_argument(
         "--admin-dsn",
         default=os.environ.get("MIF_BENCH_ADMIN_DSN", "postgresql://postgres@127.0.0.1:5432/postgres"),

@@ -10,8 +10,9 @@ from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
 from fastapi import Depends, Request
-from sqlalchemy import MetaData
+from sqlalchemy import MetaData, event, exc
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.pool import ConnectionPoolEntry, PoolProxiedConnection
 
 # One naming convention for constraints and indexes so migrations get stable names.
 NAMING_CONVENTION = {
@@ -27,17 +28,46 @@ def new_metadata() -> MetaData:
     return MetaData(naming_convention=NAMING_CONVENTION)
 
 
+# Pooled connections are replaced after this long, so one dropped silently by the network (a NAT or
+# firewall forgetting an idle flow: no FIN ever arrives) is not kept for ever.
+POOL_RECYCLE_SECONDS = 1800
+
+
 def make_engine(database_url: str, *, schema: str, pool_size: int = 10, **kwargs: Any) -> AsyncEngine:
-    """An asyncpg engine whose tables and raw SQL resolve to `schema`."""
-    return create_async_engine(
+    """An asyncpg engine whose tables and raw SQL resolve to `schema`.
+
+    Connections are checked at checkout without a round trip (`_discard_closed`) instead of with
+    SQLAlchemy's `pool_pre_ping`, which sends `BEGIN; SELECT; ROLLBACK` (three round trips, ~0.5 ms of
+    CPU in this process and some in PostgreSQL) before every request's first statement.
+    """
+    engine = create_async_engine(
         database_url,
         pool_size=pool_size,
         max_overflow=pool_size,
-        pool_pre_ping=True,
+        pool_recycle=POOL_RECYCLE_SECONDS,
         connect_args={"server_settings": {"search_path": schema, "application_name": f"mif-{schema}"}},
         execution_options={"schema_translate_map": {None: schema}},
         **kwargs,
     )
+    event.listen(engine.sync_engine, "checkout", _discard_closed)
+    return engine
+
+
+def _discard_closed(dbapi_connection: Any, _record: ConnectionPoolEntry, _proxy: PoolProxiedConnection) -> None:
+    """Replace a pooled connection the server has closed (restart, failover, `pg_terminate_backend`,
+    idle timeout) before a request uses it: the pool retries the checkout with a fresh connection.
+
+    asyncpg reads the server's goodbye (and the socket's EOF) as soon as the event loop runs, so a
+    connection closed while it sat in the pool is known closed here, at no cost. What this cannot see,
+    a pre-ping would not save either: a connection dropped without a FIN (a ping would wait for TCP's
+    timeout just as the query does; `pool_recycle` bounds their age), and one closed in the instant
+    between checkout and the first statement (a ping narrows that window, it cannot close it; that
+    request fails, and the connection, now known closed, is replaced at its next checkout).
+    """
+    driver = getattr(dbapi_connection, "driver_connection", None)
+    is_closed = getattr(driver, "is_closed", None)
+    if is_closed is not None and is_closed():
+        raise exc.DisconnectionError("the server closed this pooled connection")
 
 
 def make_sessionmaker(engine: AsyncEngine, *, source: str) -> async_sessionmaker[AsyncSession]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Annotated, Any
-from urllib.parse import urlencode
+from urllib.parse import quote_plus
 
 from fastapi import Query, Request
 from fastapi.encoders import jsonable_encoder
@@ -30,7 +30,7 @@ class PageParams:
     q: str | None
 
 
-def page_params(
+async def page_params(  # async: FastAPI runs a plain `def` dependency in a worker thread
     limit: Annotated[int, Query(ge=1, le=MAX_LIMIT, description="Page size (max 500).")] = DEFAULT_LIMIT,
     offset: Annotated[int, Query(ge=0, le=10_000_000, description="Rows to skip.")] = 0,
     sort: Annotated[
@@ -83,17 +83,36 @@ def page_response(request: Request, items: Sequence[Any], *, total: int, params:
     return JSONResponse(jsonable_encoder(items), headers=page_headers(request, total=total, params=params))
 
 
+_PAGING = ("offset", "limit")
+
+
 def page_headers(request: Request, *, total: int, params: PageParams) -> dict[str, str]:
-    """`X-Total-Count` and `Link` (first, prev, next, last) of one page, for lists serialised by hand."""
-    links = []
+    """`X-Total-Count` and `Link` (first, prev, next, last) of one page, for lists serialised by hand.
+
+    Each link repeats the caller's query string as it came (every value of a repeated parameter, in
+    order) with `offset` and `limit` set; the rest of it is encoded once for all the links."""
+    parts: list[str] = []  # encoded `key=value` pairs; "" where offset and limit go
+    slots: dict[str, int] = {}
+    for key, value in request.query_params.multi_items():
+        if key in _PAGING:
+            if key not in slots:
+                slots[key] = len(parts)
+                parts.append("")
+        else:
+            parts.append(f"{quote_plus(key)}={quote_plus(value)}")
+    for key in _PAGING:
+        if key not in slots:
+            slots[key] = len(parts)
+            parts.append("")
+    path = request.url.path
+    limit = f"limit={params.limit}"
 
     def link(offset: int, rel: str) -> str:
-        query = dict(request.query_params)
-        query["offset"] = str(offset)
-        query["limit"] = str(params.limit)
-        return f'<{request.url.path}?{urlencode(query)}>; rel="{rel}"'
+        parts[slots["offset"]] = f"offset={offset}"
+        parts[slots["limit"]] = limit
+        return f'<{path}?{"&".join(parts)}>; rel="{rel}"'
 
-    links.append(link(0, "first"))
+    links = [link(0, "first")]
     if params.offset > 0:
         links.append(link(max(0, params.offset - params.limit), "prev"))
     if params.offset + params.limit < total:

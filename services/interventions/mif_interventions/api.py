@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import replace
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Annotated, Any
 
+import orjson
 import sqlalchemy as sa
 from fastapi import APIRouter, Body, Depends, Header, Query, Request, Response
 from pydantic import TypeAdapter
-from pydantic_core import to_json
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 
 from mif_common.auth import CurrentPrincipal, Principal, Role, require_roles
 from mif_common.db import Session
@@ -95,6 +96,34 @@ async def get_read_session(request: Request) -> AsyncIterator[AsyncSession]:
 ReadSession = Annotated[AsyncSession, Depends(get_read_session)]
 
 
+ConnectionSource = Callable[[], AbstractAsyncContextManager[AsyncConnection]]
+
+
+async def read_connections(request: Request) -> ConnectionSource:
+    """How a list opens its connection, outside any transaction (AUTOCOMMIT) like `get_read_session`,
+    but without a session: a list runs its statement on the asyncpg connection itself
+    (`repository.page_and_total`), and a session costs ~0.2 ms of CPU to set up. The endpoint opens
+    it (`async with`) rather than a `yield` dependency, whose exit stack costs FastAPI ~0.1 ms."""
+    engine: AsyncEngine = request.app.state.engine
+    return lambda: _autocommit_connection(engine)
+
+
+@asynccontextmanager
+async def _autocommit_connection(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
+    async with engine.connect() as connection:
+        await connection.execution_options(isolation_level="AUTOCOMMIT")
+        yield connection
+
+
+ReadConnections = Annotated[ConnectionSource, Depends(read_connections)]
+
+
+def _json(content: Any) -> bytes:
+    """The JSON of an answer built by hand: orjson writes the same bytes as pydantic's `to_json` for
+    what an intervention holds (UTC datetimes as `...Z`, non-ASCII as UTF-8), about 3x faster."""
+    return orjson.dumps(content, option=orjson.OPT_UTC_Z)
+
+
 def _present(item: dict[str, Any], at: datetime) -> dict[str, Any]:
     """A row (LIST_COLUMNS) as the API shows an intervention, list rows and single reads alike: the
     fields of `InterventionOut`, built in place (the list's hot path: no model validation)."""
@@ -113,7 +142,7 @@ async def _answer(
 ) -> Response:
     row = await repo.row_of(session, intervention_id)
     assert row is not None
-    body = to_json(_present(row, service.now()))
+    body = _json(_present(row, service.now()))
     return Response(
         body,
         status_code=status_code,
@@ -173,7 +202,7 @@ _Ref = Annotated[int | None, Query(gt=0, le=MAX_ID)]
 _Many = Annotated[list[str] | None, Query(max_length=200, description="Repeat or comma-separate for several.")]
 
 
-def filtres(
+async def filtres(  # async: FastAPI runs a plain `def` dependency in a worker thread
     statut: _Many = None,
     priorite: _Many = None,
     type_: Annotated[list[str] | None, Query(alias="type", max_length=200, description="Repeat for several.")] = None,
@@ -219,14 +248,20 @@ _LIST_DESCRIPTION = (
 
 
 async def _list(
-    request: Request, session: AsyncSession, principal: Principal, params: PageParams, criteria: Filtres
+    request: Request, connection: AsyncConnection, principal: Principal, params: PageParams, criteria: Filtres
 ) -> Response:
-    scope = await service.visibilite(session, principal)
+    scope = await service.visibilite(connection, principal)
     at = service.now()
-    clauses = repo.where_clauses(replace(criteria, q=params.q, now=at), scope)
-    order = order_by(params.sort, _SORT, default=[Intervention.id.desc()])
-    rows, total = await repo.page_and_total(session, clauses, order=order, limit=params.limit, offset=params.offset)
-    body = to_json([_present(r, at) for r in rows])
+    rows, total = await repo.page_and_total(
+        connection,
+        replace(criteria, q=params.q, now=at),
+        scope,
+        sort=params.sort,
+        order=lambda: order_by(params.sort, _SORT, default=[Intervention.id.desc()]),
+        limit=params.limit,
+        offset=params.offset,
+    )
+    body = _json([_present(r, at) for r in rows])
     return Response(body, media_type="application/json", headers=page_headers(request, total=total, params=params))
 
 
@@ -234,9 +269,10 @@ async def _list(
     "", response_model=list[InterventionOut], summary="List and search interventions", description=_LIST_DESCRIPTION
 )
 async def list_interventions(
-    request: Request, session: ReadSession, principal: CurrentPrincipal, params: Page, criteria: FiltresDep
+    request: Request, connections: ReadConnections, principal: CurrentPrincipal, params: Page, criteria: FiltresDep
 ) -> Response:
-    return await _list(request, session, principal, params, criteria)
+    async with connections() as connection:
+        return await _list(request, connection, principal, params, criteria)
 
 
 @filters_router.get(
@@ -246,9 +282,10 @@ async def list_interventions(
     description=_LIST_DESCRIPTION,
 )
 async def filter_interventions(
-    request: Request, session: ReadSession, principal: CurrentPrincipal, params: Page, criteria: FiltresDep
+    request: Request, connections: ReadConnections, principal: CurrentPrincipal, params: Page, criteria: FiltresDep
 ) -> Response:
-    return await _list(request, session, principal, params, criteria)
+    async with connections() as connection:
+        return await _list(request, connection, principal, params, criteria)
 
 
 # --- one intervention ---------------------------------------------------------------------------------

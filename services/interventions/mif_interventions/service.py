@@ -20,7 +20,7 @@ import httpx
 import sqlalchemy as sa
 from pydantic import AwareDatetime, BaseModel, ConfigDict, ValidationError
 from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from mif_common.auth import Principal, Role
 from mif_common.errors import (
@@ -143,7 +143,7 @@ def etag(intervention: Intervention | Mapping[str, Any] | sa.RowMapping) -> str:
     return f'"{version}"'
 
 
-async def visibilite(session: AsyncSession, principal: Principal) -> Visibilite:
+async def visibilite(session: AsyncSession | AsyncConnection, principal: Principal) -> Visibilite:
     """Which interventions `principal` may see (DOMAIN.md §1)."""
     if principal.is_manager:
         return Visibilite()

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import asyncpg
 import httpx
 import pytest
 import sqlalchemy as sa
@@ -181,6 +182,18 @@ async def test_multi_field_sort_and_paging(client: httpx.AsyncClient, world: Wor
     assert titles == sorted(titles, key=str.lower)
 
 
+async def test_paging_links_keep_repeated_filters(client: httpx.AsyncClient, world: World, data: Data) -> None:
+    """Following `next` lists the same interventions: every value of a repeated filter stays in it."""
+    params = [("statut", "ouverte"), ("statut", "affectee"), ("sort", "id"), ("limit", "20")]
+    expected = sorted(r["id"] for r in data.rows if r["statut"] in ("ouverte", "affectee"))
+    page = await client.get("/api/v1/interventions", params=params, headers=world.manager)
+    assert page.status_code == 200 and page.headers["x-total-count"] == str(len(expected))
+    nxt = next(link for link in page.headers["link"].split(", ") if link.endswith('rel="next"'))
+    assert nxt == '</api/v1/interventions?statut=ouverte&statut=affectee&sort=id&limit=20&offset=20>; rel="next"'
+    second = await client.get(nxt[1 : nxt.index(">")], headers=world.manager)
+    assert [i["id"] for i in second.json()] == expected[20:40]
+
+
 async def test_list_rows_embed_names_and_match_single_reads(
     client: httpx.AsyncClient, world: World, data: Data
 ) -> None:
@@ -211,6 +224,20 @@ async def test_list_rows_embed_names_and_match_single_reads(
 async def test_bad_list_parameters_are_422(client: httpx.AsyncClient, world: World, query: str) -> None:
     response = await client.get(f"/api/v1/interventions?{query}", headers=world.manager)
     assert response.status_code == 422 and response.headers["content-type"] == "application/problem+json"
+
+
+async def test_a_database_shutting_down_during_a_list_is_a_503(
+    client: httpx.AsyncClient, world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The list runs on the asyncpg connection itself; its errors are answered like any statement's."""
+
+    async def shutting_down(*_: Any, **__: Any) -> None:
+        raise asyncpg.exceptions.AdminShutdownError("terminating connection due to administrator command")
+
+    monkeypatch.setattr(asyncpg.Connection, "fetch", shutting_down)
+    response = await client.get("/api/v1/interventions", params={"statut": "ouverte"}, headers=world.manager)
+    assert response.status_code == 503 and response.headers["retry-after"] == "5"
+    assert response.json()["type"].endswith("/database-unavailable")
 
 
 async def test_search_with_nothing_searchable_finds_nothing(client: httpx.AsyncClient, world: World) -> None:
