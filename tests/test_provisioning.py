@@ -51,9 +51,10 @@ def test_a_service_role_cannot_read_another_services_schema(mif_infra: Infra) ->
 
 
 def test_setup_declares_every_consumer_queue_before_any_service_starts(
-    mif_amqp_url: str, monkeypatch: pytest.MonkeyPatch
+    mif_infra: Infra, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """An event published right after `setup`, before its consumer ever ran, waits in the queue."""
+    mif_amqp_url = mif_infra.new_vhost()  # of its own: the session's vhost may hold these queues already
     monkeypatch.setenv("MIF_AMQP_URL", mif_amqp_url)
     monkeypatch.setenv("MIF_ASSETS_CONSUMER_DELIVERY_LIMIT", "7")  # the service's own variable wins
 
