@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import date, datetime
-from typing import Annotated, Any
+from typing import Annotated
 
 from pydantic import (
     AfterValidator,
@@ -18,57 +18,26 @@ from pydantic import (
 )
 
 from mif_assets.models import Criticite, NiveauService, SourceStatut, StatutEquipement, TypeClient
-from mif_common.params import MAX_ID
-
-
-def _single_line(value: str) -> str:
-    if any(ord(c) < 32 or ord(c) == 127 for c in value):
-        raise ValueError("must be one line of text, without control characters")
-    return value
-
-
-def _text_block(value: str) -> str:
-    if any((ord(c) < 32 and c not in "\n\r\t") or ord(c) == 127 for c in value):
-        raise ValueError("must not contain control characters")
-    return value
-
-
-def _blank_to_none(value: Any) -> Any:
-    """Optional text sent empty (as forms do) means "no value"."""
-    if isinstance(value, str) and not value.strip():
-        return None
-    return value
-
+from mif_common.bodies import RefId, Strict, blank_to_none, refuse_null, single_line, text_block
 
 Line100 = Annotated[
-    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100), AfterValidator(_single_line)
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100), AfterValidator(single_line)
 ]
 Line200 = Annotated[
-    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200), AfterValidator(_single_line)
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200), AfterValidator(single_line)
 ]
 Block500 = Annotated[
-    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=500), AfterValidator(_text_block)
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=500), AfterValidator(text_block)
 ]
 Phone = Annotated[
     str, StringConstraints(strip_whitespace=True, min_length=6, max_length=30, pattern=r"^\+?[0-9 ().-]+$")
 ]
-OptLine100 = Annotated[Line100 | None, BeforeValidator(_blank_to_none)]
-OptLine200 = Annotated[Line200 | None, BeforeValidator(_blank_to_none)]
-OptBlock500 = Annotated[Block500 | None, BeforeValidator(_blank_to_none)]
-OptPhone = Annotated[Phone | None, BeforeValidator(_blank_to_none)]
-OptEmail = Annotated[EmailStr | None, BeforeValidator(_blank_to_none)]
-RefId = Annotated[int, Field(gt=0, le=MAX_ID)]
+OptLine100 = Annotated[Line100 | None, BeforeValidator(blank_to_none)]
+OptLine200 = Annotated[Line200 | None, BeforeValidator(blank_to_none)]
+OptBlock500 = Annotated[Block500 | None, BeforeValidator(blank_to_none)]
+OptPhone = Annotated[Phone | None, BeforeValidator(blank_to_none)]
+OptEmail = Annotated[EmailStr | None, BeforeValidator(blank_to_none)]
 FrequenceJours = Annotated[int, Field(ge=1, le=3650, description="Maintenance interval in days (1 to 3650).")]
-
-
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-def _refuse_null(value: Any) -> Any:
-    if value is None:
-        raise ValueError("may be omitted but not null")
-    return value
 
 
 # --- clients ------------------------------------------------------------------------------------
@@ -108,7 +77,7 @@ class ClientUpdate(Strict):
     contrat_fin: date | None = None
     type_contrat: OptLine100 = None
 
-    _not_null = field_validator("nom_entreprise", "type_client", "pays", "niveau_service", "is_active")(_refuse_null)
+    _not_null = field_validator("nom_entreprise", "type_client", "pays", "niveau_service", "is_active")(refuse_null)
 
 
 class ClientOut(BaseModel):
@@ -169,7 +138,7 @@ class EquipementUpdate(Strict):
     date_mise_en_service: date | None = None
     date_fin_garantie: date | None = None
 
-    _not_null = field_validator("nom", "type", "localisation", "statut", "criticite")(_refuse_null)
+    _not_null = field_validator("nom", "type", "localisation", "statut", "criticite")(refuse_null)
 
 
 class EquipementOut(BaseModel):

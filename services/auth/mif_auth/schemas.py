@@ -7,16 +7,14 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, EmailStr, Field, StringConstraints
 
+from mif_common.bodies import Strict
+
 Username = Annotated[
     str, StringConstraints(strip_whitespace=True, min_length=3, max_length=50, pattern=r"^[A-Za-z0-9._@-]+$")
 ]
 FullName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
 RoleName = Literal["admin", "responsable", "technicien", "client"]
 Password = Annotated[str, Field(min_length=1, max_length=200)]
-
-
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
 
 
 class TokenPair(BaseModel):

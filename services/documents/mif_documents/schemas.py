@@ -7,27 +7,11 @@ from typing import Annotated, Any
 
 from pydantic import AfterValidator, AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints
 
-from mif_common.params import MAX_ID
+from mif_common.bodies import RefId, blank_to_none, text_block
 from mif_documents.models import Categorie, StatutIntervention
 
-RefId = Annotated[int, Field(gt=0, le=MAX_ID)]
-
-
-def _text_block(value: str) -> str:
-    if any((ord(c) < 32 and c not in "\n\r\t") or ord(c) == 127 for c in value):
-        raise ValueError("must not contain control characters")
-    return value
-
-
-def _blank_to_none(value: Any) -> Any:
-    """Optional text sent empty (as forms do) means "no value"."""
-    if isinstance(value, str) and not value.strip():
-        return None
-    return value
-
-
 Description = Annotated[
-    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=1000), AfterValidator(_text_block)
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=1000), AfterValidator(text_block)
 ]
 
 
@@ -46,7 +30,7 @@ class UploadForm(BaseModel):
     categorie: Annotated[Categorie, BeforeValidator(_categorie)] = Field(
         default=Categorie.autre, description="photo, rapport, manuel, certificat or autre (default)."
     )
-    description: Annotated[Description | None, BeforeValidator(_blank_to_none)] = None
+    description: Annotated[Description | None, BeforeValidator(blank_to_none)] = None
 
 
 class DocumentOut(BaseModel):

@@ -17,52 +17,22 @@ from pydantic import (
     field_validator,
 )
 
-from mif_common.params import MAX_ID
+from mif_common.bodies import RefId, Strict, blank_to_none, refuse_null, single_line, text_block
 from mif_interventions.models import ActionHistorique, Priorite, Statut, TypeIntervention
 
-
-def _single_line(value: str) -> str:
-    if any(ord(c) < 32 or ord(c) == 127 for c in value):
-        raise ValueError("must be one line of text, without control characters")
-    return value
-
-
-def _text_block(value: str) -> str:
-    if any((ord(c) < 32 and c not in "\n\r\t") or ord(c) == 127 for c in value):
-        raise ValueError("must not contain control characters")
-    return value
-
-
-def _blank_to_none(value: Any) -> Any:
-    if isinstance(value, str) and not value.strip():
-        return None
-    return value
-
-
-def _refuse_null(value: Any) -> Any:
-    if value is None:
-        raise ValueError("may be omitted but not null")
-    return value
-
-
 Titre = Annotated[
-    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=255), AfterValidator(_single_line)
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=255), AfterValidator(single_line)
 ]
 Texte = Annotated[
-    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=20_000), AfterValidator(_text_block)
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=20_000), AfterValidator(text_block)
 ]
 Remarque = Annotated[
-    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=2_000), AfterValidator(_text_block)
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=2_000), AfterValidator(text_block)
 ]
-OptTexte = Annotated[Texte | None, BeforeValidator(_blank_to_none)]
-OptRemarque = Annotated[Remarque | None, BeforeValidator(_blank_to_none)]
-RefId = Annotated[int, Field(gt=0, le=MAX_ID)]
+OptTexte = Annotated[Texte | None, BeforeValidator(blank_to_none)]
+OptRemarque = Annotated[Remarque | None, BeforeValidator(blank_to_none)]
 Minutes = Annotated[int, Field(ge=0, le=10_000_000, description="Minutes.")]
 Centimes = Annotated[int, Field(ge=0, le=10**15, description="Integer centimes (MAD).")]
-
-
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
 
 
 class InterventionCreate(Strict):
@@ -103,7 +73,7 @@ class InterventionUpdate(Strict):
     cout_reel: Centimes | None = None
     rapport: OptTexte = None
 
-    _not_null = field_validator("titre", "type", "priorite", "urgence", "equipement_id")(_refuse_null)
+    _not_null = field_validator("titre", "type", "priorite", "urgence", "equipement_id")(refuse_null)
 
 
 class ActionBody(Strict):

@@ -18,34 +18,9 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
-from mif_common.params import MAX_ID
+from mif_common.bodies import RefId, Strict, blank_to_none, refuse_null, single_line, text_block
 from mif_planning.frequence import JOURS, Frequence, FrequenceInconnue, parse_frequence
 from mif_planning.models import Disponibilite, Niveau, StatutPlan
-
-
-def _single_line(value: str) -> str:
-    if any(ord(c) < 32 or ord(c) == 127 for c in value):
-        raise ValueError("must be one line of text, without control characters")
-    return value
-
-
-def _text_block(value: str) -> str:
-    if any((ord(c) < 32 and c not in "\n\r\t") or ord(c) == 127 for c in value):
-        raise ValueError("must not contain control characters")
-    return value
-
-
-def _blank_to_none(value: Any) -> Any:
-    """Optional text sent empty (as forms do) means "no value"."""
-    if isinstance(value, str) and not value.strip():
-        return None
-    return value
-
-
-def _refuse_null(value: Any) -> Any:
-    if value is None:
-        raise ValueError("may be omitted but not null")
-    return value
 
 
 def _frequence(value: Any) -> Any:
@@ -68,14 +43,13 @@ def as_utc(value: datetime | date) -> datetime:
 
 
 Line100 = Annotated[
-    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100), AfterValidator(_single_line)
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100), AfterValidator(single_line)
 ]
 Block1000 = Annotated[
-    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=1000), AfterValidator(_text_block)
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=1000), AfterValidator(text_block)
 ]
-OptLine100 = Annotated[Line100 | None, BeforeValidator(_blank_to_none)]
-OptBlock1000 = Annotated[Block1000 | None, BeforeValidator(_blank_to_none)]
-RefId = Annotated[int, Field(gt=0, le=MAX_ID)]
+OptLine100 = Annotated[Line100 | None, BeforeValidator(blank_to_none)]
+OptBlock1000 = Annotated[Block1000 | None, BeforeValidator(blank_to_none)]
 FrequenceIn = Annotated[
     Frequence,
     BeforeValidator(_frequence),
@@ -95,10 +69,6 @@ DateIn = Annotated[
 ]
 
 
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
 # --- competences --------------------------------------------------------------------------------
 
 
@@ -115,7 +85,7 @@ class CompetenceUpdate(Strict):
     domaine: OptLine100 = None
     description: OptBlock1000 = None
 
-    _not_null = field_validator("nom")(_refuse_null)
+    _not_null = field_validator("nom")(refuse_null)
 
 
 class CompetenceOut(BaseModel):
@@ -180,7 +150,7 @@ class TechnicienUpdate(Strict):
     competences: list[CompetenceAttribuee] | None = Field(default=None, max_length=100)
     is_active: bool | None = Field(default=None, description="true reactivates a deleted profile.")
 
-    _not_null = field_validator("disponibilite", "is_active")(_refuse_null)
+    _not_null = field_validator("disponibilite", "is_active")(refuse_null)
 
     @model_validator(mode="after")
     def _one_competence_list(self) -> TechnicienUpdate:
@@ -270,7 +240,7 @@ class PlanUpdate(Strict):
     commentaire: OptBlock1000 = None
     technicien_id: RefId | None = None
 
-    _not_null = field_validator("equipement_id", "frequence", "prochaine_date", "statut")(_refuse_null)
+    _not_null = field_validator("equipement_id", "frequence", "prochaine_date", "statut")(refuse_null)
 
 
 class EquipementEmbed(BaseModel):
