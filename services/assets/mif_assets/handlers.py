@@ -13,10 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from mif_assets import service
 from mif_assets.schemas import InterventionFact
 from mif_common.events import CloudEvent, Handler
-
-
-def intervention_event_type(verb: str) -> str:
-    return f"interventions.intervention.{verb}.v1"
+from mif_common.events.contracts import intervention_event_type
 
 
 def _verb(event: CloudEvent) -> str:

@@ -18,29 +18,13 @@ from datetime import timedelta
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mif_common.events import CloudEvent, Handler
+from mif_common.events.contracts import INTERVENTION_VERBS, intervention_event_type
 from mif_documents import service
 from mif_documents.config import DocumentsSettings
 from mif_documents.schemas import InterventionFact, InterventionGone, TechnicienFact
 
-INTERVENTION_VERBS = (
-    "created",
-    "assigned",
-    "unassigned",
-    "started",
-    "paused",
-    "resumed",
-    "closed",
-    "cancelled",
-    "archived",
-    "updated",
-    "late",
-)
 TECHNICIEN_VERBS = ("created", "updated", "deleted")
 INTERVENTION_DELETED = "interventions.intervention.deleted.v1"
-
-
-def intervention_event_type(verb: str) -> str:
-    return f"interventions.intervention.{verb}.v1"
 
 
 def technicien_event_type(verb: str) -> str:

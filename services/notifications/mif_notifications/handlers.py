@@ -16,6 +16,7 @@ from __future__ import annotations
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mif_common.events import CloudEvent, Handler
+from mif_common.events.contracts import INTERVENTION_VERBS, intervention_event_type
 from mif_notifications import service
 from mif_notifications.schemas import (
     DocumentFact,
@@ -24,20 +25,6 @@ from mif_notifications.schemas import (
     OverdueFact,
     TechnicienFact,
     UserFact,
-)
-
-INTERVENTION_VERBS = (
-    "created",
-    "assigned",
-    "unassigned",
-    "started",
-    "paused",
-    "resumed",
-    "closed",
-    "cancelled",
-    "archived",
-    "updated",
-    "late",
 )
 
 
@@ -78,7 +65,7 @@ HANDLERS: dict[str, Handler] = {
     "auth.user.created.v1": on_user_created,
     **{f"auth.user.{verb}.v1": on_user_changed for verb in ("updated", "deactivated", "activated")},
     **{f"planning.technicien.{verb}.v1": on_technicien_changed for verb in ("created", "updated", "deleted")},
-    **{f"interventions.intervention.{verb}.v1": on_intervention for verb in INTERVENTION_VERBS},
+    **{intervention_event_type(verb): on_intervention for verb in INTERVENTION_VERBS},
     "planning.occurrence.reminder.v1": on_occurrence_reminder,
     "planning.plan.overdue.v1": on_plan_overdue,
     "documents.document.uploaded.v1": on_document_uploaded,

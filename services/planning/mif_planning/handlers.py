@@ -18,24 +18,12 @@ from datetime import UTC
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mif_common.events import CloudEvent, Handler
+from mif_common.events.contracts import INTERVENTION_VERBS, intervention_event_type
 from mif_planning import service
 from mif_planning.schemas import EquipementFact, InterventionFact, UserFact
 
 USER_VERBS = ("created", "updated", "deactivated", "activated")
 EQUIPEMENT_VERBS = ("created", "updated", "status_changed", "retired", "deleted")
-INTERVENTION_VERBS = (
-    "created",
-    "assigned",
-    "unassigned",
-    "started",
-    "paused",
-    "resumed",
-    "closed",
-    "cancelled",
-    "archived",
-    "updated",
-    "late",
-)
 
 
 async def on_user_changed(session: AsyncSession, event: CloudEvent) -> None:
@@ -58,5 +46,5 @@ async def on_intervention_changed(session: AsyncSession, event: CloudEvent) -> N
 HANDLERS: dict[str, Handler] = {
     **{f"auth.user.{verb}.v1": on_user_changed for verb in USER_VERBS},
     **{f"assets.equipement.{verb}.v1": on_equipement_changed for verb in EQUIPEMENT_VERBS},
-    **{f"interventions.intervention.{verb}.v1": on_intervention_changed for verb in INTERVENTION_VERBS},
+    **{intervention_event_type(verb): on_intervention_changed for verb in INTERVENTION_VERBS},
 }
