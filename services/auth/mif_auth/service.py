@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 import httpx
-from pydantic import AwareDatetime, BaseModel, ConfigDict, ValidationError
+from pydantic import AwareDatetime, BaseModel, ConfigDict
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -31,7 +31,7 @@ from mif_common.errors import (
     Unprocessable,
 )
 from mif_common.events import add_event
-from mif_common.request_context import current_request_id
+from mif_common.owners import ask_owner
 
 logger = logging.getLogger(__name__)
 
@@ -313,27 +313,10 @@ async def _ask_assets(
         "Cannot check the client organisation now: the assets service did not answer. Try again in a moment.",
         headers={"Retry-After": "5"},
     )
-    if http is None:
-        raise unavailable
-    headers = {"Authorization": authorization} if authorization else {}
-    if request_id := current_request_id():
-        headers["X-Request-ID"] = request_id
     url = f"{settings.assets_url.rstrip('/')}/api/v1/clients/{client_id}"
-    try:
-        response = await http.get(url, headers=headers, timeout=3.0)
-    except httpx.HTTPError as exc:
-        logger.warning("client organisation check: GET %s failed: %r", url, exc)
-        raise unavailable from exc
-    if response.status_code == 404:
+    info = await ask_owner(http, url, _AssetsClient, authorization=authorization, unavailable=unavailable)
+    if info is None:
         return None
-    if response.status_code != 200:
-        logger.warning("client organisation check: GET %s answered %s", url, response.status_code)
-        raise unavailable
-    try:
-        info = _AssetsClient.model_validate_json(response.content)
-    except ValidationError as exc:
-        logger.warning("client organisation check: GET %s answered an unexpected body", url)
-        raise unavailable from exc
     await remember_client_organisation(
         session,
         client_id=info.id,

@@ -20,13 +20,12 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 import httpx
-from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mif_common.auth import Principal, Role
 from mif_common.errors import Conflict, Forbidden, NotFound, ServiceUnavailable
 from mif_common.events import add_event
-from mif_common.request_context import current_request_id
+from mif_common.owners import ask_owner
 from mif_documents import repository as repo
 from mif_documents.events import DocumentDeleted, DocumentUploaded
 from mif_documents.models import Document, InterventionRef, StatutIntervention
@@ -98,25 +97,17 @@ class InterventionsClient:
             "Try again in a moment.",
             headers={"Retry-After": "5"},
         )
-        headers = {"Authorization": self.authorization} if self.authorization else {}
-        if request_id := current_request_id():
-            headers["X-Request-ID"] = request_id
         url = f"{self.base_url.rstrip('/')}/api/v1/interventions/{intervention_id}"
-        try:
-            response = await self.http.get(url, headers=headers, timeout=3.0)
-        except httpx.HTTPError as exc:
-            logger.warning("intervention read-through: GET %s failed: %r", url, exc)
-            raise unavailable from exc
-        if response.status_code in (401, 403, 404):
+        answer = await ask_owner(
+            self.http,
+            url,
+            InterventionAnswer,
+            authorization=self.authorization,
+            unavailable=unavailable,
+            absent=(401, 403, 404),
+        )
+        if answer is None:
             return None
-        if response.status_code != 200:
-            logger.warning("intervention read-through: GET %s answered %s", url, response.status_code)
-            raise unavailable
-        try:
-            answer = InterventionAnswer.model_validate_json(response.content)
-        except ValidationError as exc:
-            logger.warning("intervention read-through: GET %s answered an unexpected body", url)
-            raise unavailable from exc
         if answer.id != intervention_id:
             logger.warning("intervention read-through: GET %s answered about intervention %s", url, answer.id)
             raise unavailable

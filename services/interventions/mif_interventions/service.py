@@ -18,7 +18,7 @@ from typing import Any
 
 import httpx
 import sqlalchemy as sa
-from pydantic import AwareDatetime, BaseModel, ConfigDict, ValidationError
+from pydantic import AwareDatetime, BaseModel, ConfigDict
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
@@ -32,7 +32,7 @@ from mif_common.errors import (
     Unprocessable,
 )
 from mif_common.events import add_event
-from mif_common.request_context import current_request_id
+from mif_common.owners import ask_owner
 from mif_interventions import repository as repo
 from mif_interventions import workflow
 from mif_interventions.config import InterventionsSettings
@@ -343,27 +343,17 @@ async def _ask_assets(
         "Cannot check the equipment now: the assets service did not answer. Try again in a moment.",
         headers={"Retry-After": "5"},
     )
-    if http is None:
-        raise unavailable
-    headers = {"Authorization": authorization} if authorization else {}
-    if request_id := current_request_id():
-        headers["X-Request-ID"] = request_id
     url = f"{settings.assets_url.rstrip('/')}/api/v1/equipements/{equipement_id}"
-    try:
-        response = await http.get(url, headers=headers, timeout=settings.assets_timeout_seconds)
-    except httpx.HTTPError as exc:
-        logger.warning("equipment check: GET %s failed: %r", url, exc)
-        raise unavailable from exc
-    if response.status_code == 404:
+    info = await ask_owner(
+        http,
+        url,
+        _AssetsEquipement,
+        authorization=authorization,
+        unavailable=unavailable,
+        timeout_seconds=settings.assets_timeout_seconds,
+    )
+    if info is None:
         return None
-    if response.status_code != 200:
-        logger.warning("equipment check: GET %s answered %s", url, response.status_code)
-        raise unavailable
-    try:
-        info = _AssetsEquipement.model_validate_json(response.content)
-    except ValidationError as exc:
-        logger.warning("equipment check: GET %s answered an unexpected body", url)
-        raise unavailable from exc
     # Version 0: the next event about this equipment (version >= 1) supersedes what we learnt here.
     await repo.upsert_equipement_ref(
         session,

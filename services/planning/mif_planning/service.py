@@ -16,14 +16,14 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
-from pydantic import AwareDatetime, BaseModel, ConfigDict, ValidationError
+from pydantic import AwareDatetime, BaseModel, ConfigDict
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mif_common.auth import Principal, Role
 from mif_common.errors import BadRequest, Conflict, Forbidden, NotFound, ServiceUnavailable, Unprocessable
 from mif_common.events import add_event
-from mif_common.request_context import current_request_id
+from mif_common.owners import ask_owner
 from mif_planning import repository as repo
 from mif_planning.config import PlanningSettings
 from mif_planning.events import (
@@ -140,31 +140,11 @@ def is_technicien(principal: Principal) -> bool:
 # --- asking the owners (replica misses) ---------------------------------------------------------
 
 
-async def _ask_owner(
-    *, http: httpx.AsyncClient | None, url: str, authorization: str | None, what: str, service: str
-) -> bytes | None:
-    """GET `url` as the caller (the owner applies the caller's row-level rules): the body, or None when
-    the owner does not know the entity. Anything else is a 503: the reference cannot be checked now."""
-    unavailable = VerificationIndisponible(
+def _owner_unavailable(what: str, service: str) -> VerificationIndisponible:
+    return VerificationIndisponible(
         f"Cannot check the {what} now: the {service} service did not answer. Try again in a moment.",
         headers={"Retry-After": "5"},
     )
-    if http is None:
-        raise unavailable
-    headers = {"Authorization": authorization} if authorization else {}
-    if request_id := current_request_id():
-        headers["X-Request-ID"] = request_id
-    try:
-        response = await http.get(url, headers=headers, timeout=3.0)
-    except httpx.HTTPError as exc:
-        logger.warning("%s check: GET %s failed: %r", what, url, exc)
-        raise unavailable from exc
-    if response.status_code == 404:
-        return None
-    if response.status_code != 200:
-        logger.warning("%s check: GET %s answered %s", what, url, response.status_code)
-        raise unavailable
-    return response.content
 
 
 @dataclass(frozen=True)
@@ -204,19 +184,15 @@ async def _known_user(session: AsyncSession, *, user_id: int, caller: Caller) ->
     if user is not None:
         return user
     url = f"{caller.settings.auth_url.rstrip('/')}/api/v1/users/{user_id}"
-    body = await _ask_owner(
-        http=caller.http, url=url, authorization=caller.authorization, what="user account", service="auth"
+    info = await ask_owner(
+        caller.http,
+        url,
+        _AuthUser,
+        authorization=caller.authorization,
+        unavailable=_owner_unavailable("user account", "auth"),
     )
-    if body is None:
+    if info is None:
         return None
-    try:
-        info = _AuthUser.model_validate_json(body)
-    except ValidationError as exc:
-        logger.warning("user check: GET %s answered an unexpected body", url)
-        raise VerificationIndisponible(
-            "Cannot check the user account now: the auth service answered unexpectedly.",
-            headers={"Retry-After": "5"},
-        ) from exc
     # token_version is not in auth's answer; the replica only uses it for information.
     await repo.upsert_user_ref(
         session,
@@ -237,19 +213,15 @@ async def _known_equipement(session: AsyncSession, *, equipement_id: int, caller
     equipement = await repo.equipement_ref(session, equipement_id)
     if equipement is None:
         url = f"{caller.settings.assets_url.rstrip('/')}/api/v1/equipements/{equipement_id}"
-        body = await _ask_owner(
-            http=caller.http, url=url, authorization=caller.authorization, what="equipment", service="assets"
+        info = await ask_owner(
+            caller.http,
+            url,
+            _AssetsEquipement,
+            authorization=caller.authorization,
+            unavailable=_owner_unavailable("equipment", "assets"),
         )
-        if body is None:
+        if info is None:
             return None
-        try:
-            info = _AssetsEquipement.model_validate_json(body)
-        except ValidationError as exc:
-            logger.warning("equipment check: GET %s answered an unexpected body", url)
-            raise VerificationIndisponible(
-                "Cannot check the equipment now: the assets service answered unexpectedly.",
-                headers={"Retry-After": "5"},
-            ) from exc
         await repo.upsert_equipement_ref(
             session,
             equipement_id=info.id,
