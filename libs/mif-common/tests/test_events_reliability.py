@@ -669,8 +669,12 @@ async def test_consumer_resumes_after_a_broker_outage(
         await publish_raw(channel, thing.event_type, event.model_dump_json().encode())
     await proxy.start()
 
-    await wait_until(lambda: len(set(calls)) == len(events), limit=20)
-    assert await db.count(effects, consumer=name) == len(events)
+    # The handler records its call before its transaction commits: wait for the commits themselves.
+    async def all_committed() -> bool:
+        return await db.count(effects, consumer=name) == len(events)
+
+    await wait_until(all_committed, limit=20)
+    assert set(calls) == {event.id for event in events}
     assert await db.count(inbox, consumer=name) == len(events)
 
 
