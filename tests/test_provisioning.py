@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import os
 
 import aio_pika
 import asyncpg
@@ -14,10 +13,11 @@ from mif_common.events.topology import declare_consumer_queue
 from mif_common.provision import ensure_database, ensure_service_roles, service_database_url
 from mif_common.suite import built_services, service
 from mif_common.testing.infra import Infra
+from mif_common.testing.plugin import worker_namespace
 
 
 def test_a_service_role_cannot_read_another_services_schema(mif_infra: Infra) -> None:
-    database = f"mif_test_{os.environ.get('PYTEST_XDIST_WORKER', 'main')}_roles"
+    database = f"mif_test_{worker_namespace()}_roles"
     auth, assets = service("auth"), service("assets")
 
     def dsn(name: str) -> str:

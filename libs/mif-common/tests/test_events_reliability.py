@@ -44,6 +44,7 @@ from mif_common.events.topology import dead_letter_queue_name, declare_exchanges
 from mif_common.provision import ensure_database
 from mif_common.request_context import causation_id_var, request_id_var
 from mif_common.testing.infra import Infra
+from mif_common.testing.plugin import worker_namespace
 
 SCHEMA = "evtest"
 SOURCE = "evtest"
@@ -59,7 +60,7 @@ effects = sa.Table(
 
 
 def worker() -> str:
-    return os.environ.get("PYTEST_XDIST_WORKER", "main")
+    return worker_namespace()
 
 
 def unique(prefix: str) -> str:

@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import os
 import signal
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -24,6 +23,7 @@ from mif_common.provision import provision, service_database_url
 from mif_common.suite import service
 from mif_common.testing.infra import Infra
 from mif_common.testing.keys import TestKeys
+from mif_common.testing.plugin import worker_namespace
 from mif_common.testing.processes import ServiceProcess
 from mif_notifications.testing import SmtpSink, envelope, jwks_server, to_address, user_data
 
@@ -52,7 +52,7 @@ def running(
     keys, sending to the session's SMTP sink."""
     info = service("notifications")
     # One database per xdist worker: the module's tests may run on both workers at once.
-    name = f"mif_test_{os.environ.get('PYTEST_XDIST_WORKER', 'main')}_notifications_live"
+    name = f"mif_test_{worker_namespace()}_notifications_live"
 
     def prepare() -> str:
         provision(mif_infra.admin_dsn, name, [info], recreate=True)

@@ -75,8 +75,12 @@ def create_test_database(infra: Infra, name: str) -> TestDatabase:
     return db
 
 
-def _worker() -> str:
-    return os.environ.get("PYTEST_XDIST_WORKER", "main")
+def worker_namespace() -> str:
+    """What names this run's databases: the xdist worker, behind `MIF_TEST_NAMESPACE` when set, so that
+    two runs of the suite on one machine (two people, or CI beside a developer) never share a database."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
+    namespace = os.environ.get("MIF_TEST_NAMESPACE", "")
+    return f"{namespace}_{worker}" if namespace else worker
 
 
 def _in_thread(fn: Callable[[], Any]) -> Any:
@@ -96,7 +100,7 @@ def mif_infra() -> Iterator[Infra]:
 
 @pytest.fixture(scope="session")
 def mif_database(mif_infra: Infra) -> TestDatabase:
-    return _in_thread(lambda: create_test_database(mif_infra, f"mif_test_{_worker()}"))  # type: ignore[no-any-return]
+    return _in_thread(lambda: create_test_database(mif_infra, f"mif_test_{worker_namespace()}"))  # type: ignore[no-any-return]
 
 
 @pytest.fixture(scope="session")
@@ -104,7 +108,7 @@ def mif_fresh_database(mif_infra: Infra) -> Callable[[str], TestDatabase]:
     """Factory for an extra migrated database (end-to-end runs that commit for real)."""
 
     def make(suffix: str) -> TestDatabase:
-        return _in_thread(lambda: create_test_database(mif_infra, f"mif_test_{_worker()}_{suffix}"))  # type: ignore[no-any-return]
+        return _in_thread(lambda: create_test_database(mif_infra, f"mif_test_{worker_namespace()}_{suffix}"))  # type: ignore[no-any-return]
 
     return make
 
