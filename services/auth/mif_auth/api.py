@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import json
 from collections.abc import Awaitable, Callable
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 import sqlalchemy as sa
 from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ValidationError
 
 from mif_auth import repository as repo
 from mif_auth import service
@@ -37,6 +39,8 @@ auth_router = APIRouter(prefix="/api/v1/auth", tags=["auth"])
 users_router = APIRouter(prefix="/api/v1/users", tags=["users"])
 
 MAX_FORM_BYTES = 16 * 1024
+
+Body = TypeVar("Body", bound=BaseModel)
 
 
 def settings_of(request: Request) -> AuthSettings:
@@ -84,11 +88,15 @@ AdminUser = Annotated[User, Depends(user_with_role(Role.admin))]
 ManagerUser = Annotated[User, Depends(user_with_role(Role.responsable))]
 
 
-async def read_fields(request: Request, names: tuple[str, ...]) -> dict[str, str]:
-    """Read string fields from a form (urlencoded or multipart) or a JSON object."""
+_BODY_MEDIA = ("application/x-www-form-urlencoded", "multipart/form-data", "application/json")
+
+
+async def read_object(request: Request, *, purpose: str, contents: str) -> dict[str, Any]:
+    """The body as one flat object: the text fields of a form (urlencoded or multipart, no files) or
+    a JSON object. `purpose` ("a sign-in") and `contents` ("the credentials") word the refusals."""
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if int(request.headers.get("content-length") or 0) > MAX_FORM_BYTES:
-        raise BadRequest("The request body is too large for a sign-in.")
+        raise BadRequest(f"The request body is too large for {purpose}.")
     raw: dict[str, Any]
     if not content_type and not await request.body():
         raw = {}
@@ -107,8 +115,14 @@ async def read_fields(request: Request, names: tuple[str, ...]) -> dict[str, str
             raise BadRequest("The JSON body must be an object.")
     else:
         raise UnsupportedMediaType(
-            "Send the credentials as application/x-www-form-urlencoded, multipart/form-data or JSON."
+            f"Send {contents} as application/x-www-form-urlencoded, multipart/form-data or JSON."
         )
+    return raw
+
+
+async def read_fields(request: Request, names: tuple[str, ...]) -> dict[str, str]:
+    """Read string fields from a form (urlencoded or multipart) or a JSON object."""
+    raw = await read_object(request, purpose="a sign-in", contents="the credentials")
     values, errors = {}, []
     for name in names:
         value = raw.get(name)
@@ -119,6 +133,29 @@ async def read_fields(request: Request, names: tuple[str, ...]) -> dict[str, str
     if errors:
         raise Unprocessable(f"Missing or invalid: {', '.join(e['field'] for e in errors)}.", errors=errors)
     return values
+
+
+async def read_body(request: Request, model: type[Body], *, purpose: str, contents: str) -> Body:
+    """A request body model read from a form (urlencoded or multipart) or a JSON object, with the same
+    rules and the same 422 answer as a JSON body FastAPI validates itself."""
+    raw = await read_object(request, purpose=purpose, contents=contents)
+    try:
+        return model.model_validate(raw)
+    except ValidationError as exc:
+        errors = exc.errors(include_url=False, include_input=False, include_context=False)
+        raise RequestValidationError([{**e, "loc": ("body", *e["loc"])} for e in errors]) from exc
+
+
+def _body_doc(model: type[BaseModel], *, secret: tuple[str, ...] = ()) -> dict[str, Any]:
+    """OpenAPI request body of `model`, the same in each content type `read_object` accepts."""
+
+    def schema() -> dict[str, Any]:
+        described = model.model_json_schema()
+        for name in secret:
+            described["properties"][name]["format"] = "password"
+        return described
+
+    return {"requestBody": {"required": True, "content": {media: {"schema": schema()} for media in _BODY_MEDIA}}}
 
 
 def _token_answer(result: TokenPair | service.Refusal) -> JSONResponse:
@@ -142,7 +179,7 @@ _CREDENTIALS_DOC: dict[str, Any] = {
                     },
                 }
             }
-            for media in ("application/x-www-form-urlencoded", "multipart/form-data", "application/json")
+            for media in _BODY_MEDIA
         },
     }
 }
@@ -197,10 +234,16 @@ async def logout(body: RefreshRequest, session: Session) -> Response:
     return Response(status_code=204)
 
 
-@auth_router.post("/change-password", response_model=TokenPair, summary="Change one's password")
-async def change_password(
-    body: ChangePasswordRequest, user: CurrentUser, request: Request, session: Session
-) -> TokenPair:
+@auth_router.post(
+    "/change-password",
+    response_model=TokenPair,
+    openapi_extra=_body_doc(ChangePasswordRequest, secret=("current_password", "new_password")),
+    summary="Change one's password",
+)
+async def change_password(user: CurrentUser, request: Request, session: Session) -> TokenPair:
+    """Sent as JSON or as a form (the web frontend sends multipart). Every other session ends; the answer
+    is a fresh token pair."""
+    body = await read_body(request, ChangePasswordRequest, purpose="a password change", contents="the passwords")
     return await service.change_password(
         session,
         user=user,

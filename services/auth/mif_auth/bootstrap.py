@@ -50,7 +50,7 @@ async def run(settings: AuthSettings) -> int:
                     settings=settings,
                 )
             except DomainError as exc:
-                print(f"Cannot create the first admin: {exc.detail}", file=sys.stderr)
+                print(f"Cannot create the first admin. {exc.detail}", file=sys.stderr)
                 return 1
             except ValidationError as exc:
                 problems = "; ".join(f"{e['loc'][0]}: {e['msg']}" for e in exc.errors())

@@ -21,29 +21,36 @@ def common_passwords() -> frozenset[str]:
 
 
 def policy_failures(password: str, *, username: str | None = None, email: str | None = None) -> list[str]:
-    """Every rule the password breaks, as sentences (empty when it is acceptable)."""
+    """Every rule the password breaks, each as the end of a sentence about the password ("must contain
+    a digit"), in a fixed order; empty when it is acceptable. See `policy_refusal` for the full sentence."""
     failures = []
     if len(password) < MIN_LENGTH:
-        failures.append(f"at least {MIN_LENGTH} characters")
+        failures.append(f"must be at least {MIN_LENGTH} characters long")
     if len(password.encode()) > MAX_BYTES:
-        failures.append(f"at most {MAX_BYTES} bytes")
+        failures.append(f"must be at most {MAX_BYTES} characters long (accented letters count as two or more)")
     if not re.search(r"[a-z]", password):
-        failures.append("a lowercase letter")
+        failures.append("must contain a lowercase letter")
     if not re.search(r"[A-Z]", password):
-        failures.append("an uppercase letter")
+        failures.append("must contain an uppercase letter")
     if not re.search(r"\d", password):
-        failures.append("a digit")
+        failures.append("must contain a digit")
     if not re.search(r"[^A-Za-z0-9]", password):
-        failures.append("a symbol")
+        failures.append("must contain a symbol")
     lowered = password.lower()
     stripped = re.sub(r"[^a-z]", "", lowered)
     if lowered in common_passwords() or (len(stripped) >= 4 and stripped in common_passwords()):
-        failures.append("not a common password")
+        failures.append("must not be a common password")
     if username and len(username) >= 3 and username.lower() in lowered:
-        failures.append("not containing the username")
+        failures.append("must not contain the username")
     if email and email.split("@")[0].lower() in lowered and len(email.split("@")[0]) >= 3:
-        failures.append("not containing the e-mail address")
+        failures.append("must not contain the e-mail address")
     return failures
+
+
+def policy_refusal(failures: list[str]) -> str:
+    """The sentence a user reads: "The password is too weak: it must be at least 8 characters long;
+    it must contain a digit."."""
+    return "The password is too weak: " + "; ".join(f"it {rule}" for rule in failures) + "."
 
 
 async def hash_password(password: str, *, rounds: int) -> str:

@@ -5,7 +5,8 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, EmailStr, Field, StringConstraints
+from pydantic import AfterValidator, BaseModel, ConfigDict, EmailStr, Field, StringConstraints
+from pydantic_core import PydanticCustomError
 
 from mif_common.bodies import Strict
 
@@ -15,6 +16,16 @@ Username = Annotated[
 FullName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
 RoleName = Literal["admin", "responsable", "technicien", "client"]
 Password = Annotated[str, Field(min_length=1, max_length=200)]
+
+
+def _not_blank(value: str) -> str:
+    if not value.strip():
+        raise PydanticCustomError("blank", "must not be blank")
+    return value
+
+
+# A password a request cannot do without: blank (as an untouched form field sends it) is missing.
+RequiredPassword = Annotated[Password, AfterValidator(_not_blank)]
 
 
 class TokenPair(BaseModel):
@@ -29,8 +40,8 @@ class RefreshRequest(Strict):
 
 
 class ChangePasswordRequest(Strict):
-    current_password: Password
-    new_password: Password
+    current_password: RequiredPassword
+    new_password: RequiredPassword
 
 
 class UserCreate(Strict):

@@ -17,7 +17,7 @@ from mif_auth.config import AuthSettings
 from mif_auth.events import UserActivated, UserCreated, UserDeactivated, UserEvent, UserUpdated
 from mif_auth.keys import KeyRing
 from mif_auth.models import ClientRef, LoginAttempt, RefreshToken, User
-from mif_auth.passwords import DUMMY_HASH, hash_password, policy_failures, verify_password
+from mif_auth.passwords import DUMMY_HASH, hash_password, policy_failures, policy_refusal, verify_password
 from mif_auth.schemas import ProfileUpdate, TokenPair, UserAdminUpdate, UserCreate
 from mif_auth.tokens import access_token, hash_refresh_token, new_refresh_token
 from mif_common.errors import (
@@ -79,8 +79,7 @@ def check_password_policy(password: str, *, username: str | None, email: str | N
     failures = policy_failures(password, username=username, email=email)
     if failures:
         raise PasswordPolicyError(
-            "The password must contain " + "; ".join(failures) + ".",
-            errors=[{"field": field, "message": f"needs {f}"} for f in failures],
+            policy_refusal(failures), errors=[{"field": field, "message": rule} for rule in failures]
         )
 
 
