@@ -19,6 +19,7 @@ from pydantic import (
 
 from mif_assets.models import Criticite, NiveauService, SourceStatut, StatutEquipement, TypeClient
 from mif_common.bodies import RefId, Strict, blank_to_none, refuse_null, single_line, text_block
+from mif_common.frequences import JoursOuFrequence
 
 Line100 = Annotated[
     str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100), AfterValidator(single_line)
@@ -37,7 +38,16 @@ OptLine200 = Annotated[Line200 | None, BeforeValidator(blank_to_none)]
 OptBlock500 = Annotated[Block500 | None, BeforeValidator(blank_to_none)]
 OptPhone = Annotated[Phone | None, BeforeValidator(blank_to_none)]
 OptEmail = Annotated[EmailStr | None, BeforeValidator(blank_to_none)]
-FrequenceJours = Annotated[int, Field(ge=1, le=3650, description="Maintenance interval in days (1 to 3650).")]
+FrequenceJours = Annotated[
+    int,
+    JoursOuFrequence(ge=1, le=3650),
+    Field(
+        description="Maintenance interval in days (1 to 3650), or a frequency word (mensuel, monthly, ...) "
+        "converted into its days. Answers give the number of days."
+    ),
+]
+# An empty form field means "no interval", as for the other optional fields.
+OptFrequenceJours = Annotated[FrequenceJours | None, BeforeValidator(blank_to_none)]
 
 
 # --- clients ------------------------------------------------------------------------------------
@@ -115,7 +125,7 @@ class EquipementCreate(Strict):
     statut: StatutEquipement = StatutEquipement.operationnel
     criticite: Criticite = Criticite.standard
     client_id: RefId | None = Field(default=None, description="An active client organisation.")
-    frequence_entretien: FrequenceJours | None = None
+    frequence_entretien: OptFrequenceJours = None
     date_mise_en_service: date | None = None
     date_fin_garantie: date | None = None
 
@@ -134,7 +144,7 @@ class EquipementUpdate(Strict):
     motif: OptBlock500 = Field(default=None, description="Why the statut changes (kept in the history).")
     criticite: Criticite | None = None
     client_id: RefId | None = None
-    frequence_entretien: FrequenceJours | None = None
+    frequence_entretien: OptFrequenceJours = None
     date_mise_en_service: date | None = None
     date_fin_garantie: date | None = None
 

@@ -140,7 +140,7 @@ async def test_client_must_exist_and_be_active(
         ({"frequence_entretien": 3651}, "frequence_entretien"),
         ({"frequence_entretien": 10**30}, "frequence_entretien"),
         ({"frequence_entretien": 1.5}, "frequence_entretien"),
-        ({"frequence_entretien": "mensuel"}, "frequence_entretien"),
+        ({"frequence_entretien": "biennal"}, "frequence_entretien"),
         ({"client_id": 0}, "client_id"),
         ({"client_id": 2**63}, "client_id"),
         ({"nom": ""}, "nom"),
