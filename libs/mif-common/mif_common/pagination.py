@@ -19,7 +19,9 @@ from mif_common.errors import Unprocessable
 Sortable = ColumnElement[Any] | QueryableAttribute[Any]
 
 MAX_LIMIT = 500
-DEFAULT_LIMIT = 50
+# The existing frontend never pages: a list asked for without `limit` answers the largest page, so that
+# nothing past the first page is hidden from it (DOMAIN.md §8). Callers that page say how much they want.
+DEFAULT_LIMIT = MAX_LIMIT
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,7 +33,9 @@ class PageParams:
 
 
 async def page_params(  # async: FastAPI runs a plain `def` dependency in a worker thread
-    limit: Annotated[int, Query(ge=1, le=MAX_LIMIT, description="Page size (max 500).")] = DEFAULT_LIMIT,
+    limit: Annotated[
+        int, Query(ge=1, le=MAX_LIMIT, description="Page size (max 500; without it, 500).")
+    ] = DEFAULT_LIMIT,
     offset: Annotated[int, Query(ge=0, le=10_000_000, description="Rows to skip.")] = 0,
     sort: Annotated[
         str | None,
