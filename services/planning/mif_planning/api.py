@@ -202,6 +202,7 @@ async def recommandation(
         RecommandationOut(
             rang=rank,
             technicien=out,
+            competence=CompetenceOut.model_validate(r.competence) if r.competence else None,
             niveau=r.niveau,
             charge_travail=r.charge,
             interventions_sur_equipement=r.experience,

@@ -89,6 +89,8 @@ class EquipementRef(Base):
 
     equipement_id: Mapped[int] = mapped_column(sa.BigInteger, primary_key=True, autoincrement=False)
     nom: Mapped[str] = mapped_column(sa.String(200))
+    # The equipment's free label ("compresseur"): the competence of that name or domain ranks technicians.
+    type: Mapped[str | None] = mapped_column(sa.String(100))
     statut: Mapped[str] = mapped_column(sa.String(20))
     client_id: Mapped[int | None] = mapped_column(sa.BigInteger)
     supprime: Mapped[bool] = mapped_column(sa.Boolean, server_default=sa.false())

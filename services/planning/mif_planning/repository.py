@@ -191,6 +191,18 @@ async def competence_named(session: AsyncSession, nom: str, *, except_id: int | 
     return await session.scalar(query)
 
 
+async def competence_for_type(session: AsyncSession, equipement_type: str) -> Competence | None:
+    """The competence an equipment type calls for: the one named like the type, else the one whose
+    domain is the type (case-insensitive; the lowest id when several share that domain)."""
+    label = equipement_type.strip().lower()
+    named = await session.scalar(sa.select(Competence).where(sa.func.lower(Competence.nom) == label))
+    if named is not None:
+        return named
+    return await session.scalar(
+        sa.select(Competence).where(sa.func.lower(Competence.domaine) == label).order_by(Competence.id).limit(1)
+    )
+
+
 def competences_query(*, domaine: str | None, q: str | None) -> sa.Select[Competence]:
     query = sa.select(Competence)
     if domaine is not None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, date, datetime, time
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 from pydantic import (
     AfterValidator,
@@ -16,20 +16,10 @@ from pydantic import (
     field_validator,
     model_validator,
 )
-from pydantic_core import PydanticCustomError
 
 from mif_common.bodies import RefId, Strict, blank_to_none, refuse_null, single_line, text_block
-from mif_planning.frequence import JOURS, Frequence, FrequenceInconnue, parse_frequence
+from mif_common.frequences import JOURS, Frequence, FrequenceIn
 from mif_planning.models import Disponibilite, Niveau, StatutPlan
-
-
-def _frequence(value: Any) -> Any:
-    if isinstance(value, str):
-        try:
-            return parse_frequence(value)
-        except FrequenceInconnue as exc:
-            raise PydanticCustomError("frequence", str(exc)) from exc
-    return value
 
 
 def as_utc(value: datetime | date) -> datetime:
@@ -50,17 +40,6 @@ Block1000 = Annotated[
 ]
 OptLine100 = Annotated[Line100 | None, BeforeValidator(blank_to_none)]
 OptBlock1000 = Annotated[Block1000 | None, BeforeValidator(blank_to_none)]
-FrequenceIn = Annotated[
-    Frequence,
-    BeforeValidator(_frequence),
-    Field(
-        description=(
-            "journalier, hebdomadaire, mensuel, trimestriel, semestriel or annuel; the feminine forms "
-            "(mensuelle, ...) and the English words (daily, weekly, monthly, quarterly, semiannual/biannual, "
-            "yearly) are accepted too, in any case, with or without accents. Answers use the canonical value."
-        )
-    ),
-]
 # A date alone ("2026-03-01") is accepted by `datetime` itself (midnight, then read as UTC).
 DateIn = Annotated[
     datetime,
@@ -196,7 +175,12 @@ class TechnicienOut(BaseModel):
 class RecommandationOut(BaseModel):
     rang: int = Field(description="1 is the best match.")
     technicien: TechnicienOut
-    niveau: Niveau | None = Field(description="The technician's level in the requested competence, if any.")
+    competence: CompetenceOut | None = Field(
+        default=None,
+        description="The competence technicians were ranked by: the one asked for, else the one whose name or "
+        "domain is the equipment's type; none when neither exists.",
+    )
+    niveau: Niveau | None = Field(description="The technician's level in that competence, if any.")
     charge_travail: int
     interventions_sur_equipement: int = Field(description="Interventions of this technician on the equipment.")
 
@@ -321,6 +305,7 @@ class EquipementFact(BaseModel):
 
     equipement_id: RefId
     nom: str = Field(max_length=200)
+    type: str | None = Field(default=None, max_length=100)
     statut: str = Field(max_length=20)
     client_id: int | None = None
     version: int

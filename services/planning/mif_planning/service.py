@@ -173,6 +173,7 @@ class _AssetsEquipement(BaseModel):
 
     id: int
     nom: str
+    type: str | None = None
     statut: str
     client_id: int | None = None
     date_modification: AwareDatetime
@@ -226,6 +227,7 @@ async def _known_equipement(session: AsyncSession, *, equipement_id: int, caller
             session,
             equipement_id=info.id,
             nom=info.nom,
+            type=info.type,
             statut=info.statut,
             client_id=info.client_id,
             supprime=False,
@@ -559,6 +561,7 @@ async def delete_competence(session: AsyncSession, *, competence_id: int) -> Non
 @dataclass(frozen=True)
 class Recommandation:
     technicien: Technicien
+    competence: Competence | None
     niveau: Niveau | None
     charge: int
     experience: int
@@ -588,8 +591,9 @@ async def recommend(
     caller: Caller,
 ) -> list[Recommandation]:
     """Technicians who can take work now (`disponible`, then `occupe`; never on leave, training or
-    unavailable), best first: highest level in the competence, available before busy, lowest open
-    workload, most interventions already done on the equipment."""
+    unavailable), best first: highest level in the competence (the one asked for, else the one matching
+    the equipment's type), available before busy, lowest open workload, most interventions already done
+    on the equipment. Interventions' one-click dispatch assigns the first of this list."""
     wanted = await _competence_for(session, competence) if competence else None
     known = await _known_equipement(session, equipement_id=equipement_id, caller=caller) if equipement_id else None
     if equipement_id is not None and known is None:
@@ -597,6 +601,8 @@ async def recommend(
             f"No equipment with id {equipement_id}.",
             errors=[{"field": "equipement_id", "message": "unknown equipment"}],
         )
+    if wanted is None and known is not None and known.type:
+        wanted = await repo.competence_for_type(session, known.type)
     candidates = await repo.candidate_techniciens(session, [Disponibilite.disponible.value, Disponibilite.occupe.value])
     charges = await repo.workloads(session, [t.id for t in candidates])
     experience = await repo.interventions_on_equipement(session, equipement_id) if equipement_id else {}
@@ -608,6 +614,7 @@ async def recommend(
         ranked.append(
             Recommandation(
                 technicien=technicien,
+                competence=wanted,
                 niveau=niveau,
                 charge=charges.get(technicien.id, 0),
                 experience=experience.get(technicien.id, 0),

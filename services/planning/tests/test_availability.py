@@ -252,6 +252,38 @@ async def test_recommendation_ranks_by_competence_then_availability_then_workloa
     assert by_id.status_code == 200 and by_id.json()[0]["niveau"] == "expert"
 
 
+@pytest.mark.parametrize("match", ["nom", "domaine"])
+async def test_an_equipment_brings_the_competence_of_its_type(
+    client: httpx.AsyncClient,
+    manager: Headers,
+    make_technicien: MakeTech,
+    make_competence: Make,
+    known_equipement: Callable[..., Any],
+    match: str,
+) -> None:
+    kind = f"Chaudière {next(_ids)}"
+    fitting = await make_competence(
+        **({"nom": kind} if match == "nom" else {"nom": f"Brûleurs {kind}", "domaine": kind})
+    )
+    other = await make_competence(nom=f"Froid {next(_ids)}")
+    eid = await known_equipement(type=kind.upper())  # the type is a free label: case does not matter
+    specialist = await make_technicien(competences=[{"id": fitting["id"], "niveau": "avance"}])
+    await make_technicien(competences=[{"id": other["id"], "niveau": "expert"}])
+
+    response = await client.get(
+        "/api/v1/techniciens/recommandation", params={"equipement_id": eid, "limit": 1}, headers=manager
+    )
+    assert response.status_code == 200, response.text
+    [best] = response.json()
+    assert best["technicien"]["id"] == specialist.id
+    assert (best["competence"]["id"], best["niveau"]) == (fitting["id"], "avance")
+    untyped = await known_equipement(type=f"inconnu {next(_ids)}")
+    plain = await client.get(
+        "/api/v1/techniciens/recommandation", params={"equipement_id": untyped, "limit": 1}, headers=manager
+    )
+    assert plain.status_code == 200 and plain.json()[0]["competence"] is None
+
+
 async def test_recommendation_needs_a_known_competence(client: httpx.AsyncClient, manager: Headers) -> None:
     response = await client.get(
         "/api/v1/techniciens/recommandation", params={"competence": "télépathie"}, headers=manager
