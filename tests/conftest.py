@@ -57,6 +57,7 @@ def suite(
         "MIF_ASSETS_DATABASE_URL": database.url_for("assets"),
         "MIF_ASSETS_URL": assets.url,  # auth asks assets about client organisations it does not know yet
         "MIF_INTERVENTIONS_DATABASE_URL": database.url_for("interventions"),
+        "MIF_PLANNING_URL": planning.url,  # interventions asks planning whom to assign ("Affecter" alone)
         "MIF_PLANNING_DATABASE_URL": database.url_for("planning"),
         "MIF_PLANNING_SCHEDULER_INTERVAL_SECONDS": "1",
         "MIF_NOTIFICATIONS_DATABASE_URL": database.url_for("notifications"),

@@ -23,8 +23,10 @@ from mif_common.params import MAX_ID, EntityId
 from mif_common.request_context import client_ip
 from mif_interventions import dashboard, service
 from mif_interventions import repository as repo
+from mif_interventions.dispatch import PlanningClient
 from mif_interventions.models import (
     OPEN_STATUTS,
+    PRIORITE_ALIASES,
     Commentaire,
     Historique,
     Intervention,
@@ -81,6 +83,20 @@ async def auteur_de(request: Request, principal: CurrentPrincipal) -> service.Au
 
 
 AuteurDep = Annotated[service.Auteur, Depends(auteur_de)]
+
+
+async def planning_de(request: Request) -> PlanningClient:
+    """Planning, asked as the caller which technician to assign when none is given."""
+    settings = request.app.state.settings
+    return PlanningClient(
+        http=request.app.state.http,
+        base_url=settings.planning_url,
+        timeout_seconds=settings.planning_timeout_seconds,
+        authorization=request.headers.get("authorization"),
+    )
+
+
+PlanningDep = Annotated[PlanningClient, Depends(planning_de)]
 
 
 async def get_read_session(request: Request) -> AsyncIterator[AsyncSession]:
@@ -174,7 +190,9 @@ _SORT: dict[str, Sortable] = {
 }
 
 
-def _values(raw: Sequence[str] | None, enum: type[StrEnum], field: str) -> list[str]:
+def _values(
+    raw: Sequence[str] | None, enum: type[StrEnum], field: str, aliases: Mapping[str, StrEnum] | None = None
+) -> list[str]:
     """Repeated and/or comma-separated enum values (`statut=ouverte,affectee&statut=en_cours`)."""
     allowed = [e.value for e in enum]
     out: list[str] = []
@@ -183,6 +201,8 @@ def _values(raw: Sequence[str] | None, enum: type[StrEnum], field: str) -> list[
             value = part.strip()
             if not value:
                 continue
+            if aliases and value.lower() in aliases:
+                value = aliases[value.lower()].value
             if value not in allowed:
                 raise Unprocessable(
                     f"Unknown {field} '{value[:40]}'. Allowed: {', '.join(allowed)}.",
@@ -220,7 +240,7 @@ async def filtres(  # async: FastAPI runs a plain `def` dependency in a worker t
     """The list filters (DOMAIN.md §8); `q` comes with the paging parameters."""
     return Filtres(
         statut=_values(statut, Statut, "statut"),
-        priorite=_values(priorite, Priorite, "priorite"),
+        priorite=_values(priorite, Priorite, "priorite", PRIORITE_ALIASES),
         type=_values(type_, TypeIntervention, "type"),
         urgence=urgence,
         technicien_id=technicien_id,
@@ -368,11 +388,24 @@ async def change_statut(
     intervention_id: EntityId,
     session: Session,
     auteur: AuteurDep,
+    planning: PlanningDep,
     statut: Annotated[Statut, Query(description="The target statut.")],
     remarque: Annotated[
-        str | None, Query(max_length=2000, description="Why; required to pause and cancel; the report on closing.")
+        str | None,
+        Query(
+            max_length=2000,
+            description="Why (optional for every move here; the history says when none was given); "
+            "the report on closing.",
+        ),
     ] = None,
-    technicien_id: Annotated[int | None, Query(gt=0, le=MAX_ID, description="To assign (statut=affectee).")] = None,
+    technicien_id: Annotated[
+        int | None,
+        Query(
+            gt=0,
+            le=MAX_ID,
+            description="Who to assign (statut=affectee); without it, the technician planning recommends.",
+        ),
+    ] = None,
     if_match: IfMatch = None,
 ) -> Response:
     intervention = await service.change_statut(
@@ -383,6 +416,7 @@ async def change_statut(
         remarque=remarque.strip() if remarque and remarque.strip() else None,
         technicien_id=technicien_id,
         if_match=if_match,
+        planning=planning,
     )
     return await _answer(session, intervention.id)
 
@@ -397,6 +431,7 @@ async def _act(
     auteur: service.Auteur,
     if_match: str | None,
     body: ActionBody | None,
+    planning: PlanningClient | None = None,
 ) -> Response:
     extra: dict[str, Any] = {}
     if isinstance(body, AffecterBody):
@@ -410,6 +445,7 @@ async def _act(
         auteur=auteur,
         if_match=if_match,
         remarque=body.remarque if body is not None else None,
+        planning=planning,
         **extra,
     )
     return await _answer(session, intervention.id)
@@ -421,12 +457,18 @@ OptBody = Annotated[ActionBody | None, Body()]
 @interventions_router.post(
     "/{intervention_id}/affecter",
     response_model=InterventionOut,
-    summary="Assign (from ouverte) or reassign (affectee) a technician: responsable",
+    summary="Assign (from ouverte) or reassign (affectee) a technician: responsable; without one, the "
+    "technician planning recommends (409 when nobody can take work now)",
 )
 async def affecter(
-    intervention_id: EntityId, body: AffecterBody, session: Session, auteur: AuteurDep, if_match: IfMatch = None
+    intervention_id: EntityId,
+    session: Session,
+    auteur: AuteurDep,
+    planning: PlanningDep,
+    if_match: IfMatch = None,
+    body: Annotated[AffecterBody | None, Body()] = None,
 ) -> Response:
-    return await _act(session, intervention_id, Action.affecter, auteur, if_match, body)
+    return await _act(session, intervention_id, Action.affecter, auteur, if_match, body or AffecterBody(), planning)
 
 
 @interventions_router.post(

@@ -23,6 +23,10 @@ class InterventionsSettings(ServiceSettings):
     # (`MIF_INTERVENTIONS_ASSETS_URL`, or suite-wide `MIF_ASSETS_URL`).
     assets_url: str = "http://127.0.0.1:8002"
     assets_timeout_seconds: float = Field(default=3.0, gt=0, le=30)
+    # The planning service, asked which technician to assign when "Affecter" comes without one
+    # (`MIF_INTERVENTIONS_PLANNING_URL`, or suite-wide `MIF_PLANNING_URL`).
+    planning_url: str = "http://127.0.0.1:8004"
+    planning_timeout_seconds: float = Field(default=3.0, gt=0, le=30)
     # `date_limite` defaults to creation + this many hours (JSON: '{"urgente": 2, ...}').
     sla_hours: dict[str, int] = Field(default_factory=default_sla_hours)
     # Lateness job: how often it looks for interventions past their deadline, and how many per pass.

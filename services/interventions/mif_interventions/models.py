@@ -33,6 +33,25 @@ class Priorite(StrEnum):
     programmee = "programmee"
 
 
+# The English words the existing frontend sends (DOMAIN.md §8), answered with the canonical value.
+PRIORITE_ALIASES: dict[str, Priorite] = {
+    "urgent": Priorite.urgente,
+    "high": Priorite.haute,
+    "medium": Priorite.normale,
+    "normal": Priorite.normale,
+    "low": Priorite.basse,
+    "scheduled": Priorite.programmee,
+}
+
+
+def canonical_priorite(value: object) -> object:
+    """A priority in any accepted spelling as its canonical value; anything else is left for validation."""
+    if isinstance(value, str):
+        word = value.strip().lower()
+        return PRIORITE_ALIASES.get(word, word)
+    return value
+
+
 class TypeIntervention(StrEnum):
     corrective = "corrective"
     preventive = "preventive"

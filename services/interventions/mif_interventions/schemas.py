@@ -18,7 +18,7 @@ from pydantic import (
 )
 
 from mif_common.bodies import RefId, Strict, blank_to_none, refuse_null, single_line, text_block
-from mif_interventions.models import ActionHistorique, Priorite, Statut, TypeIntervention
+from mif_interventions.models import ActionHistorique, Priorite, Statut, TypeIntervention, canonical_priorite
 
 Titre = Annotated[
     str, StringConstraints(strip_whitespace=True, min_length=1, max_length=255), AfterValidator(single_line)
@@ -33,13 +33,18 @@ OptTexte = Annotated[Texte | None, BeforeValidator(blank_to_none)]
 OptRemarque = Annotated[Remarque | None, BeforeValidator(blank_to_none)]
 Minutes = Annotated[int, Field(ge=0, le=10_000_000, description="Minutes.")]
 Centimes = Annotated[int, Field(ge=0, le=10**15, description="Integer centimes (MAD).")]
+PrioriteIn = Annotated[
+    Priorite,
+    BeforeValidator(canonical_priorite),
+    Field(description="Also accepts the English words high, medium, low, urgent; answered canonically."),
+]
 
 
 class InterventionCreate(Strict):
     titre: Titre
     description: OptTexte = None
     type: TypeIntervention
-    priorite: Priorite = Priorite.normale
+    priorite: PrioriteIn = Priorite.normale
     urgence: bool = Field(default=False, description="true forces priorite 'urgente'.")
     date_limite: AwareDatetime | None = Field(
         default=None, description="Deadline (with a time zone); defaults from the priority's SLA."
@@ -63,7 +68,7 @@ class InterventionUpdate(Strict):
     titre: Titre | None = None
     description: OptTexte = None
     type: TypeIntervention | None = None
-    priorite: Priorite | None = None
+    priorite: PrioriteIn | None = None
     urgence: bool | None = None
     date_limite: AwareDatetime | None = None
     equipement_id: RefId | None = None
@@ -81,7 +86,9 @@ class ActionBody(Strict):
 
 
 class AffecterBody(ActionBody):
-    technicien_id: RefId
+    technicien_id: RefId | None = Field(
+        default=None, description="Who to assign; without it, the technician planning recommends."
+    )
 
 
 class CloturerBody(ActionBody):

@@ -36,6 +36,7 @@ from mif_common.owners import ask_owner
 from mif_interventions import repository as repo
 from mif_interventions import workflow
 from mif_interventions.config import InterventionsSettings
+from mif_interventions.dispatch import PlanningClient, Recommande
 from mif_interventions.events import (
     InterventionCreated,
     InterventionEvent,
@@ -109,6 +110,10 @@ class DonneesIncoherentes(Unprocessable):
 
 class AssetsIndisponible(ServiceUnavailable):
     slug = "assets-unavailable"
+
+
+# The history's `remarque` of a move whose reason the frontend's PATCH did not give (DOMAIN.md §4).
+SANS_MOTIF = "Aucun motif indiqué."
 
 
 # --- who acts ---------------------------------------------------------------------------------------
@@ -607,8 +612,14 @@ async def apply_action(
     rapport: str | None = None,
     duree_reelle: int | None = None,
     cout_reel: int | None = None,
+    planning: PlanningClient | None = None,
 ) -> Intervention:
-    """One workflow move (DOMAIN.md §4) on the locked intervention."""
+    """One workflow move (DOMAIN.md §4) on the locked intervention. Assigning without a technician
+    assigns the one planning recommends (`planning` asks it)."""
+    choix = None
+    if action is Action.affecter and technicien_id is None:
+        choix = await _recommandation(session, intervention_id=intervention_id, auteur=auteur, planning=planning)
+        technicien_id = choix.technicien.id
     intervention = await _pour_ecrire(session, intervention_id=intervention_id, auteur=auteur, if_match=if_match)
     return await _transition(
         session,
@@ -620,6 +631,7 @@ async def apply_action(
         rapport=rapport,
         duree_reelle=duree_reelle,
         cout_reel=cout_reel,
+        choix=choix,
     )
 
 
@@ -632,9 +644,40 @@ async def change_statut(
     remarque: str | None = None,
     technicien_id: int | None = None,
     if_match: str | None = None,
+    planning: PlanningClient | None = None,
 ) -> Intervention:
-    """`PATCH /statut?statut=`: the move that leads from the current statut to `statut`."""
+    """`PATCH /statut?statut=` (the existing frontend's buttons): the move that leads from the current
+    statut to `statut`. Every move may come without a `remarque` here; assigning without a technician
+    assigns the one planning recommends."""
+    current = await get_intervention(session, intervention_id=intervention_id, principal=_principal(auteur))
+    action = _action_towards(current, statut)
+    choix = None
+    if action is Action.affecter and technicien_id is None:
+        choix = await _recommandation(session, intervention_id=intervention_id, auteur=auteur, planning=planning)
+        technicien_id = choix.technicien.id
     intervention = await _pour_ecrire(session, intervention_id=intervention_id, auteur=auteur, if_match=if_match)
+    action = _action_towards(intervention, statut)  # again, on what is locked now
+    if action is Action.affecter and technicien_id is None:  # someone unassigned it meanwhile: ask on retry
+        raise TransitionInterdite(f"Intervention {intervention.id} changed meanwhile; reload it and try again.")
+    return await _transition(
+        session,
+        intervention,
+        action,
+        auteur=auteur,
+        technicien_id=technicien_id,
+        remarque=remarque,
+        rapport=remarque if action is Action.cloturer else None,
+        reason_optional=True,
+        choix=choix,
+    )
+
+
+def _principal(auteur: Auteur) -> Principal:
+    assert auteur.principal is not None, "a route always acts for a signed-in caller"
+    return auteur.principal
+
+
+def _action_towards(intervention: Intervention, statut: Statut) -> Action:
     depuis = Statut(intervention.statut)
     action = workflow.action_towards(depuis, statut)
     if statut is Statut.affectee and depuis in (Statut.ouverte, Statut.affectee):
@@ -647,34 +690,36 @@ async def change_statut(
             statut=depuis.value,
             allowed=[m.vers.value for m in moves],
         )
-    if action is Action.affecter and technicien_id is None:
+    return action
+
+
+async def _recommandation(
+    session: AsyncSession, *, intervention_id: int, auteur: Auteur, planning: PlanningClient | None
+) -> Recommande:
+    """The technician planning recommends for this intervention, asked only once the caller is known to
+    be allowed to assign it (so a refusal is the workflow's sentence, not planning's), and before the
+    intervention is locked (no lock held across the question). The replica learns that technician."""
+    intervention = await get_intervention(session, intervention_id=intervention_id, principal=_principal(auteur))
+    _allowed_move(intervention, Action.affecter, auteur)
+    if planning is None:
         raise DonneesIncoherentes(
-            "Assigning needs a technician: add technicien_id to the query.",
+            "Assigning needs a technician: add technicien_id.",
             errors=[{"field": "technicien_id", "message": "required to assign"}],
         )
-    return await _transition(
+    choix = await planning.recommande(intervention_id=intervention.id, equipement_id=intervention.equipement_id)
+    await repo.upsert_technicien_ref(
         session,
-        intervention,
-        action,
-        auteur=auteur,
-        technicien_id=technicien_id,
-        remarque=remarque,
-        rapport=remarque if action is Action.cloturer else None,
+        technicien_id=choix.technicien.id,
+        user_id=choix.technicien.user_id,
+        full_name=choix.full_name,
+        is_active=choix.technicien.is_active,
+        version=choix.technicien.version,
     )
+    return choix
 
 
-async def _transition(
-    session: AsyncSession,
-    intervention: Intervention,
-    action: Action,
-    *,
-    auteur: Auteur,
-    technicien_id: int | None = None,
-    remarque: str | None = None,
-    rapport: str | None = None,
-    duree_reelle: int | None = None,
-    cout_reel: int | None = None,
-) -> Intervention:
+def _allowed_move(intervention: Intervention, action: Action, auteur: Auteur) -> workflow.Transition:
+    """The workflow move `action` from the intervention's statut, if the caller may make it."""
     depuis = Statut(intervention.statut)
     move = workflow.find(depuis, action)
     if move is None:
@@ -694,11 +739,36 @@ async def _transition(
             statut=depuis.value,
             allowed=[m.action.value for m in mine],
         )
+    return move
+
+
+async def _transition(
+    session: AsyncSession,
+    intervention: Intervention,
+    action: Action,
+    *,
+    auteur: Auteur,
+    technicien_id: int | None = None,
+    remarque: str | None = None,
+    rapport: str | None = None,
+    duree_reelle: int | None = None,
+    cout_reel: int | None = None,
+    reason_optional: bool = False,
+    choix: Recommande | None = None,
+) -> Intervention:
+    """The move itself. `reason_optional`: the PATCH route, where a reason is never required (its history
+    row says none was given); `choix`: the technician came from planning's recommendation."""
+    depuis = Statut(intervention.statut)
+    move = _allowed_move(intervention, action, auteur)
     if action in workflow.NEEDS_REASON and not remarque:
-        raise DonneesIncoherentes(
-            f"'{action.value}' needs a reason: send it as remarque.",
-            errors=[{"field": "remarque", "message": f"required to {action.value}"}],
-        )
+        if not reason_optional:
+            raise DonneesIncoherentes(
+                f"'{action.value}' needs a reason: send it as remarque.",
+                errors=[{"field": "remarque", "message": f"required to {action.value}"}],
+            )
+        remarque = SANS_MOTIF
+    if choix is not None:
+        remarque = f"{choix.motif()} {remarque}" if remarque else choix.motif()
     at = now()
     avant: dict[str, Any] = {"statut": depuis.value}
     apres: dict[str, Any] = {"statut": move.vers.value}
@@ -711,6 +781,7 @@ async def _transition(
             )
         await _technicien_actif(session, technicien_id)
         avant["technicien_id"], apres["technicien_id"] = intervention.technicien_id, technicien_id
+        apres["affectation"] = "automatique" if choix is not None else "manuelle"
         intervention.technicien_id = technicien_id
         intervention.date_affectation = at
         apres["date_affectation"] = _json(at)

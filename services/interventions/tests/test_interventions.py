@@ -95,6 +95,33 @@ async def test_priority_defaults_and_sla_deadline(
         assert parse(body["date_limite"]) - parse(body["date_creation"]) == timedelta(hours=hours)
 
 
+@pytest.mark.parametrize(
+    ("sent", "canonical"),
+    [("high", "haute"), ("medium", "normale"), ("low", "basse"), ("HIGH", "haute"), ("urgent", "urgente")],
+)
+async def test_the_frontends_english_priorities_are_answered_canonically(
+    world: World, client: httpx.AsyncClient, sent: str, canonical: str
+) -> None:
+    created = await world.intervention(priorite=sent)
+    assert created["priorite"] == canonical
+    edited = await client.patch(
+        f"/api/v1/interventions/{created['id']}", json={"priorite": sent}, headers=world.manager
+    )
+    assert edited.status_code == 200 and edited.json()["priorite"] == canonical
+    listed = await client.get(
+        "/api/v1/interventions",
+        params={"priorite": sent, "equipement_id": created["equipement_id"]},
+        headers=world.manager,
+    )
+    assert [row["id"] for row in listed.json()] == [created["id"]]
+    unknown = await client.post(
+        "/api/v1/interventions",
+        json={"titre": "x", "type": "corrective", "priorite": "extreme", "equipement_id": created["equipement_id"]},
+        headers=world.manager,
+    )
+    assert unknown.status_code == 422 and unknown.json()["errors"][0]["field"] == "priorite"
+
+
 async def test_an_explicit_deadline_is_kept_and_must_be_in_the_future(world: World, client: httpx.AsyncClient) -> None:
     deadline = (datetime.now(UTC) + timedelta(days=3)).replace(microsecond=0)
     body = await world.intervention(date_limite=deadline.isoformat())

@@ -189,16 +189,12 @@ async def test_refusals_name_the_allowed_moves(world: World, client: httpx.Async
     assert final.json()["detail"].endswith("Allowed from 'archivee': none.")
 
 
-async def test_reasons_and_technicians_are_required_where_the_domain_says(
+async def test_reasons_are_required_on_the_actions_and_optional_on_the_patch_route(
     world: World, client: httpx.AsyncClient
 ) -> None:
     tech = await world.technicien()
     created = await world.intervention()
     iid = created["id"]
-    no_tech = await client.patch(
-        f"/api/v1/interventions/{iid}/statut", params={"statut": "affectee"}, headers=world.manager
-    )
-    assert no_tech.status_code == 422 and no_tech.json()["errors"][0]["field"] == "technicien_id"
     unknown = await world.act(iid, "affecter", technicien_id=987654)
     assert unknown.status_code == 422 and unknown.json()["detail"] == "Technician 987654 is not an active technician."
     no_reason = await world.act(iid, "annuler")
@@ -209,14 +205,56 @@ async def test_reasons_and_technicians_are_required_where_the_domain_says(
     same = await world.act(iid, "affecter", technicien_id=tech.id)
     assert same.status_code == 409 and "already assigned" in same.json()["detail"]
     await world.act(iid, "demarrer", tech.headers)
+    explicit = await world.act(iid, "suspendre", tech.headers)
+    assert explicit.status_code == 422 and explicit.json()["errors"][0]["field"] == "remarque"
+    # The frontend's "Mettre en attente": the PATCH route with no remarque is accepted, and said so.
     pause = await client.patch(
         f"/api/v1/interventions/{iid}/statut", params={"statut": "en_attente"}, headers=tech.headers
     )
-    assert pause.status_code == 422
+    assert pause.status_code == 200 and pause.json()["statut"] == "en_attente"
+    last = (await client.get(f"/api/v1/interventions/{iid}/historique", headers=world.manager)).json()[-1]
+    assert (last["statut"], last["remarque"]) == ("en_attente", "Aucun motif indiqué.")
+    cancel = await client.patch(
+        f"/api/v1/interventions/{iid}/statut", params={"statut": "annulee"}, headers=world.manager
+    )
+    assert cancel.status_code == 200 and cancel.json()["statut"] == "annulee"
     bad_target = await client.patch(
         f"/api/v1/interventions/{iid}/statut", params={"statut": "finie"}, headers=tech.headers
     )
     assert bad_target.status_code == 422 and bad_target.json()["errors"][0]["field"] == "statut"
+
+
+async def test_assigning_without_a_technician_asks_planning_and_never_answers_500(
+    world: World, client: httpx.AsyncClient
+) -> None:
+    """Planning (the owner of the choice) is not running here: 503 with Retry-After, nothing changed. The
+    recommendation itself is exercised end to end through the gateway (tests/test_contract_e2e.py)."""
+    tech = await world.technicien()
+    created = await world.intervention()
+    iid = created["id"]
+    for attempt in (
+        client.patch(f"/api/v1/interventions/{iid}/statut", params={"statut": "affectee"}, headers=world.manager),
+        client.post(f"/api/v1/interventions/{iid}/affecter", headers=world.manager),
+        client.post(f"/api/v1/interventions/{iid}/affecter", json={}, headers=world.manager),
+    ):
+        answer = await attempt
+        assert answer.status_code == 503, answer.text
+        assert answer.headers["retry-after"] == "5"
+        assert answer.headers["content-type"] == "application/problem+json"
+        assert "planning service did not answer" in answer.json()["detail"]
+    unchanged = await client.get(f"/api/v1/interventions/{iid}", headers=world.manager)
+    assert unchanged.json()["statut"] == "ouverte" and unchanged.json()["technicien_id"] is None
+    # Who may not assign is told so by the workflow, before planning is asked.
+    refused = await client.patch(
+        f"/api/v1/interventions/{iid}/statut", params={"statut": "affectee"}, headers=tech.headers
+    )
+    assert refused.status_code == 404  # a technician does not see an intervention not assigned to them
+    assigned = await world.act(iid, "affecter", technicien_id=tech.id)
+    mine = await client.patch(
+        f"/api/v1/interventions/{iid}/statut", params={"statut": "affectee"}, headers=tech.headers
+    )
+    assert assigned.status_code == 200 and mine.status_code == 403
+    assert "is for a responsable" in mine.json()["detail"]
 
 
 async def test_a_client_cancels_only_its_organisations_own_open_request(world: World) -> None:
