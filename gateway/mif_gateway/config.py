@@ -65,8 +65,12 @@ class GatewaySettings(ServiceSettings):
     rate_user_per_window: int = Field(default=1200, ge=1)
     rate_anonymous_per_window: int = Field(default=300, ge=1)
     login_window_seconds: float = Field(default=300.0, gt=0)
+    # Failed sign-ins (auth answered 401) per address and per account within the window; successes do
+    # not count, so many people behind one address (a factory's NAT at shift start) are never refused.
     login_per_ip: int = Field(default=30, ge=1)
     login_per_account: int = Field(default=10, ge=1)
+    # Every sign-in attempt per address, successes included: only a ceiling on the hashing work.
+    login_attempts_per_ip: int = Field(default=600, ge=1)
     rate_max_keys: int = Field(default=100_000, ge=100)
 
     # Revocation: per-user state from auth, kept fresh from `auth.user.*` events.

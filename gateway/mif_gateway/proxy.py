@@ -195,6 +195,7 @@ class Gateway:
         # Body: none, buffered (size-limited) or streamed.
         state = _RequestBody()
         body: Body = None
+        account: str | None = None  # the account a sign-in names
         length: int | None = None
         if content_length is not None:
             try:
@@ -226,7 +227,8 @@ class Gateway:
                 return
             body = buffered
             if rule.login:
-                refusal = await self._admit_login_account(buffered, content_type or "")
+                account = await login_account(buffered, content_type or "")
+                refusal = self._admit_login_account(account)
                 if refusal is not None:
                     await self._problem(scope, receive, send, refusal.status, refusal.detail, refusal.headers)
                     return
@@ -247,6 +249,8 @@ class Gateway:
         response = await self._send_upstream(scope, receive, send, service, method, url, forward, body, state)
         if response is None:
             return
+        if rule.login and response.status == 401:
+            self._count_failed_login(client_ip, account)
         try:
             await self._respond(response, method, receive, send, state)
         finally:
@@ -285,7 +289,9 @@ class Gateway:
             if refusal is not None:
                 return refusal
         if rule.login:
-            wait = limits.login_ip.hit(client_ip)
+            wait = limits.login_ip.wait(client_ip)
+            if wait is None:
+                wait = limits.login_attempts_ip.hit(client_ip)
             if wait is not None:
                 return _Refusal(
                     429,
@@ -306,13 +312,10 @@ class Gateway:
             {"Retry-After": retry_after_header(wait)},
         )
 
-    async def _admit_login_account(self, body: bytes, content_type: str) -> _Refusal | None:
-        if not self.limits.enabled:
-            return None
-        account = await login_account(body, content_type)
-        if account is None:
-            return None  # auth answers the missing field
-        wait = self.limits.login_account.hit(account)
+    def _admit_login_account(self, account: str | None) -> _Refusal | None:
+        if not self.limits.enabled or account is None:
+            return None  # without an account auth answers the missing field
+        wait = self.limits.login_account.wait(account)
         if wait is None:
             return None
         return _Refusal(
@@ -320,6 +323,14 @@ class Gateway:
             f"Too many sign-in attempts for this account; retry in {retry_after_header(wait)} s.",
             {"Retry-After": retry_after_header(wait)},
         )
+
+    def _count_failed_login(self, client_ip: str, account: str | None) -> None:
+        """Auth refused the credentials: one failure for the address and for the account."""
+        if not self.limits.enabled:
+            return
+        self.limits.login_ip.count(client_ip)
+        if account is not None:
+            self.limits.login_account.count(account)
 
     # --- upstream ----------------------------------------------------------------------------------
 

@@ -34,6 +34,32 @@ class SlidingWindowLimiter:
 
     def hit(self, key: str) -> float | None:
         """Count one hit; None when allowed, else the seconds to wait (the hit is not counted)."""
+        state, into = self._current(key)
+        previous, current = state[1], state[2]
+        if previous * (1 - into / self.window) + current + 1 <= self.limit:
+            state[2] = current + 1
+            return None
+        return self._retry_after(previous, current, into)
+
+    def wait(self, key: str) -> float | None:
+        """What `hit` would answer, without counting: for limits on outcomes (failed sign-ins), checked
+        before the attempt and counted after it, with `count`."""
+        state = self._state.get(key)
+        if state is None:
+            return None
+        state, into = self._current(key)
+        previous, current = state[1], state[2]
+        if previous * (1 - into / self.window) + current + 1 <= self.limit:
+            return None
+        return self._retry_after(previous, current, into)
+
+    def count(self, key: str) -> None:
+        """Count one hit whatever the limit (an outcome that has happened)."""
+        state, _ = self._current(key)
+        state[2] += 1
+
+    def _current(self, key: str) -> tuple[list[int], float]:
+        """The key's counters rolled to the current window, and how far into it we are."""
         now = self._clock()
         index = int(now // self.window)
         state = self._state.get(key)
@@ -45,12 +71,7 @@ class SlidingWindowLimiter:
             state[1] = state[2] if state[0] == index - 1 else 0
             state[2] = 0
             state[0] = index
-        into = now - index * self.window
-        previous, current = state[1], state[2]
-        if previous * (1 - into / self.window) + current + 1 <= self.limit:
-            state[2] = current + 1
-            return None
-        return self._retry_after(previous, current, into)
+        return state, now - index * self.window
 
     def _retry_after(self, previous: int, current: int, into: float) -> float:
         room = self.limit - 1
@@ -84,12 +105,16 @@ def retry_after_header(seconds: float) -> str:
 
 @dataclass(slots=True)
 class RateLimits:
-    """The gateway's limiters: general (per user / per anonymous IP) and login (per IP / per account)."""
+    """The gateway's limiters: general (per user / per anonymous IP) and sign-in. Sign-in limits count
+    failures (per address and per account), so that a shift signing in from behind one factory NAT is
+    never refused while guessing one account or spraying many from one address is; every attempt of an
+    address also counts against a much higher ceiling, which bounds the hashing work one address can cause."""
 
     user: SlidingWindowLimiter
     anonymous: SlidingWindowLimiter
-    login_ip: SlidingWindowLimiter
-    login_account: SlidingWindowLimiter
+    login_ip: SlidingWindowLimiter  # failed sign-ins per address
+    login_account: SlidingWindowLimiter  # failed sign-ins per account
+    login_attempts_ip: SlidingWindowLimiter  # every sign-in attempt per address
     enabled: bool = True
 
     @classmethod
@@ -103,6 +128,9 @@ class RateLimits:
             login_ip=SlidingWindowLimiter(settings.login_per_ip, settings.login_window_seconds, max_keys=keys),
             login_account=SlidingWindowLimiter(
                 settings.login_per_account, settings.login_window_seconds, max_keys=keys
+            ),
+            login_attempts_ip=SlidingWindowLimiter(
+                settings.login_attempts_per_ip, settings.login_window_seconds, max_keys=keys
             ),
             enabled=settings.rate_limit_enabled,
         )
