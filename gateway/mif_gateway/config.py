@@ -6,11 +6,12 @@ import json
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import SettingsConfigDict
 
 from mif_common.config import ServiceSettings
 from mif_common.suite import ALL_SERVICES, REPO_ROOT
+from mif_gateway.forwarded import parse_networks
 
 JWKS_PATH = "/api/v1/auth/.well-known/jwks.json"
 TOKEN_STATES_PATH = "/api/v1/auth/internal/token-states"
@@ -58,6 +59,16 @@ class GatewaySettings(ServiceSettings):
     max_streamed_body_bytes: int = Field(default=100 * 1_048_576, ge=1024)
     # Responses up to this Content-Length are read in one piece; larger or unsized ones are streamed.
     response_buffer_bytes: int = Field(default=262_144, ge=0)
+
+    # Proxies in front of the gateway whose X-Forwarded-For is believed (CIDRs or addresses; none by
+    # default: the TCP peer is the client). Set exactly the ingress (mif_gateway/forwarded.py).
+    trusted_proxies: list[str] = Field(default_factory=list)
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _networks(cls, values: list[str]) -> list[str]:
+        parse_networks(values)  # a typo is a start-up error, not a silently trusted or ignored proxy
+        return values
 
     # Rate limits, in-memory per replica (auth's database-backed lockout is the cross-replica guard).
     rate_limit_enabled: bool = True

@@ -25,6 +25,7 @@ from mif_common.auth.tokens import bearer_token
 from mif_common.errors import Unauthorized, problem_response
 from mif_common.request_context import current_request_id, new_request_id
 from mif_gateway.config import GatewaySettings
+from mif_gateway.forwarded import client_address, parse_networks
 from mif_gateway.jwt_check import TokenChecker
 from mif_gateway.policy import AccessKind, Policy, Rule
 from mif_gateway.ratelimit import RateLimits, retry_after_header
@@ -131,6 +132,7 @@ class Gateway:
         upstream_urls: Mapping[str, str],
     ) -> None:
         self.settings = settings
+        self.trusted_proxies = parse_networks(settings.trusted_proxies)
         self.policy = policy
         self.tokens = tokens
         self.limits = limits
@@ -157,7 +159,7 @@ class Gateway:
         scope["route"] = rule  # metrics label by policy pattern, not raw path
 
         # One pass over the request headers: what we need, and what we forward.
-        authorization = content_type = content_length = host = None
+        authorization = content_type = content_length = host = forwarded_for = None
         chunked = False
         connection_tokens: list[bytes] = []
         forward: list[tuple[str, str]] = []
@@ -173,6 +175,9 @@ class Gateway:
                     content_length = value
                 elif name == b"transfer-encoding":
                     chunked = b"chunked" in value.lower()
+                elif name == b"x-forwarded-for":
+                    seen = value.decode("latin-1")
+                    forwarded_for = f"{forwarded_for},{seen}" if forwarded_for else seen
                 elif name == b"host":
                     host = value.decode("latin-1")
                 elif name == b"connection":
@@ -185,7 +190,7 @@ class Gateway:
                 forward = [(n, v) for n, v in forward if n not in extra]
 
         client = scope.get("client")
-        client_ip = client[0] if client else "unknown"
+        client_ip = client_address(client[0] if client else None, forwarded_for, self.trusted_proxies)
 
         refusal = await self._admit(rule, authorization, client_ip)
         if refusal is not None:

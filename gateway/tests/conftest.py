@@ -194,7 +194,8 @@ async def start_gateway(upstream: Upstream, mif_amqp_url: str) -> AsyncIterator[
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-        config = uvicorn.Config(app, lifespan="on", log_level="warning", access_log=False)
+        # As the gateway runs everywhere (--no-proxy-headers): it decides the client address itself.
+        config = uvicorn.Config(app, lifespan="on", log_level="warning", access_log=False, proxy_headers=False)
         server = _Server(config)
         task = asyncio.create_task(server.serve(sockets=[sock]))
         for _ in range(500):

@@ -70,9 +70,9 @@ async def test_forwarded_for_proto_and_host(client: httpx.AsyncClient, bearer: A
             "/api/v1/equipements", headers={**bearer("client", client_id=2), "X-Forwarded-For": "198.51.100.4"}
         )
     )
-    # uvicorn trusts X-Forwarded-For from loopback (its --forwarded-allow-ips default), as it would
-    # from an ingress: the client address is resolved once and services get only that address.
-    assert values(record, "x-forwarded-for") == ["198.51.100.4"]
+    # No proxy is trusted by default: a client's own X-Forwarded-For is dropped and services get only the
+    # address the gateway saw (test_forwarded.py covers a trusted ingress in front).
+    assert values(record, "x-forwarded-for") == ["127.0.0.1"]
     assert values(record, "x-forwarded-proto") == ["http"]
     assert values(record, "x-forwarded-host")[0].startswith("127.0.0.1:")
     record = echoed(await client.get("/api/v1/equipements", headers=bearer("client", client_id=2)))

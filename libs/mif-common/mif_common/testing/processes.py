@@ -62,6 +62,7 @@ class ServiceProcess:
                 "--port",
                 str(self.port),
                 "--no-access-log",
+                "--no-proxy-headers",  # as in the Procfile: the gateway decides the client address itself
                 "--lifespan",
                 "on",
             ],
