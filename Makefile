@@ -1,8 +1,11 @@
 # The two commands of README.md, plus helpers.
-.PHONY: run test lint bench
+.PHONY: run dev test lint bench
 
 run:  ## run the whole suite (setup, migrations, first admin, services, gateway on :8000)
 	./deploy/local/run.sh
+
+dev:  ## the same suite as `run`, each process reloading when its code or mif_common changes
+	./deploy/local/dev.sh
 
 test:  ## lint, type-check and run every test
 	./deploy/local/test.sh
