@@ -136,6 +136,8 @@ def consumer_for(
         attempts=settings.consumer_attempts,
         delivery_limit=settings.consumer_delivery_limit,
         prefetch=settings.consumer_prefetch,
+        retry_delays=settings.consumer_retry_delays_seconds,
+        dead_letter_after=settings.consumer_dead_letter_after_seconds,
     )
 
 

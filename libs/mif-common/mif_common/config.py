@@ -7,7 +7,7 @@ service prefix wins over the suite-wide `MIF_` one, so `MIF_AMQP_URL` configures
 
 from __future__ import annotations
 
-from typing import Any, ClassVar, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import (
@@ -51,6 +51,13 @@ class ServiceSettings(BaseSettings):
     consumer_prefetch: int = Field(default=20, ge=1)
     consumer_attempts: int = Field(default=3, ge=1, le=20)
     consumer_delivery_limit: int = Field(default=5, ge=1, le=100)
+    # A handler that still fails after `consumer_attempts` (an event that arrived before what it refers
+    # to, an owner briefly down) is retried later, after each of these delays in turn (the last one
+    # repeating), and dead-lettered only once it has failed for `consumer_dead_letter_after_seconds`.
+    consumer_retry_delays_seconds: list[Annotated[float, Field(gt=0, le=86_400)]] = Field(
+        default_factory=lambda: [5.0, 30.0, 120.0, 300.0], max_length=10
+    )
+    consumer_dead_letter_after_seconds: float = Field(default=900.0, ge=0)
 
     @classmethod
     def settings_customise_sources(

@@ -46,6 +46,7 @@ async def declare_service_queues(services: Iterable[ServiceInfo], *, amqp_url: s
                 consumer.queue,
                 routing_keys=consumer.bindings,
                 delivery_limit=settings.consumer_delivery_limit,
+                retry_delays=settings.consumer_retry_delays_seconds,
             )
         declared.append(consumer.queue)
     return declared

@@ -27,15 +27,40 @@ def dead_letter_queue_name(queue: str) -> str:
     return f"{queue}.dlq"
 
 
+def retry_queue_name(queue: str, delay_seconds: float) -> str:
+    """Where a message waits `delay_seconds` before going back to `queue` (`mif.planning.retry.30s`)."""
+    return f"{queue}.retry.{delay_seconds:g}s"
+
+
 async def declare_consumer_queue(
-    channel: AbstractChannel, name: str, *, routing_keys: Iterable[str], delivery_limit: int
+    channel: AbstractChannel,
+    name: str,
+    *,
+    routing_keys: Iterable[str],
+    delivery_limit: int,
+    retry_delays: Iterable[float] = (),
 ) -> AbstractQueue:
     """A quorum queue bound to `routing_keys`; after `delivery_limit` redeliveries a message moves to
-    `<name>.dlq` through `mif.dlx`."""
+    `<name>.dlq` through `mif.dlx`. Each of `retry_delays` gets a queue where the consumer parks a
+    message that failed: it holds it that long (its TTL), then dead-letters it back to `name` through
+    the default exchange, at least once (the consumer's inbox absorbs a duplicate)."""
     events = await declare_exchanges(channel)
     dlx = await channel.get_exchange(DEAD_LETTER_EXCHANGE)
     dlq = await channel.declare_queue(dead_letter_queue_name(name), durable=True, arguments={"x-queue-type": "quorum"})
     await dlq.bind(dlx, routing_key=name)
+    for delay in retry_delays:
+        await channel.declare_queue(
+            retry_queue_name(name, delay),
+            durable=True,
+            arguments={
+                "x-queue-type": "quorum",
+                "x-message-ttl": max(1, round(delay * 1000)),
+                "x-dead-letter-exchange": "",
+                "x-dead-letter-routing-key": name,
+                "x-dead-letter-strategy": "at-least-once",
+                "x-overflow": "reject-publish",
+            },
+        )
     queue = await channel.declare_queue(
         name,
         durable=True,
