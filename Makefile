@@ -23,3 +23,11 @@ demo:  ## load a realistic demo data set through the gateway of a running suite 
 .PHONY: catalogue
 catalogue:  ## regenerate docs/events/asyncapi.json and catalogue.md from the event models and handlers (check: --check)
 	.venv/bin/python -m mif_common.events.catalogue
+
+.PHONY: fuzz
+fuzz:  ## schemathesis against every operation through the gateway, long variant (tests/reliability/test_fuzz_e2e.py)
+	./deploy/local/fuzz.sh $(FUZZ_ARGS)
+
+.PHONY: chaos
+chaos:  ## the fault suite's long variant: more writers, longer load, more kill/disconnect rounds (tests/reliability/test_faults_e2e.py); CHAOS_ARGS=-x
+	MIF_CHAOS=1 .venv/bin/pytest -p no:cacheprovider tests/reliability/test_faults_e2e.py $(CHAOS_ARGS)

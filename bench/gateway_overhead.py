@@ -225,6 +225,10 @@ def serve_stub(port: int, key_file: str, kid: str) -> None:
     async def token_states() -> list[dict[str, Any]]:
         return []
 
+    @app.get("/api/v1/auth/internal/token-states/{user_id}")
+    async def token_state(user_id: int) -> dict[str, Any]:  # every bench user exists
+        return {"user_id": user_id, "is_active": True, "token_version": 0}
+
     @app.get("/api/v1/auth/me")
     async def me(request: Request) -> dict[str, Any]:
         token = request.headers.get("authorization", "").partition(" ")[2]

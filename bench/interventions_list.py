@@ -231,8 +231,12 @@ async def serve_jwks(jwks: dict[str, Any]) -> tuple[web.AppRunner, str]:
     async def token_states(_: web.Request) -> web.Response:
         return web.json_response([])
 
+    async def token_state(request: web.Request) -> web.Response:  # every bench user exists
+        return web.json_response({"user_id": int(request.match_info["user_id"]), "is_active": True, "token_version": 0})
+
     app.router.add_get("/api/v1/auth/.well-known/jwks.json", keys)
     app.router.add_get("/api/v1/auth/internal/token-states", token_states)
+    app.router.add_get("/api/v1/auth/internal/token-states/{user_id}", token_state)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     port = free_port()
@@ -324,6 +328,7 @@ async def main(args: argparse.Namespace) -> int:
             {
                 "MIF_INTERVENTIONS_DATABASE_URL": url,
                 "MIF_INTERVENTIONS_JWKS_URL": f"{jwks_base}/api/v1/auth/.well-known/jwks.json",
+                "MIF_INTERVENTIONS_AUTH_URL": jwks_base,  # the token states of the bench's user
                 "MIF_INTERVENTIONS_BACKGROUND_TASKS": "false",
                 "MIF_INTERVENTIONS_LOG_LEVEL": "WARNING",
             },

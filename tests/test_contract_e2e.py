@@ -544,6 +544,12 @@ AUTH_ROWS = [
         activate_user,
         answers(is_active=True),
     ),
+    Row(
+        "POST",
+        "/api/v1/users/{id}/unlock",
+        expect(403, 403, 403, admin=204),  # clears the account's sign-in throttling (docs/auth.md)
+        lambda c: c.post(f"/api/v1/users/{c.w.bystander['id']}/unlock"),
+    ),
 ]
 
 

@@ -61,14 +61,24 @@ def test_invariants_hold_and_the_only_violations_are_the_accepted_ones(catalogue
     assert {v.key for v in catalogue.violations()} == set(ACCEPTED_VIOLATIONS)
 
 
-def test_every_service_and_the_gateway_are_in_the_catalogue(catalogue: Catalogue) -> None:
+def test_every_service_and_the_token_state_feed_are_in_the_catalogue(catalogue: Catalogue) -> None:
     assert {p.service for p in catalogue.publications} == {s.name for s in ALL_SERVICES}
     consumers = {c.name: c for c in catalogue.consumers}
-    assert set(consumers) == {"auth", "assets", "interventions", "planning", "documents", "notifications", "gateway"}
+    assert set(consumers) == {
+        "auth",
+        "assets",
+        "interventions",
+        "planning",
+        "documents",
+        "notifications",
+        "token-states",
+    }
     assert consumers["assets"].queue == "mif.assets"
-    gateway = consumers["gateway"]
-    assert gateway.bindings == ("auth.user.#",)
-    assert gateway.handles == {f"auth.user.{v}.v1" for v in ("created", "updated", "deactivated", "activated")}
+    # The gateway and every service but auth follow auth.user.* on a queue per process.
+    feed = consumers["token-states"]
+    assert feed.queue == "mif.token-states.<process>.<replica>" and feed.exclusive and not feed.ack
+    assert feed.bindings == ("auth.user.#",)
+    assert feed.handles == {f"auth.user.{v}.v1" for v in ("created", "updated", "deactivated", "activated")}
     # Services whose handlers need settings (make_handlers) are found too.
     assert "planning.occurrence.due.v1" in consumers["interventions"].handles
     assert "planning.technicien.created.v1" in consumers["documents"].handles

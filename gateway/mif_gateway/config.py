@@ -14,7 +14,6 @@ from mif_common.suite import ALL_SERVICES, REPO_ROOT
 from mif_gateway.forwarded import parse_networks
 
 JWKS_PATH = "/api/v1/auth/.well-known/jwks.json"
-TOKEN_STATES_PATH = "/api/v1/auth/internal/token-states"
 
 UpstreamClientName = Literal["aiohttp", "httpx2"]
 
@@ -70,14 +69,15 @@ class GatewaySettings(ServiceSettings):
         parse_networks(values)  # a typo is a start-up error, not a silently trusted or ignored proxy
         return values
 
-    # Rate limits, in-memory per replica (auth's database-backed lockout is the cross-replica guard).
+    # Rate limits, in-memory per replica (auth's database-backed throttling is the cross-replica guard).
     rate_limit_enabled: bool = True
     rate_window_seconds: float = Field(default=60.0, gt=0)
     rate_user_per_window: int = Field(default=1200, ge=1)
     rate_anonymous_per_window: int = Field(default=300, ge=1)
     login_window_seconds: float = Field(default=300.0, gt=0)
-    # Failed sign-ins (auth answered 401) per address and per account within the window; successes do
-    # not count, so many people behind one address (a factory's NAT at shift start) are never refused.
+    # Failed sign-ins (auth answered 401) per address, and per account FROM ONE ADDRESS, within the window
+    # (failures from elsewhere never refuse an account's owner); successes do not count, so many people
+    # behind one address (a factory's NAT at shift start) are never refused.
     login_per_ip: int = Field(default=30, ge=1)
     login_per_account: int = Field(default=10, ge=1)
     # Every sign-in attempt per address, successes included: only a ceiling on the hashing work.

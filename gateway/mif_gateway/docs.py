@@ -4,7 +4,9 @@ Each service serves its own document at `/api/v1/<service>/openapi.json`. The ga
 (concurrently, cached briefly), keeps only the operations its policy routes to that service,
 prefixes component names per service (`assets_ClientOut`) and rewrites every `$ref` to match, so
 two services may both have a `Page` or `HTTPValidationError`. Each operation gains `x-mif-access`
-(who may call it through the gateway). Services that do not answer are named in `info.description`.
+(who may call it through the gateway) and the error answers of the gateway itself (rate limits, a service
+unavailable or silent: `mif_common.openapi.gateway_error_statuses`), as `Problem`s like the services' own;
+`Problem` is kept once, unprefixed. Services that do not answer are named in `info.description`.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from fastapi import APIRouter, Request
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse, JSONResponse
 
+from mif_common.openapi import SHARED_SCHEMAS, add_problem_schemas, document_errors, gateway_error_statuses
 from mif_gateway.policy import AccessKind, Policy
 from mif_gateway.routes import service_for
 
@@ -83,10 +86,9 @@ def merge_documents(
                 continue
             bucket = components.setdefault(kind, {})
             for name, definition in entries.items():
-                if kind == "securitySchemes" and bucket.get(name, definition) == definition:
-                    new_name = name  # the same scheme in every service: show it once
-                else:
-                    new_name = f"{service}_{name}"
+                # The same security scheme (or Problem) in every service: shown once, unprefixed.
+                shared = kind == "securitySchemes" or (kind == "schemas" and name in SHARED_SCHEMAS)
+                new_name = name if shared and bucket.get(name, definition) == definition else f"{service}_{name}"
                 refs[f"#/components/{kind}/{name}"] = f"#/components/{kind}/{new_name}"
                 if kind == "securitySchemes":
                     security_names[name] = new_name
@@ -113,6 +115,15 @@ def merge_documents(
                 if rule is None or rule.access.kind is AccessKind.internal:
                     continue
                 operation["x-mif-access"] = rule.access.describe()
+                document_errors(
+                    operation,
+                    gateway_error_statuses(
+                        method,
+                        operation,
+                        public=rule.access.kind is AccessKind.public,
+                        roles=rule.access.kind is AccessKind.roles,
+                    ),
+                )
                 if "operationId" in operation:
                     operation["operationId"] = f"{service}_{operation['operationId']}"
                 security = operation.get("security", default_security)
@@ -134,11 +145,13 @@ def merge_documents(
     )
     if unavailable:
         description += "\n\nUnavailable right now (their operations are missing): " + ", ".join(unavailable) + "."
+    merged_components = {"schemas": {}, **components}
+    add_problem_schemas({"components": merged_components})
     return {
         "openapi": "3.1.0",
         "info": {"title": title, "version": "1.0.0", "description": description},
         "paths": dict(sorted(paths.items())),
-        "components": components,
+        "components": merged_components,
         "tags": list(tags.values()),
         "x-mif-unavailable": unavailable,
         "externalDocs": {"description": "Domain events (AsyncAPI 3.0: /asyncapi.json)", "url": EVENTS_PAGE},

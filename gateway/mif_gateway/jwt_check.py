@@ -2,8 +2,9 @@
 
 The verifier checks signature, algorithm allow-list (EdDSA, RS256; key type must match), exp, nbf,
 iat, issuer, audience and `typ == "access"`. A verified token is remembered for a few seconds
-(never past its expiry) so a busy client's requests skip the signature check; revocation is looked
-up on every request, so the cache never delays a deactivation.
+(never past its expiry) so a busy client's requests skip the signature check; the token state
+(mif_common.auth.token_state, the same check every service makes) is looked up on every request, so
+the cache never delays a deactivation.
 """
 
 from __future__ import annotations
@@ -11,16 +12,15 @@ from __future__ import annotations
 import time
 
 from mif_common.auth.principal import Principal
+from mif_common.auth.token_state import TokenStates
 from mif_common.auth.tokens import TokenVerifier, principal_from_claims
-from mif_common.errors import Unauthorized
-from mif_gateway.revocation import TokenStates
 
 
 class TokenChecker:
     def __init__(
         self,
         verifier: TokenVerifier,
-        states: TokenStates,
+        states: TokenStates | None,
         *,
         cache_seconds: float = 30.0,
         cache_size: int = 10_000,
@@ -32,7 +32,8 @@ class TokenChecker:
         self._cache: dict[str, tuple[Principal, float]] = {}
 
     async def principal(self, token: str) -> Principal:
-        """The caller behind a bearer token; raises `Unauthorized` with a reason otherwise."""
+        """The caller behind a bearer token; raises `Unauthorized` with a reason otherwise, or
+        `TokenStateUnavailable` when auth must be asked about an unknown user and cannot answer."""
         now = time.time()
         cached = self._cache.get(token)
         if cached is not None and cached[1] > now:
@@ -45,7 +46,6 @@ class TokenChecker:
                 if cached is None and len(self._cache) >= self.cache_size:
                     self._cache.pop(next(iter(self._cache)))
                 self._cache[token] = (principal, until)
-        refusal = self.states.refusal(principal)
-        if refusal is not None:
-            raise Unauthorized(refusal)
+        if self.states is not None:
+            await self.states.check(principal)
         return principal

@@ -15,13 +15,16 @@ from starlette.datastructures import Headers
 from starlette.middleware.cors import CORSMiddleware
 from starlette.routing import Route
 
+from mif_common.auth.token_state import TokenStateFollower, TokenStates, auth_lookup
 from mif_common.auth.tokens import JwksClient, TokenVerifier
 from mif_common.errors import install_error_handlers, problem_response
 from mif_common.events.broker import Broker
+from mif_common.guard import add_request_guards
 from mif_common.logging import configure_logging
 from mif_common.metrics import MetricsMiddleware, metrics_endpoint
 from mif_common.request_context import RequestIdMiddleware, StripTrailingSlashMiddleware
-from mif_gateway.config import TOKEN_STATES_PATH, GatewaySettings
+from mif_common.version import build_info
+from mif_gateway.config import GatewaySettings
 from mif_gateway.docs import OpenApiAggregator
 from mif_gateway.docs import router as docs_router
 from mif_gateway.events_docs import EventCatalogue
@@ -30,12 +33,20 @@ from mif_gateway.jwt_check import TokenChecker
 from mif_gateway.policy import DEFAULT_POLICY
 from mif_gateway.proxy import ApiFastPath, Gateway, ProxyEndpoint
 from mif_gateway.ratelimit import RateLimits
-from mif_gateway.revocation import RevocationFollower, TokenStates
 from mif_gateway.upstream import make_upstream_client
 
 logger = logging.getLogger(__name__)
 
-EXPOSED_HEADERS = ["X-Request-ID", "X-Total-Count", "Link", "ETag", "Retry-After", "Content-Disposition", "Location"]
+EXPOSED_HEADERS = [
+    "X-Request-ID",
+    "X-Total-Count",
+    "Link",
+    "ETag",
+    "Retry-After",
+    "Content-Disposition",
+    "Location",
+    "X-MIF-Version",
+]
 
 
 def create_app(settings: GatewaySettings | None = None) -> FastAPI:
@@ -58,7 +69,10 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
             algorithms=settings.jwt_algorithms,
             leeway=settings.jwt_leeway_seconds,
         )
-        states = TokenStates()
+        # The same token-state check as every service's (mif_common.auth.token_state); None when disabled.
+        states = (
+            TokenStates(lookup=auth_lookup(control, upstream_urls["auth"])) if settings.revocation_enabled else None
+        )
         upstream = make_upstream_client(settings)
         app.state.control_http = control
         app.state.token_states = states
@@ -84,12 +98,13 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         app.state.revocation = None
         # Fetch the keys now rather than on the first request (a miss is retried on demand anyway).
         tasks: list[asyncio.Task[None]] = [asyncio.create_task(_warm_up(jwks), name="gateway-jwks-warm-up")]
-        if settings.revocation_enabled:
-            follower = RevocationFollower(
+        if states is not None:
+            follower = TokenStateFollower(
                 states,
                 broker=broker,
                 http=control,
-                token_states_url=upstream_urls["auth"] + TOKEN_STATES_PATH,
+                auth_url=upstream_urls["auth"],
+                process="gateway",
                 retry_seconds=settings.token_states_retry_seconds,
             )
             app.state.revocation = follower
@@ -119,6 +134,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         openapi_url=None,
         redirect_slashes=False,
     )
+    app.state.build = build_info("gateway")
     install_error_handlers(app)
     # Set here, not in the lifespan: it needs no I/O until the first request.
     app.state.event_catalogue = EventCatalogue(settings.asyncapi_path)
@@ -128,8 +144,10 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
     app.add_api_route("/health/ready", ready, methods=["GET"], include_in_schema=False)
     app.add_route("/metrics", metrics_endpoint, include_in_schema=False)
     app.router.routes.append(Route("/api/{path:path}", endpoint=ProxyEndpoint()))
-    # Outermost last: trailing slash, request id, CORS, metrics, then /api/* straight to the proxy.
+    # Outermost last: trailing slash, request id, CORS, metrics, body timeout and guard (mif_common.guard),
+    # then /api/* straight to the proxy.
     app.add_middleware(ApiFastPath)
+    add_request_guards(app, settings, max_body_bytes=settings.max_buffered_body_bytes)
     app.add_middleware(MetricsMiddleware, service="gateway")
     app.add_middleware(
         ProblemCORSMiddleware,
@@ -140,7 +158,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         expose_headers=EXPOSED_HEADERS,
         max_age=600,
     )
-    app.add_middleware(RequestIdMiddleware)
+    app.add_middleware(RequestIdMiddleware, version=app.state.build.header)
     app.add_middleware(StripTrailingSlashMiddleware)
     return app
 
@@ -159,9 +177,9 @@ class ProblemCORSMiddleware(CORSMiddleware):
         )
 
 
-async def live() -> dict[str, str]:
-    """Process is up (no I/O)."""
-    return {"status": "ok"}
+async def live(request: Request) -> dict[str, str]:
+    """Process is up (no I/O), and which build it runs."""
+    return {"status": "ok", **request.app.state.build.as_dict()}
 
 
 async def ready(request: Request) -> JSONResponse:
@@ -183,7 +201,7 @@ async def ready(request: Request) -> JSONResponse:
     names = list(urls)
     results = await asyncio.gather(*(check(n) for n in names))
     upstreams = dict(zip(names, results, strict=True))
-    follower: RevocationFollower | None = state.revocation
+    follower: TokenStateFollower | None = state.revocation
     revocation: dict[str, Any] = {"enabled": follower is not None}
     if follower is not None:
         revocation.update(

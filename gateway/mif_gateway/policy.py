@@ -119,7 +119,7 @@ POLICY: tuple[Rule, ...] = (
     *_rows("GET", ["/auth/.well-known/jwks.json"], PUBLIC),
     *_rows("GET", ["/auth/me"], AUTHENTICATED),
     *_rows("POST", ["/auth/change-password"], AUTHENTICATED),
-    *_rows("GET", ["/auth/internal/token-states"], INTERNAL),
+    *_rows("GET", ["/auth/internal/token-states", "/auth/internal/token-states/{id}"], INTERNAL),
     # users
     *_rows("GET", ["/users"], roles(R)),
     # Anyone signed in: auth answers managers, or the caller's own account (403 for anyone else's).
@@ -128,6 +128,7 @@ POLICY: tuple[Rule, ...] = (
     *_rows("PUT", ["/users/{id}"], roles(A)),
     *_rows("DELETE", ["/users/{id}"], roles(A)),
     *_rows("PATCH", ["/users/{id}/activate"], roles(A)),
+    *_rows("POST", ["/users/{id}/unlock"], roles(A)),
     *_rows("GET", ["/users/me"], AUTHENTICATED),
     *_rows("PUT", ["/users/update"], AUTHENTICATED),
     # clients
@@ -172,7 +173,7 @@ POLICY: tuple[Rule, ...] = (
     *_rows("POST", ["/techniciens/{id}/ical-token"], roles(R, T)),
     *_rows("DELETE", ["/techniciens/{id}/ical-token"], roles(R, T)),
     # planning
-    *_rows("GET", ["/planning", "/planning/{id}", "/planning/calendrier"], roles(R, T)),
+    *_rows("GET", ["/planning", "/planning/{id}", "/planning/calendrier", "/planning/{id}/historique"], roles(R, T)),
     *_rows("POST", ["/planning"], roles(R)),
     *_rows("PUT", ["/planning/{id}"], roles(R)),
     *_rows("DELETE", ["/planning/{id}"], roles(R)),

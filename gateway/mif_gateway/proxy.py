@@ -21,8 +21,10 @@ from starlette.formparsers import MultiPartException, MultiPartParser
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from mif_common.auth.principal import Principal
+from mif_common.auth.token_state import TokenStateUnavailable
 from mif_common.auth.tokens import bearer_token
 from mif_common.errors import Unauthorized, problem_response
+from mif_common.guard import BodyTimeout
 from mif_common.request_context import current_request_id, new_request_id
 from mif_gateway.config import GatewaySettings
 from mif_gateway.forwarded import client_address, parse_networks
@@ -109,6 +111,9 @@ class _RequestBody:
 
     finished: bool = True
     client_gone: bool = False
+    # The client's body stopped arriving mid-stream (mif_common.guard): the upstream request is abandoned
+    # and the client answered 408, whatever the upstream client made of the broken-off body.
+    stalled: BodyTimeout | None = None
 
 
 @dataclass(slots=True)
@@ -233,7 +238,7 @@ class Gateway:
             body = buffered
             if rule.login:
                 account = await login_account(buffered, content_type or "")
-                refusal = self._admit_login_account(account)
+                refusal = self._admit_login_account(account, client_ip)
                 if refusal is not None:
                     await self._problem(scope, receive, send, refusal.status, refusal.detail, refusal.headers)
                     return
@@ -276,6 +281,8 @@ class Gateway:
                 principal = await self.tokens.principal(token)
             except Unauthorized as exc:
                 return self._limit_anonymous(client_ip) or _Refusal(401, exc.detail, exc.headers)
+            except TokenStateUnavailable as exc:  # an unknown user, and auth cannot say who it is
+                return _Refusal(503, exc.detail, exc.headers)
             if not rule.access.allows(principal.role):
                 return _Refusal(403, f"This action needs one of these {rule.access.describe()}.")
         limits = self.limits
@@ -317,25 +324,26 @@ class Gateway:
             {"Retry-After": retry_after_header(wait)},
         )
 
-    def _admit_login_account(self, account: str | None) -> _Refusal | None:
+    def _admit_login_account(self, account: str | None, client_ip: str) -> _Refusal | None:
+        """Failures on this account FROM THIS ADDRESS: someone guessing elsewhere never locks the owner out."""
         if not self.limits.enabled or account is None:
             return None  # without an account auth answers the missing field
-        wait = self.limits.login_account.wait(account)
+        wait = self.limits.login_account.wait(login_account_key(account, client_ip))
         if wait is None:
             return None
         return _Refusal(
             429,
-            f"Too many sign-in attempts for this account; retry in {retry_after_header(wait)} s.",
+            f"Too many sign-in attempts for this account from this address; retry in {retry_after_header(wait)} s.",
             {"Retry-After": retry_after_header(wait)},
         )
 
     def _count_failed_login(self, client_ip: str, account: str | None) -> None:
-        """Auth refused the credentials: one failure for the address and for the account."""
+        """Auth refused the credentials: one failure for the address, and for the account from that address."""
         if not self.limits.enabled:
             return
         self.limits.login_ip.count(client_ip)
         if account is not None:
-            self.limits.login_account.count(account)
+            self.limits.login_account.count(login_account_key(account, client_ip))
 
     # --- upstream ----------------------------------------------------------------------------------
 
@@ -357,7 +365,7 @@ class Gateway:
         head_timeout = self.settings.upstream_timeout if replayable else None
         for attempt in range(attempts):
             try:
-                return await self.upstream.request(method, url, headers, body, head_timeout=head_timeout)
+                return await self._request(method, url, headers, body, head_timeout, state)
             except UpstreamDisconnected as exc:
                 if state.client_gone:
                     return None
@@ -369,7 +377,7 @@ class Gateway:
                 )
             except UpstreamUnavailable as exc:
                 logger.warning("%s %s: %s unavailable: %s", method, url, service, exc)
-                await self._problem(scope, receive, send, 503, f"The {service} service is unavailable.")
+                await self._problem(scope, receive, send, 503, f"The {service} service is unavailable.", _RETRY_SOON)
             except UpstreamTimeout:
                 logger.warning("%s %s: %s did not answer in time", method, url, service)
                 await self._problem(scope, receive, send, 504, f"The {service} service did not answer in time.")
@@ -381,6 +389,22 @@ class Gateway:
                 raise
             return None
         return None
+
+    async def _request(
+        self,
+        method: str,
+        url: str,
+        headers: list[tuple[str, str]],
+        body: Body,
+        head_timeout: float | None,
+        state: _RequestBody,
+    ) -> UpstreamResponse:
+        try:
+            return await self.upstream.request(method, url, headers, body, head_timeout=head_timeout)
+        except Exception as exc:
+            if state.stalled is not None:
+                raise state.stalled from exc
+            raise
 
     async def _respond(
         self, response: UpstreamResponse, method: str, receive: Receive, send: Send, state: _RequestBody
@@ -429,7 +453,11 @@ class Gateway:
     @staticmethod
     async def _stream_body(receive: Receive, state: _RequestBody) -> AsyncIterator[bytes]:
         while True:
-            message = await receive()
+            try:
+                message = await receive()
+            except BodyTimeout as exc:
+                state.stalled = exc
+                raise
             if message["type"] == "http.disconnect":
                 state.client_gone = True
                 raise ClientGone()
@@ -461,6 +489,8 @@ class Gateway:
 
 
 _WWW_AUTHENTICATE = {"WWW-Authenticate": 'Bearer realm="mif"'}
+# A service that is down (restarting, being deployed) is usually back within seconds.
+_RETRY_SOON = {"Retry-After": "5"}
 
 
 async def _read_body(receive: Receive, limit: int) -> bytes | None:
@@ -510,6 +540,11 @@ def _human_size(size: int) -> str:
     if size >= 1024 and size % 1024 == 0:
         return f"{size // 1024} KB"
     return f"{size} bytes"
+
+
+def login_account_key(account: str, client_ip: str) -> str:
+    """The key of the per-(account, address) failure limiter."""
+    return f"{account}|ip:{client_ip}"
 
 
 async def login_account(body: bytes, content_type: str) -> str | None:

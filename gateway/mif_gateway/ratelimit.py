@@ -2,7 +2,7 @@
 
 Each replica counts on its own, so N replicas let through up to N times a limit: these limits shed
 floods and slow down scripted guessing at the edge. The cross-replica guard against password
-guessing is auth's database-backed lockout (failures per account and per IP in its own tables).
+guessing is auth's database-backed throttling (docs/auth.md, "Sign-in throttling").
 
 The algorithm is the sliding-window counter: two fixed windows per key, the previous one weighted by
 how much of it still overlaps the sliding window. O(1) time and two integers of memory per key.
@@ -106,14 +106,16 @@ def retry_after_header(seconds: float) -> str:
 @dataclass(slots=True)
 class RateLimits:
     """The gateway's limiters: general (per user / per anonymous IP) and sign-in. Sign-in limits count
-    failures (per address and per account), so that a shift signing in from behind one factory NAT is
-    never refused while guessing one account or spraying many from one address is; every attempt of an
-    address also counts against a much higher ceiling, which bounds the hashing work one address can cause."""
+    failures (per address, and per account from one address), so that a shift signing in from behind one
+    factory NAT is never refused while guessing one account or spraying many from one address is; every
+    attempt of an address also counts against a much higher ceiling, which bounds the hashing work one
+    address can cause. The per-account limit is keyed by (account, address): failures from elsewhere
+    never refuse the account's owner (guessing from many addresses is slowed down by auth)."""
 
     user: SlidingWindowLimiter
     anonymous: SlidingWindowLimiter
     login_ip: SlidingWindowLimiter  # failed sign-ins per address
-    login_account: SlidingWindowLimiter  # failed sign-ins per account
+    login_account: SlidingWindowLimiter  # failed sign-ins per (account, address)
     login_attempts_ip: SlidingWindowLimiter  # every sign-in attempt per address
     enabled: bool = True
 

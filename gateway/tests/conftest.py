@@ -41,6 +41,10 @@ class Upstream:
     keys: TestKeys
     token_states: list[dict[str, Any]] = field(default_factory=list)
     token_states_status: int = 200
+    # Asked about one user, the stand-in auth knows every user (active, version 0, or its row in
+    # `token_states`) except these.
+    unknown_users: set[int] = field(default_factory=set)
+    token_state_questions: list[int] = field(default_factory=list)
     openapi: dict[str, dict[str, Any]] = field(default_factory=dict)
     requests: list[dict[str, Any]] = field(default_factory=list)
     stream_closed: asyncio.Event = field(default_factory=asyncio.Event)
@@ -55,6 +59,15 @@ def _echo_app(state: Upstream) -> web.Application:
             if state.token_states_status != 200:
                 return web.json_response({"detail": "down"}, status=state.token_states_status)
             return web.json_response(state.token_states)
+        if path.startswith("/api/v1/auth/internal/token-states/"):
+            if state.token_states_status != 200:
+                return web.json_response({"detail": "down"}, status=state.token_states_status)
+            user_id = int(path.rsplit("/", 1)[1])
+            state.token_state_questions.append(user_id)
+            if user_id in state.unknown_users:
+                return web.json_response({"detail": f"No user with id {user_id}."}, status=404)
+            known = [row for row in state.token_states if row["user_id"] == user_id]
+            return web.json_response(known[0] if known else {"user_id": user_id, "is_active": True, "token_version": 0})
         if path == "/health/ready":
             return web.json_response({"status": "ok"})
         if path.endswith("/openapi.json") and path.split("/")[3] in state.openapi:

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import copy
 import socket
 from typing import Any
 
 import httpx
 
+from mif_common.openapi import PROBLEM_SCHEMAS, document_service_errors
+from mif_common.version import build_info
 from mif_gateway.docs import merge_documents
 from mif_gateway.policy import DEFAULT_POLICY
 
@@ -95,6 +98,40 @@ def test_merge_prefixes_components_and_rewrites_refs() -> None:
     assert {t["name"] for t in merged["tags"]} >= {"auth", "assets", "clients"}
 
 
+def test_merge_documents_every_error_as_a_problem_once() -> None:
+    auth = copy.deepcopy(AUTH_DOC)
+    assets = copy.deepcopy(ASSETS_DOC)
+    for doc in (auth, assets):  # as the services serve them (mif_common.openapi)
+        document_service_errors(doc)
+    merged = merge_documents({"auth": auth, "assets": assets}, DEFAULT_POLICY)
+    schemas = merged["components"]["schemas"]
+    # One Problem, unprefixed, however many services define it.
+    assert schemas["Problem"] == PROBLEM_SCHEMAS["Problem"]
+    assert not any(name.endswith("_Problem") for name in schemas)
+    problem = {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}
+    delete = merged["paths"]["/api/v1/users/{user_id}"]["delete"]["responses"]
+    put = merged["paths"]["/api/v1/equipements/{equipement_id}"]["put"]["responses"]
+    me = merged["paths"]["/api/v1/auth/me"]["get"]["responses"]
+    # The services' own statuses, and the gateway's: rate limits and an unavailable, closing or silent service.
+    assert {"400", "401", "403", "404", "409", "422", "429", "502", "503", "504"} <= set(delete)
+    assert {"400", "401", "403", "429", "502", "503", "504"} <= set(me)
+    assert "404" not in me  # no path parameter, not a write
+    for responses in (delete, put, me):
+        for status, answer in responses.items():
+            if int(status) >= 400:
+                assert answer["content"] == problem, status
+    assert delete["503"]["headers"]["Retry-After"]["schema"] == {"type": "integer"}
+    assert delete["429"]["headers"]["Retry-After"]["schema"] == {"type": "integer"}
+
+
+def test_public_operations_have_no_token_statuses_from_the_gateway() -> None:
+    doc = service_doc("auth", {"/api/v1/auth/refresh": {"post": {"responses": {"200": {}}}}}, {})
+    merged = merge_documents({"auth": doc}, DEFAULT_POLICY)
+    responses = merged["paths"]["/api/v1/auth/refresh"]["post"]["responses"]
+    assert set(responses) == {"200", "400", "429", "502", "503", "504"}
+    assert merged["components"]["schemas"]["Problem"] == PROBLEM_SCHEMAS["Problem"]
+
+
 async def test_combined_openapi_from_two_live_upstreams(start_gateway: Any, upstream: Any) -> None:
     upstream.openapi.update({"auth": AUTH_DOC, "assets": ASSETS_DOC})
     down = closed_port_url()
@@ -128,7 +165,11 @@ async def test_combined_openapi_from_two_live_upstreams(start_gateway: Any, upst
 
 async def test_health_and_metrics(start_gateway: Any, gateway: Any, client: httpx.AsyncClient, bearer: Any) -> None:
     live = await client.get("/health/live")
-    assert live.json() == {"status": "ok"}
+    build = build_info("gateway")
+    assert live.json() == {"status": "ok", "service": "gateway", "version": build.version, "commit": build.commit}
+    assert live.headers["x-mif-version"] == build.header
+    relayed = await client.get("/api/v1/planning", headers=bearer("responsable"))
+    assert relayed.headers["x-mif-version"] == build.header  # the echo upstream names no build of its own
     ready = await client.get("/health/ready")
     assert ready.status_code == 200
     body = ready.json()

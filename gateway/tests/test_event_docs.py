@@ -60,7 +60,7 @@ async def test_events_page_lists_types_publishers_consumers_and_schemas(client: 
     row = page.split('<a href="#event-assets.client.created.v1">', 1)[1].split("</tr>", 1)[0]
     assert "<td>assets</td>" in row and "<td>auth</td>" in row
     section = page.split('<section id="event-auth.user.deactivated.v1">', 1)[1].split("</section>", 1)[0]
-    assert "consumer: gateway (queue <code>mif.gateway.revocation.&lt;replica&gt;</code>" in section
+    assert "consumer: token-states (queue <code>mif.token-states.&lt;process&gt;.&lt;replica&gt;</code>" in section
     assert "<code>token_version</code>" in section and "JSON Schema" in section
     assert "No publisher" in page  # the accepted orphan is shown, not hidden
     assert 'href="/asyncapi.json"' in page and 'href="/docs"' in page

@@ -183,6 +183,8 @@ async def test_upstream_down_is_503_naming_the_service(start_gateway: Any, beare
         assert response.headers["content-type"] == "application/problem+json"
         assert response.json()["detail"] == "The assets service is unavailable."
         assert response.json()["request_id"] == response.headers["x-request-id"]
+        assert response.json()["instance"] == "/api/v1/equipements"
+        assert response.headers["retry-after"] == "5"  # as documented: a 503 says when to try again
         # Other services still answer.
         assert (await c.get("/api/v1/interventions", headers=bearer("responsable"))).status_code == 200
 
@@ -252,24 +254,38 @@ async def test_rate_limits(start_gateway: Any, bearer: Any) -> None:
         # Another user has a budget of its own.
         assert (await c.get("/api/v1/planning", headers=bearer("technicien", user_id=502))).status_code == 200
 
+    # The test client plays a trusted proxy: X-Forwarded-For says which address each attempt comes from.
     gw = await start_gateway(
-        revocation_enabled=False, rate_anonymous_per_window=100, login_per_ip=3, login_per_account=2
+        revocation_enabled=False,
+        rate_anonymous_per_window=100,
+        login_per_ip=3,
+        login_per_account=2,
+        trusted_proxies=["127.0.0.1"],
     )
     async with gw.client() as c:
         login = "/api/v1/auth/login"
-        wrong = {"x-test-status": "401"}  # the echo upstream answers as auth does to a wrong password
+        here, elsewhere = {"X-Forwarded-For": "198.51.100.1"}, {"X-Forwarded-For": "192.0.2.7"}
+        wrong = {"x-test-status": "401", **here}  # the echo upstream answers as auth does to a wrong password
         first = await c.post(login, data={"username": "Alice", "password": "x"}, headers=wrong)
         second = await c.post(login, data={"username": "alice ", "password": "y"}, headers=wrong)
-        third = await c.post(login, files={"username": (None, "ALICE"), "password": (None, "z")})
+        third = await c.post(login, files={"username": (None, "ALICE"), "password": (None, "z")}, headers=here)
         assert [first.status_code, second.status_code, third.status_code] == [401, 401, 429]
-        assert "account" in third.json()["detail"]
+        assert "for this account from this address" in third.json()["detail"]
         assert int(third.headers["retry-after"]) >= 1
+        # Per (account, address): someone guessing elsewhere never locks the account's owner out.
+        owner = await c.post(login, data={"username": "alice", "password": "right"}, headers=elsewhere)
+        assert owner.status_code == 200
         # Per address: failures count, whatever the account (spraying).
         spray = await c.post("/api/v1/auth/token", data={"email": "bob@example.com", "password": "x"}, headers=wrong)
         assert spray.status_code == 401
-        fourth = await c.post("/api/v1/auth/token", data={"email": "carol@example.com", "password": "x"})
+        fourth = await c.post("/api/v1/auth/token", data={"email": "carol@example.com", "password": "x"}, headers=here)
         assert fourth.status_code == 429
-        assert "address" in fourth.json()["detail"]
+        assert "attempts from this address" in fourth.json()["detail"]
+        # ... and only that address's.
+        other = await c.post(
+            "/api/v1/auth/token", data={"email": "carol@example.com", "password": "x"}, headers=elsewhere
+        )
+        assert other.status_code == 200
 
 
 async def test_a_shift_signing_in_behind_one_address_is_never_refused(start_gateway: Any) -> None:

@@ -274,3 +274,54 @@ async def test_after_a_broker_reconnection_events_flow_and_the_snapshot_is_reloa
             mif_amqp_url, "auth.user.deactivated.v1", {"user_id": 4701, "is_active": False, "token_version": 0}
         )
         assert (await status_within(c, later, 401)).status_code == 401
+
+
+async def test_a_user_auth_does_not_know_is_refused_and_asked_about_once(
+    client: httpx.AsyncClient, mif_keys: TestKeys, upstream: Any
+) -> None:
+    """A correctly signed token naming a user id nobody has heard of: the gateway asks auth once."""
+    upstream.unknown_users.add(4800)
+    try:
+        before = len(upstream.requests)
+        headers = {"Authorization": f"Bearer {mif_keys.token('admin', user_id=4800)}"}
+        for _ in range(3):
+            response = await client.get(PROTECTED, headers=headers)
+            assert response.status_code == 401
+            assert response.headers["content-type"] == "application/problem+json"
+            assert response.json()["detail"] == "This access token names an account that does not exist."
+        assert upstream.token_state_questions.count(4800) == 1  # the answer is remembered
+        assert len(upstream.requests) == before  # never reached the service
+    finally:
+        upstream.unknown_users.discard(4800)
+
+
+async def test_an_organisation_deactivation_in_the_events_refuses_its_users(
+    client: httpx.AsyncClient, mif_keys: TestKeys, mif_amqp_url: str
+) -> None:
+    headers = {"Authorization": f"Bearer {mif_keys.token('client', user_id=4850, client_id=9, tv=0)}"}
+    assert (await client.get(PROTECTED, headers=headers)).status_code == 200
+    await publish_user_event(
+        mif_amqp_url,
+        "auth.user.updated.v1",
+        {"user_id": 4850, "is_active": True, "token_version": 0, "organisation_active": False},
+    )
+    response = await status_within(client, headers, 401)
+    assert response.status_code == 401
+    assert "organisation is deactivated" in response.json()["detail"]
+
+
+async def test_an_unknown_user_while_auth_is_silent_is_a_503_with_retry_after(
+    client: httpx.AsyncClient, mif_keys: TestKeys, upstream: Any
+) -> None:
+    upstream.token_states_status = 503
+    try:
+        headers = {"Authorization": f"Bearer {mif_keys.token('admin', user_id=4900)}"}
+        response = await client.get(PROTECTED, headers=headers)
+        assert response.status_code == 503
+        assert response.headers["content-type"] == "application/problem+json"
+        assert response.headers["retry-after"] == "5"
+        assert response.json()["detail"].startswith("Cannot check this account now")
+    finally:
+        upstream.token_states_status = 200
+    # auth answers again: the same token passes.
+    assert (await client.get(PROTECTED, headers=headers)).status_code == 200

@@ -7,7 +7,6 @@ import pytest
 from mif_gateway.config import GatewaySettings
 from mif_gateway.proxy import is_buffered_type, login_account, valid_path
 from mif_gateway.ratelimit import SlidingWindowLimiter, retry_after_header
-from mif_gateway.revocation import TokenStates
 
 
 class Clock:
@@ -116,18 +115,3 @@ def test_settings_upstreams_and_jwks(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("MIF_GATEWAY_UPSTREAMS", '{"billing": "http://b"}')
     with pytest.raises(ValueError, match="billing"):
         GatewaySettings()
-
-
-def test_token_states_merge_rules() -> None:
-    from mif_common.auth.principal import Principal, Role
-
-    states = TokenStates()
-    states.apply_event(1, is_active=True, token_version=3)
-    states.apply_snapshot([{"user_id": 1, "is_active": True, "token_version": 2}])  # older: ignored
-    assert states.users[1].token_version == 3
-    states.apply_snapshot([{"user_id": 1, "is_active": False, "token_version": 3}])  # same version: may deactivate
-    assert states.refusal(Principal(user_id=1, role=Role.admin, token_version=3)) == "This account is deactivated."
-    states.apply_event(1, is_active=True, token_version=3)  # the event is the newer news
-    assert states.refusal(Principal(user_id=1, role=Role.admin, token_version=3)) is None
-    assert states.refusal(Principal(user_id=1, role=Role.admin, token_version=2)) is not None
-    assert states.refusal(Principal(user_id=99, role=Role.admin)) is None

@@ -16,6 +16,7 @@ import httpx
 from fastapi import APIRouter, FastAPI
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from mif_common.auth.token_state import TokenStateFollower, TokenStates, auth_lookup
 from mif_common.auth.tokens import JwksClient, TokenVerifier
 from mif_common.config import ServiceSettings
 from mif_common.db import make_engine, make_sessionmaker
@@ -24,10 +25,13 @@ from mif_common.events.broker import Broker
 from mif_common.events.consumer import EventConsumer, Handler
 from mif_common.events.relay import OutboxRelay
 from mif_common.events.topology import consumer_queue_name
+from mif_common.guard import add_request_guards
 from mif_common.health import router as health_router
 from mif_common.logging import configure_logging
 from mif_common.metrics import MetricsMiddleware, metrics_endpoint
+from mif_common.openapi import install_problem_docs
 from mif_common.request_context import BodySizeLimitMiddleware, RequestIdMiddleware, StripTrailingSlashMiddleware
+from mif_common.version import build_info
 
 logger = logging.getLogger(__name__)
 
@@ -47,6 +51,8 @@ class ServiceParts:
     on_startup: Sequence[Hook] = ()
     background_jobs: Sequence[BackgroundJob] = ()
     openapi_tags: list[dict[str, str]] | None = None
+    # Check every authenticated request against the token states (auth alone checks its own database).
+    token_states: bool = True
 
 
 def create_service_app(settings: ServiceSettings, parts: ServiceParts) -> FastAPI:
@@ -71,6 +77,9 @@ def create_service_app(settings: ServiceSettings, parts: ServiceParts) -> FastAP
         )
         app.state.broker = Broker(settings.amqp_url, name=f"mif-{name}")
         app.state.consumer = None
+        app.state.token_states = app.state.token_state_follower = None
+        if parts.token_states and settings.revocation_enabled:
+            app.state.token_states = TokenStates(lookup=auth_lookup(app.state.http, settings.auth_url))
         tasks: list[asyncio.Task[None]] = []
         for hook in parts.on_startup:
             await hook(app)
@@ -89,7 +98,19 @@ def create_service_app(settings: ServiceSettings, parts: ServiceParts) -> FastAP
             if parts.handlers:
                 app.state.consumer = consumer_for(settings, app.state.sessionmaker, parts.handlers)
                 tasks.append(asyncio.create_task(app.state.consumer.start(app.state.broker), name=f"{name}-consumer"))
-            for job in parts.background_jobs:
+            if app.state.token_states is not None:
+                app.state.token_state_follower = TokenStateFollower(
+                    app.state.token_states,
+                    broker=app.state.broker,
+                    http=app.state.http,
+                    auth_url=settings.auth_url,
+                    process=name,
+                    retry_seconds=settings.token_states_retry_seconds,
+                )
+                jobs = [*parts.background_jobs, _follow_token_states]
+            else:
+                jobs = list(parts.background_jobs)
+            for job in jobs:
                 tasks.append(asyncio.create_task(_supervised(job, app), name=f"{name}-{job.__name__}"))
         try:
             yield
@@ -99,6 +120,8 @@ def create_service_app(settings: ServiceSettings, parts: ServiceParts) -> FastAP
             for task in tasks:
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await task
+            if app.state.token_state_follower is not None:
+                await app.state.token_state_follower.close()
             await app.state.broker.close()
             await app.state.http.aclose()
             await app.state.engine.dispose()
@@ -114,14 +137,17 @@ def create_service_app(settings: ServiceSettings, parts: ServiceParts) -> FastAP
         redirect_slashes=False,
         openapi_tags=parts.openapi_tags,
     )
+    app.state.build = build_info(name)  # no I/O but one `git rev-parse` in a checkout
     install_error_handlers(app)
     for router in parts.routers:
         app.include_router(router)
     app.include_router(health_router)
+    install_problem_docs(app)
     app.add_route("/metrics", metrics_endpoint, include_in_schema=False)
+    add_request_guards(app, settings, max_body_bytes=settings.max_body_bytes)  # NUL, bad JSON, slow bodies
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(MetricsMiddleware, service=name)
-    app.add_middleware(RequestIdMiddleware)
+    app.add_middleware(RequestIdMiddleware, version=app.state.build.header)
     app.add_middleware(StripTrailingSlashMiddleware)
     return app
 
@@ -139,6 +165,11 @@ def consumer_for(
         retry_delays=settings.consumer_retry_delays_seconds,
         dead_letter_after=settings.consumer_dead_letter_after_seconds,
     )
+
+
+async def _follow_token_states(app: FastAPI) -> None:
+    """Keep the token states fresh (snapshot, then auth's `auth.user.*` events)."""
+    await app.state.token_state_follower.run()
 
 
 async def _supervised(job: BackgroundJob, app: FastAPI) -> None:

@@ -38,8 +38,19 @@ class ServiceSettings(BaseSettings):
     jwt_audience: str = "mif-api"
     jwt_algorithms: list[str] = Field(default_factory=lambda: ["EdDSA", "RS256"])
     jwt_leeway_seconds: int = Field(default=10, ge=0, le=300)
+    # Token states (mif_common.auth.token_state): every authenticated request is checked against the
+    # user's {active, token version}, kept from auth's snapshot and `auth.user.*` events. Off only in
+    # tests whose tokens name users no auth knows.
+    revocation_enabled: bool = True
+    token_states_retry_seconds: float = Field(default=2.0, gt=0)
     # Largest request body a service accepts (documents raises it for uploads).
     max_body_bytes: int = Field(default=1_048_576, ge=1024)
+    # A request body that stops arriving is answered 408 (mif_common.guard): after this long without a
+    # byte, or once the whole body has taken `body_deadline_seconds` (uploads included).
+    body_timeout_seconds: float = Field(default=30.0, gt=0)
+    body_deadline_seconds: float = Field(default=600.0, gt=0)
+    # JSON bodies nested deeper than this are refused (400) before any parser recurses into them.
+    max_json_depth: int = Field(default=64, ge=2, le=512)
     log_level: str = "INFO"
     log_json: bool = True
     # Background work (outbox relay, consumers, schedulers). Tests switch it off and drive it by hand.

@@ -6,13 +6,20 @@ and the connection's `search_path` points there too so raw SQL and triggers reso
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
+import asyncpg
 from fastapi import Depends, Request
 from sqlalchemy import MetaData, event, exc
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.engine import ExceptionContext
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.pool import ConnectionPoolEntry, PoolProxiedConnection
+
+from mif_common.errors import is_connection_lost
+
+logger = logging.getLogger(__name__)
 
 # One naming convention for constraints and indexes so migrations get stable names.
 NAMING_CONVENTION = {
@@ -50,7 +57,21 @@ def make_engine(database_url: str, *, schema: str, pool_size: int = 10, **kwargs
         **kwargs,
     )
     event.listen(engine.sync_engine, "checkout", _discard_closed)
+    event.listen(engine.sync_engine, "handle_error", _invalidate_lost)
     return engine
+
+
+def _invalidate_lost(context: ExceptionContext) -> None:
+    """Treat a connection the server said it is closing as gone now, so it never goes back to the pool.
+
+    SQLAlchemy asks asyncpg whether the connection is closed; right after the server's "terminating
+    connection" (57P01) asyncpg may not have seen the socket close yet and says no: the connection would
+    be handed to the next request, whose statement then fails ("another operation is in progress").
+    Only this connection is invalidated: the others are checked at their checkout (`_discard_closed`).
+    """
+    if not context.is_disconnect and is_connection_lost(context.original_exception):
+        context.is_disconnect = True
+        context.invalidate_pool_on_disconnect = False
 
 
 def _discard_closed(dbapi_connection: Any, _record: ConnectionPoolEntry, _proxy: PoolProxiedConnection) -> None:
@@ -70,21 +91,50 @@ def _discard_closed(dbapi_connection: Any, _record: ConnectionPoolEntry, _proxy:
         raise exc.DisconnectionError("the server closed this pooled connection")
 
 
+# What a statement run on the asyncpg connection itself may raise (`except DRIVER_ERRORS`, then `driver_error`).
+DRIVER_ERRORS = (asyncpg.PostgresError, asyncpg.InterfaceError, asyncpg.InternalClientError, OSError)
+
+
+async def driver_error(connection: AsyncConnection, statement: str, error: Exception) -> exc.DBAPIError:
+    """An error of a statement run on `connection`'s asyncpg connection itself, as SQLAlchemy's
+    `DBAPIError` carrying it (so the app answers it like any other). A connection the server closed is
+    invalidated at once, so that it never goes back to the pool (see `_invalidate_lost`, which does the
+    same for statements run through SQLAlchemy)."""
+    lost = is_connection_lost(error)
+    if lost:
+        try:
+            await connection.invalidate()
+        except Exception as closing:  # it is gone either way
+            logger.debug("invalidating a lost connection failed: %r", closing)
+    return exc.DBAPIError(statement, None, error, connection_invalidated=lost)
+
+
 def make_sessionmaker(engine: AsyncEngine, *, source: str) -> async_sessionmaker[AsyncSession]:
     """Sessions that know which service they write events for (`info["source"]`)."""
     return async_sessionmaker(engine, expire_on_commit=False, info={"source": source})
 
 
 async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
-    """The request's unit of work: the only place that commits; rolls back on any error."""
+    """The request's unit of work: the only place that commits; rolls back on any error.
+
+    A rollback that fails too (the server closed the connection: there is nothing left to roll back)
+    must not replace the error being answered: the original error is the one raised."""
     maker: async_sessionmaker[AsyncSession] = request.app.state.sessionmaker
     async with maker() as session:
         try:
             yield session
             await session.commit()
         except BaseException:
-            await session.rollback()
+            await rollback_quietly(session)
             raise
+
+
+async def rollback_quietly(session: AsyncSession) -> None:
+    """Roll back, logging instead of raising when the rollback itself fails (a lost connection)."""
+    try:
+        await session.rollback()
+    except Exception as exc:
+        logger.warning("rollback failed after an error (the connection is likely gone): %r", exc)
 
 
 # `scope="function"` commits before the response is sent, so a failed commit is an error answer.

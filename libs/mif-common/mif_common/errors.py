@@ -10,13 +10,15 @@ import logging
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import asyncpg
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy import exc as sa_exc
 from sqlalchemy.exc import DBAPIError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from mif_common.request_context import current_request_id
+from mif_common.request_context import REQUEST_ID_HEADER, current_request_id, current_request_path, new_request_id
 
 PROBLEM_JSON = "application/problem+json"
 PROBLEM_BASE = "https://mif.ma/problems/"
@@ -29,6 +31,7 @@ _TITLES = {
     404: "Not found",
     405: "Method not allowed",
     406: "Not acceptable",
+    408: "Request timeout",
     409: "Conflict",
     412: "Precondition failed",
     413: "Payload too large",
@@ -135,7 +138,7 @@ def problem_response(
         "title": title or _TITLES.get(status, "Error"),
         "status": status,
         "detail": detail,
-        "instance": instance,
+        "instance": instance if instance is not None else current_request_path(),
         "request_id": request_id or current_request_id(),
     }
     if errors is not None:
@@ -171,21 +174,93 @@ def validation_errors(exc: RequestValidationError) -> list[dict[str, str]]:
 # nothing was written, and the same request succeeds when sent again.
 TRANSIENT_SQLSTATES = frozenset({"40P01", "40001", "55P03"})
 # Connection exceptions (08), insufficient resources such as too many connections (53), operator
-# intervention such as a shutting-down server (57P): the database is unavailable for now.
+# intervention such as a shutting-down server or a terminated backend (57P): the database is unavailable
+# for now.
 UNAVAILABLE_SQLSTATE_PREFIXES = ("08", "53", "57P")
+# Of those, the ones that mean this connection is gone (the server closes it after saying so).
+LOST_CONNECTION_SQLSTATE_PREFIXES = ("08", "57P")
+# What asyncpg says when a connection is used after the server closed it ("cannot call ...: connection is
+# closed", "the underlying connection is closed", "connection was closed in the middle of operation"):
+# SQLAlchemy's own test for a lost asyncpg connection, which only sees the first wording.
+# And when the server's goodbye reached an idle connection before its socket closed: asyncpg's protocol is
+# then stuck consuming an error (its state 2, PROTOCOL_ERROR_CONSUME) and refuses the next statement.
+_CLOSED_CONNECTION = ("connection is closed", "connection was closed", "another operation (2) is in progress")
+_DRIVER_MODULES = ("asyncpg", "sqlalchemy")
+
+
+def _causes(exc: BaseException) -> list[BaseException]:
+    """`exc`, the driver error it wraps (`orig`) and the errors it was raised from (`raise ... from`),
+    each once. Not `__context__`: an unrelated error handled earlier must not change the answer."""
+    found: list[BaseException] = []
+    pending: list[BaseException | None] = [exc]
+    while pending and len(found) < 16:
+        current = pending.pop()
+        if current is None or any(current is seen for seen in found):
+            continue
+        found.append(current)
+        pending.append(current.__cause__)
+        if isinstance(current, DBAPIError):
+            orig = current.orig
+            pending.append(orig if isinstance(orig, BaseException) else None)
+    return found
 
 
 def _sqlstate(exc: BaseException) -> str | None:
-    return getattr(exc.orig, "sqlstate", None) if isinstance(exc, DBAPIError) else None
+    state = getattr(exc, "sqlstate", None)  # asyncpg's errors and SQLAlchemy's adaptations of them
+    return state if isinstance(state, str) else None
+
+
+def _from_driver(exc: BaseException) -> bool:
+    """Raised by asyncpg or SQLAlchemy (the error's class, or a frame it went through)."""
+    if type(exc).__module__.startswith(_DRIVER_MODULES):
+        return True
+    tb = exc.__traceback__
+    while tb is not None:
+        if str(tb.tb_frame.f_globals.get("__name__", "")).startswith(_DRIVER_MODULES):
+            return True
+        tb = tb.tb_next
+    return False
 
 
 def is_transient_conflict(exc: BaseException) -> bool:
-    return _sqlstate(exc) in TRANSIENT_SQLSTATES
+    return any(_sqlstate(e) in TRANSIENT_SQLSTATES for e in _causes(exc))
+
+
+def is_connection_lost(exc: BaseException) -> bool:
+    """The database closed the connection under the request, or it could not be reached: refused or reset
+    connections, DNS or routing failures and timeouts inside the driver, a server shutting down or
+    terminating the backend (57P01), a connection found closed mid-transaction (whether SQLAlchemy
+    flagged it `connection_invalidated` or not: asyncpg may report the server's goodbye before the
+    socket's end)."""
+    for e in _causes(exc):
+        if isinstance(e, ConnectionError):
+            return True
+        if isinstance(e, DBAPIError) and e.connection_invalidated:
+            return True
+        state = _sqlstate(e)
+        if state is not None and state.startswith(LOST_CONNECTION_SQLSTATE_PREFIXES):
+            return True
+        if isinstance(e, OSError) and _from_driver(e):
+            return True  # socket errors and timeouts inside asyncpg (TimeoutError is an OSError)
+        if type(e).__module__.startswith(_DRIVER_MODULES) and any(w in str(e) for w in _CLOSED_CONNECTION):
+            return True
+    return False
 
 
 def is_database_unavailable(exc: BaseException) -> bool:
-    state = _sqlstate(exc)
-    return isinstance(exc, ConnectionError) or (state is not None and state.startswith(UNAVAILABLE_SQLSTATE_PREFIXES))
+    """`is_connection_lost`, or the database refuses work for now (too many connections, 53xxx; the pool
+    could not replace a closed connection; the session still holds a connection invalidated earlier)."""
+    if is_connection_lost(exc):
+        return True
+    for e in _causes(exc):
+        state = _sqlstate(e)
+        if state is not None and state.startswith(UNAVAILABLE_SQLSTATE_PREFIXES):
+            return True
+        if isinstance(e, sa_exc.DisconnectionError):
+            return True
+        if isinstance(e, sa_exc.PendingRollbackError) and "invalid transaction" in str(e):
+            return True
+    return False
 
 
 def install_error_handlers(app: FastAPI) -> None:
@@ -241,7 +316,8 @@ def install_error_handlers(app: FastAPI) -> None:
             logger.error("database unavailable on %s %s: %r", request.method, request.url.path, exc)
             return problem_response(
                 503,
-                "The service's database is unavailable for now; nothing was changed. Try again shortly.",
+                "The service's database is unavailable for now (unreachable, or it closed the connection); "
+                "try again shortly.",
                 slug="database-unavailable",
                 instance=request.url.path,
                 headers={"Retry-After": "5"},
@@ -249,16 +325,26 @@ def install_error_handlers(app: FastAPI) -> None:
         return await on_unexpected(request, exc)
 
     async def on_unexpected(request: Request, exc: Exception) -> JSONResponse:
-        logger.exception("unhandled error on %s %s", request.method, request.url.path)
+        # Starlette answers unhandled exceptions outside every middleware, where the request id middleware
+        # has already reset its context: the id is read from the request's state, where it also left it.
+        request_id = current_request_id() or getattr(request.state, "request_id", None) or new_request_id()
+        logger.exception("unhandled error on %s %s (request %s)", request.method, request.url.path, request_id)
         return problem_response(
             500,
             "An unexpected error occurred; it has been logged with this request id.",
             instance=request.url.path,
+            request_id=request_id,
+            headers={REQUEST_ID_HEADER: request_id},
         )
 
     app.add_exception_handler(DomainError, on_domain)
     app.add_exception_handler(RequestValidationError, on_validation)
     app.add_exception_handler(StarletteHTTPException, on_http)
-    app.add_exception_handler(DBAPIError, on_database)
-    app.add_exception_handler(ConnectionError, on_database)
+    # Database errors (SQLAlchemy's, asyncpg's raised on its own connection) and socket errors: 503 when
+    # the database is out of reach or dropped the connection, 500 otherwise (on_database decides).
+    app.add_exception_handler(sa_exc.SQLAlchemyError, on_database)
+    app.add_exception_handler(asyncpg.PostgresError, on_database)
+    app.add_exception_handler(asyncpg.InterfaceError, on_database)
+    app.add_exception_handler(asyncpg.InternalClientError, on_database)
+    app.add_exception_handler(OSError, on_database)
     app.add_exception_handler(Exception, on_unexpected)

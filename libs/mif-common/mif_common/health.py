@@ -12,9 +12,10 @@ from sqlalchemy import text
 router = APIRouter(tags=["health"])
 
 
-@router.get("/health/live", summary="Process is up (no I/O)")
-async def live() -> dict[str, str]:
-    return {"status": "ok"}
+@router.get("/health/live", summary="Process is up (no I/O), and which build it runs")
+async def live(request: Request) -> dict[str, str]:
+    build = getattr(request.app.state, "build", None)
+    return {"status": "ok", **(build.as_dict() if build is not None else {})}
 
 
 @router.get("/health/ready", summary="Database and broker reachable")
@@ -37,5 +38,9 @@ async def ready(request: Request) -> JSONResponse:
     if consumer is not None:
         # Until its queue is declared and bound, events published now would not reach this service.
         checks["consumer"] = "ok" if consumer.queue is not None else "starting"
+    follower = getattr(state, "token_state_follower", None)
+    if follower is not None:
+        # Until its queue is bound, a deactivation would reach this process only with the next snapshot.
+        checks["token_states"] = "ok" if follower.subscribed.is_set() else "starting"
     ok = all(v == "ok" for v in checks.values())
     return JSONResponse({"status": "ok" if ok else "unavailable", "checks": checks}, status_code=200 if ok else 503)

@@ -89,12 +89,19 @@ def page_response(request: Request, items: Sequence[Any], *, total: int, params:
 
 _PAGING = ("offset", "limit")
 
+# Proxies refuse a response header longer than a few kB and answer 502 in its place (the gateway's aiohttp
+# client: 8190 bytes; nginx: its 4-8 kB proxy buffer). The links repeat the caller's query string up to
+# four times, so a long one (a filter repeated, an unknown parameter of kilobytes) would turn a list into
+# a 502. Past this size the links are left out; `X-Total-Count` is always there.
+MAX_LINK_HEADER = 4096
+
 
 def page_headers(request: Request, *, total: int, params: PageParams) -> dict[str, str]:
     """`X-Total-Count` and `Link` (first, prev, next, last) of one page, for lists serialised by hand.
 
     Each link repeats the caller's query string as it came (every value of a repeated parameter, in
-    order) with `offset` and `limit` set; the rest of it is encoded once for all the links."""
+    order) with `offset` and `limit` set; the rest of it is encoded once for all the links. No `Link`
+    when it would be longer than `MAX_LINK_HEADER`."""
     parts: list[str] = []  # encoded `key=value` pairs; "" where offset and limit go
     slots: dict[str, int] = {}
     for key, value in request.query_params.multi_items():
@@ -123,4 +130,7 @@ def page_headers(request: Request, *, total: int, params: PageParams) -> dict[st
         links.append(link(params.offset + params.limit, "next"))
     last = max(0, ((total - 1) // params.limit) * params.limit) if total else 0
     links.append(link(last, "last"))
-    return {"X-Total-Count": str(total), "Link": ", ".join(links)}
+    header = ", ".join(links)
+    if len(header) > MAX_LINK_HEADER:
+        return {"X-Total-Count": str(total)}
+    return {"X-Total-Count": str(total), "Link": header}

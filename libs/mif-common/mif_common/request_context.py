@@ -14,6 +14,8 @@ REQUEST_ID_HEADER = "x-request-id"
 _VALID_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 
 request_id_var: ContextVar[str | None] = ContextVar("mif_request_id", default=None)
+# The path of the request being served: the `instance` of a problem built without one.
+request_path_var: ContextVar[str | None] = ContextVar("mif_request_path", default=None)
 causation_id_var: ContextVar[str | None] = ContextVar("mif_causation_id", default=None)
 
 
@@ -32,11 +34,18 @@ def current_request_id() -> str | None:
     return request_id_var.get()
 
 
-class RequestIdMiddleware:
-    """Pure ASGI: reads or mints `X-Request-ID`, exposes it to logs and events, echoes it back."""
+def current_request_path() -> str | None:
+    return request_path_var.get()
 
-    def __init__(self, app: ASGIApp) -> None:
+
+class RequestIdMiddleware:
+    """Pure ASGI: reads or mints `X-Request-ID`, exposes it to logs and events, echoes it back; stamps
+    `X-MIF-Version` (which build answered: mif_common.version) unless the answer already carries one (an
+    answer the gateway relays keeps the service's)."""
+
+    def __init__(self, app: ASGIApp, *, version: str | None = None) -> None:
         self.app = app
+        self.version = version.encode("latin-1") if version else None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -50,17 +59,21 @@ class RequestIdMiddleware:
         rid = valid_request_id(incoming)
         scope.setdefault("state", {})["request_id"] = rid
         token = request_id_var.set(rid)
+        path_token = request_path_var.set(scope.get("path"))
 
         async def send_with_id(message: Message) -> None:
             if message["type"] == "http.response.start":
                 headers = [(k, v) for k, v in message.get("headers", []) if k.lower() != b"x-request-id"]
                 headers.append((b"x-request-id", rid.encode("latin-1")))
+                if self.version is not None and not any(k.lower() == b"x-mif-version" for k, _ in headers):
+                    headers.append((b"x-mif-version", self.version))
                 message["headers"] = headers
             await send(message)
 
         try:
             await self.app(scope, receive, send_with_id)
         finally:
+            request_path_var.reset(path_token)
             request_id_var.reset(token)
 
 

@@ -31,7 +31,7 @@ from mif_assets.schemas import (
 from mif_common.auth import CurrentPrincipal, Manager, Principal, Role, require_roles
 from mif_common.db import Session
 from mif_common.pagination import PageParams, Sortable, fetch_page, order_by, page_params, page_response
-from mif_common.params import MAX_ID, EntityId
+from mif_common.params import MAX_ID, MAX_REPEATS, EntityId
 
 clients_router = APIRouter(prefix="/api/v1/clients", tags=["clients"])
 equipements_router = APIRouter(prefix="/api/v1/equipements", tags=["equipements"])
@@ -131,8 +131,12 @@ async def list_equipements(
     session: Session,
     principal: CurrentPrincipal,
     params: Page,
-    statut: Annotated[list[StatutEquipement] | None, Query(description="Repeat for several.")] = None,
-    criticite: Annotated[list[Criticite] | None, Query(description="Repeat for several.")] = None,
+    statut: Annotated[
+        list[StatutEquipement] | None, Query(max_length=MAX_REPEATS, description="Repeat for several.")
+    ] = None,
+    criticite: Annotated[
+        list[Criticite] | None, Query(max_length=MAX_REPEATS, description="Repeat for several.")
+    ] = None,
     client_id: Annotated[int | None, Query(gt=0, le=MAX_ID)] = None,
     type_: Annotated[str | None, Query(alias="type", max_length=100, description="Exact, case-insensitive.")] = None,
     localisation: Annotated[str | None, Query(max_length=200, description="Exact, case-insensitive.")] = None,

@@ -97,6 +97,8 @@ class Client(Base):
         sa.CheckConstraint(f"niveau_service IN {_in(NiveauService)}", name="niveau_service"),
         sa.CheckConstraint("contrat_fin > contrat_debut", name="contrat_fin_after_debut"),
         sa.Index("uq_client_nom_entreprise_lower", sa.func.lower(sa.text("nom_entreprise")), unique=True),
+        # `q`'s trigram index (pg_trgm lives in `public`, hence the qualified operator class).
+        sa.Index("ix_client_search_trgm", sa.text(f"{CLIENT_SEARCH_SQL} public.gin_trgm_ops"), postgresql_using="gin"),
     )
 
 
@@ -133,7 +135,10 @@ class Equipement(Base):
         sa.Index("ix_equipement_client_id_statut", "client_id", "statut"),
         sa.Index("ix_equipement_type_lower", sa.func.lower(sa.text("type"))),
         sa.Index("ix_equipement_localisation_lower", sa.func.lower(sa.text("localisation"))),
-        # Plus the trigram index on EQUIPEMENT_SEARCH_SQL (migration 0001: raw DDL for the operator class).
+        # `q`'s trigram index (pg_trgm lives in `public`, hence the qualified operator class).
+        sa.Index(
+            "ix_equipement_search_trgm", sa.text(f"{EQUIPEMENT_SEARCH_SQL} public.gin_trgm_ops"), postgresql_using="gin"
+        ),
     )
 
 

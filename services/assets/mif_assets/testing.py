@@ -80,7 +80,12 @@ async def assets_in_process(
     """The real assets app in this process (ASGI), trusting the tokens signed by `jwks`, its writes in
     a transaction rolled back at the end: what another service's tests talk to instead of a mock."""
     settings = AssetsSettings(
-        environment="test", database_url=database_url, amqp_url=amqp_url, background_tasks=False, log_json=False
+        environment="test",
+        database_url=database_url,
+        amqp_url=amqp_url,
+        background_tasks=False,
+        log_json=False,
+        revocation_enabled=False,  # the test tokens' users are known to no auth
     )
     app = create_app(settings)
     engine = make_engine(database_url, schema=settings.db_schema, pool_size=2)

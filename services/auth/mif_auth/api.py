@@ -11,6 +11,7 @@ from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ValidationError
+from starlette.exceptions import HTTPException
 
 from mif_auth import repository as repo
 from mif_auth import service
@@ -31,8 +32,9 @@ from mif_auth.schemas import (
 from mif_common.auth import CurrentPrincipal, Role, role_allows
 from mif_common.db import Session
 from mif_common.errors import BadRequest, Forbidden, Unauthorized, Unprocessable, UnsupportedMediaType, problem_response
+from mif_common.openapi import problem_responses
 from mif_common.pagination import PageParams, fetch_page, order_by, page_params, page_response
-from mif_common.params import EntityId
+from mif_common.params import MAX_ID, EntityId
 from mif_common.request_context import client_ip
 
 auth_router = APIRouter(prefix="/api/v1/auth", tags=["auth"])
@@ -61,12 +63,16 @@ def client_of(request: Request) -> service.ClientInfo:
 
 
 async def current_user(principal: CurrentPrincipal, session: Session) -> User:
-    """The caller's account, refused if deactivated or if the token predates a role/password change."""
+    """The caller's account, refused if deactivated, if its client organisation is deactivated, or if the
+    token predates a change to the account (auth checks its own database, not the token states)."""
     user = await repo.user_by_id(session, principal.user_id)
     if user is None or not user.is_active:
         raise Unauthorized("This account no longer exists or is deactivated.")
     if principal.token_version != user.token_version:
         raise Unauthorized("This token was issued before a change to the account; sign in again.")
+    organisation = await service.organisation_refusal(session, user)
+    if organisation is not None:
+        raise organisation
     return user
 
 
@@ -103,19 +109,31 @@ async def read_object(request: Request, *, purpose: str, contents: str) -> dict[
     elif content_type in ("application/x-www-form-urlencoded", "multipart/form-data"):
         try:
             form = await request.form(max_files=0, max_fields=20)
+        except HTTPException:  # too large, or the body stopped arriving: answered as such (413, 408)
+            raise
         except Exception as exc:  # malformed multipart: the client's fault, never a 500
             raise BadRequest("The form body could not be read.") from exc
         raw = {k: v for k, v in form.items() if isinstance(v, str)}
     elif content_type == "application/json":
         try:
             raw = json.loads(await request.body())
-        except ValueError as exc:
+        except (ValueError, RecursionError) as exc:  # the request guard refuses deep bodies first
             raise BadRequest("The body is not valid JSON.") from exc
         if not isinstance(raw, dict):
             raise BadRequest("The JSON body must be an object.")
     else:
         raise UnsupportedMediaType(
             f"Send {contents} as application/x-www-form-urlencoded, multipart/form-data or JSON."
+        )
+    # Multipart fields are not seen by the request guard (mif_common.guard): a NUL cannot be stored or
+    # compared by PostgreSQL, so it is refused here for every content type alike.
+    with_nul = sorted(
+        k.replace("\x00", "") for k, v in raw.items() if "\x00" in k or (isinstance(v, str) and "\x00" in v)
+    )
+    if with_nul:
+        raise BadRequest(
+            f"A NUL character is not accepted in any field; remove it from: {', '.join(with_nul)[:200]}.",
+            errors=[{"field": k, "message": "must not contain a NUL character"} for k in with_nul],
         )
     return raw
 
@@ -184,10 +202,25 @@ _CREDENTIALS_DOC: dict[str, Any] = {
     }
 }
 _EMAIL_DOC: dict[str, Any] = json.loads(json.dumps(_CREDENTIALS_DOC).replace('"username"', '"email"'))
+# A sign-in is refused with a problem: wrong credentials or a deactivated account (401), a deactivated
+# organisation (403), too many failures for the account or the address (429, with Retry-After).
+_SIGN_IN_REFUSALS = problem_responses(
+    401,
+    403,
+    429,
+    s401="Wrong username/e-mail or password, or a deactivated account.",
+    s403="The account's organisation is deactivated.",
+    s429="Too many failed sign-ins: on this account from this address, from this address on any accounts, or "
+    "(a short, growing delay) on this account from everywhere: retry after `Retry-After` seconds.",
+)
 
 
 @auth_router.post(
-    "/login", response_model=TokenPair, openapi_extra=_CREDENTIALS_DOC, summary="Sign in with username or e-mail"
+    "/login",
+    response_model=TokenPair,
+    openapi_extra=_CREDENTIALS_DOC,
+    summary="Sign in with username or e-mail",
+    responses=_SIGN_IN_REFUSALS,
 )
 async def login(request: Request, session: Session) -> JSONResponse:
     fields = await read_fields(request, ("username", "password"))
@@ -202,7 +235,13 @@ async def login(request: Request, session: Session) -> JSONResponse:
     return _token_answer(result)
 
 
-@auth_router.post("/token", response_model=TokenPair, openapi_extra=_EMAIL_DOC, summary="Sign in with e-mail")
+@auth_router.post(
+    "/token",
+    response_model=TokenPair,
+    openapi_extra=_EMAIL_DOC,
+    summary="Sign in with e-mail",
+    responses=_SIGN_IN_REFUSALS,
+)
 async def token(request: Request, session: Session) -> JSONResponse:
     fields = await read_fields(request, ("email", "password"))
     result = await service.login(
@@ -216,7 +255,17 @@ async def token(request: Request, session: Session) -> JSONResponse:
     return _token_answer(result)
 
 
-@auth_router.post("/refresh", response_model=TokenPair, summary="Rotate a refresh token")
+@auth_router.post(
+    "/refresh",
+    response_model=TokenPair,
+    summary="Rotate a refresh token",
+    responses=problem_responses(
+        401,
+        403,
+        s401="Unknown, used, revoked or expired refresh token.",
+        s403="The account's organisation is deactivated.",
+    ),
+)
 async def refresh(body: RefreshRequest, request: Request, session: Session) -> JSONResponse:
     result = await service.refresh(
         session,
@@ -268,13 +317,27 @@ async def jwks(request: Request) -> JSONResponse:
 @auth_router.get(
     "/internal/token-states",
     response_model=list[TokenState],
-    summary="Users whose older tokens must be refused (gateway start-up; never routed from outside)",
+    summary="Every user's token state (gateway and services at start-up; never routed from outside)",
 )
 async def internal_token_states(session: Session) -> list[TokenState]:
     return [
-        TokenState(user_id=uid, is_active=active, token_version=version)
-        for uid, active, version in await repo.token_states(session)
+        TokenState(user_id=uid, is_active=active, token_version=version, organisation_active=org)
+        for uid, active, version, org in await repo.token_states(session)
     ]
+
+
+@auth_router.get(
+    "/internal/token-states/{user_id}",
+    response_model=TokenState,
+    summary="One user's token state (a user the gateway or a service has not heard of yet; never routed from "
+    "outside); 404 when no such user exists",
+)
+async def internal_token_state(user_id: EntityId, session: Session) -> TokenState:
+    row = await repo.token_state(session, user_id)
+    if row is None:
+        raise service.UserNotFound(f"No user with id {user_id}.")
+    uid, active, version, org = row
+    return TokenState(user_id=uid, is_active=active, token_version=version, organisation_active=org)
 
 
 # --- users --------------------------------------------------------------------------------------
@@ -298,7 +361,7 @@ async def list_users(
     params: Annotated[PageParams, Depends(page_params)],
     role: Annotated[str | None, Query(pattern="^(admin|responsable|technicien|client)$")] = None,
     is_active: bool | None = None,
-    client_id: Annotated[int | None, Query(gt=0)] = None,
+    client_id: Annotated[int | None, Query(gt=0, le=MAX_ID)] = None,
 ) -> JSONResponse:
     query = sa.select(User)
     if role:
@@ -373,3 +436,15 @@ async def deactivate_user(user_id: EntityId, session: Session, actor: AdminUser)
 @users_router.patch("/{user_id}/activate", response_model=UserOut, summary="Reactivate a user (admin)")
 async def activate_user(user_id: EntityId, session: Session, _: AdminUser) -> User:
     return await service.activate_user(session, user_id=user_id)
+
+
+@users_router.post(
+    "/{user_id}/unlock",
+    status_code=204,
+    summary="Clear a user's sign-in throttling (admin)",
+    description="Failed sign-ins on the account until now stop counting: every address locked out of it "
+    "and the delay on it end at once. An address refused for failing on many accounts stays refused.",
+)
+async def unlock_sign_in(user_id: EntityId, session: Session, actor: AdminUser) -> Response:
+    await service.unlock_sign_in(session, user_id=user_id, actor=actor)
+    return Response(status_code=204)

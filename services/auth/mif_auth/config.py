@@ -24,9 +24,24 @@ class AuthSettings(ServiceSettings):
     previous_key_files: list[Path] = Field(default_factory=list)
     # Development only: where a generated key is persisted when no key file is configured.
     key_dir: Path = REPO_ROOT / "var" / "auth-keys"
+    # Sign-in throttling (docs/auth.md, "Sign-in throttling"): failed sign-ins count within the window.
     login_window_seconds: int = Field(default=900, ge=10)
+    # Failures on one account FROM ONE ADDRESS before that address is refused for that account (429 until
+    # the oldest of them leaves the window); other addresses are not affected. (The name predates the
+    # per-address counting; it is kept so existing configurations keep their meaning of "guesses".)
     login_max_failures_per_account: int = Field(default=5, ge=1)
+    # Failures from one address, whatever the accounts (password spraying): that address is refused.
     login_max_failures_per_ip: int = Field(default=30, ge=1)
+    # Failures on one account from every address before each further attempt on it waits: the n-th
+    # failure past this many makes the next attempt wait base · 2^n seconds after it, at most max.
+    login_delay_after_failures: int = Field(default=10, ge=1)
+    login_delay_base_seconds: int = Field(default=1, ge=1)
+    login_delay_max_seconds: int = Field(default=30, ge=1, le=300)
+    # An address the account signed in from within these days is not slowed by failures from elsewhere
+    # (0: no address is). Its own failures still lock it out after login_max_failures_per_account.
+    login_known_address_days: int = Field(default=30, ge=0)
+    # Failures on one account within the window that tell its owner (in-app and e-mail), once per window.
+    login_alert_after_failures: int = Field(default=5, ge=1)
     # The assets service, asked about a client organisation missing from the local replica
     # (`MIF_AUTH_ASSETS_URL`, or suite-wide `MIF_ASSETS_URL`).
     assets_url: str = "http://127.0.0.1:8002"

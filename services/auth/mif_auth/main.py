@@ -37,5 +37,8 @@ def create_app(settings: AuthSettings | None = None) -> FastAPI:
             routers=[auth_router, users_router],
             handlers=HANDLERS,
             on_startup=[load_keys],
+            # auth checks every authenticated request against its own database (api.current_user):
+            # it follows no token states of its own.
+            token_states=False,
         ),
     )

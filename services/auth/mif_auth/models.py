@@ -1,4 +1,4 @@
-"""Tables of the auth schema: users (with credentials), refresh tokens, login attempts."""
+"""Tables of the auth schema: users (with credentials), refresh tokens, login attempts and sign-in guards."""
 
 from __future__ import annotations
 
@@ -60,10 +60,15 @@ class RefreshToken(Base):
 
 
 class LoginAttempt(Base):
+    """One checked sign-in (attempts refused by the throttling before any password check are not
+    recorded). `account` is what was typed; `user_id` the account it named, when one exists: known
+    accounts are counted by id (username and e-mail alike), unknown ones by `account`."""
+
     __tablename__ = "login_attempt"
 
     id: Mapped[int] = mapped_column(sa.BigInteger, sa.Identity(), primary_key=True)
     account: Mapped[str] = mapped_column(sa.String(254))
+    user_id: Mapped[int | None] = mapped_column(sa.BigInteger)
     ip: Mapped[str] = mapped_column(sa.String(64))
     succeeded: Mapped[bool] = mapped_column(sa.Boolean)
     attempted_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True), server_default=sa.func.now())
@@ -71,7 +76,23 @@ class LoginAttempt(Base):
     __table_args__ = (
         sa.Index("ix_login_attempt_account_time", "account", "attempted_at"),
         sa.Index("ix_login_attempt_ip_time", "ip", "attempted_at"),
+        sa.Index("ix_login_attempt_user_time", "user_id", "attempted_at"),
     )
+
+
+class SignInGuard(Base):
+    """Per-account throttling state besides the attempts themselves: the last administrator unlock
+    (failures before it no longer count) and the last "your account is being guessed" notice (one per
+    window). A row exists once either happened."""
+
+    __tablename__ = "sign_in_guard"
+
+    user_id: Mapped[int] = mapped_column(
+        sa.ForeignKey("user.id", ondelete="CASCADE"), primary_key=True, autoincrement=False
+    )
+    unlocked_at: Mapped[datetime | None] = mapped_column(sa.DateTime(timezone=True))
+    unlocked_by: Mapped[int | None] = mapped_column(sa.BigInteger)
+    alerted_at: Mapped[datetime | None] = mapped_column(sa.DateTime(timezone=True))
 
 
 class ClientRef(Base):

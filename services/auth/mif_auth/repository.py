@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 from datetime import datetime
 
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from mif_auth.models import ClientRef, LoginAttempt, RefreshToken, User
+from mif_auth.models import ClientRef, LoginAttempt, RefreshToken, SignInGuard, User
 
 
 async def user_by_login(session: AsyncSession, identifier: str) -> User | None:
@@ -47,24 +48,91 @@ async def taken_identity(
     )
 
 
-async def recent_failures(
-    session: AsyncSession, *, since: datetime, account: str | None = None, ip: str | None = None
-) -> list[datetime]:
-    """Times of failed logins since `since` for one account (after its last success) or one IP."""
-    query = sa.select(LoginAttempt.attempted_at).where(LoginAttempt.succeeded.is_(False))
-    if account is not None:
-        last_success = await session.scalar(
-            sa.select(sa.func.max(LoginAttempt.attempted_at)).where(
-                LoginAttempt.account == account, LoginAttempt.succeeded.is_(True)
-            )
-        )
-        if last_success is not None and last_success > since:
-            since = last_success
-        query = query.where(LoginAttempt.account == account)
-    if ip is not None:
-        query = query.where(LoginAttempt.ip == ip)
-    query = query.where(LoginAttempt.attempted_at > since).order_by(LoginAttempt.attempted_at)
+@dataclass(frozen=True, slots=True)
+class Attempt:
+    attempted_at: datetime
+    ip: str
+    succeeded: bool
+
+
+async def attempts_on(session: AsyncSession, *, user_id: int | None, account: str, since: datetime) -> list[Attempt]:
+    """The checked sign-ins on one account since `since`, oldest first: by id for an existing account
+    (whether its username or its e-mail was typed), by what was typed for an unknown one."""
+    query = sa.select(LoginAttempt.attempted_at, LoginAttempt.ip, LoginAttempt.succeeded).where(
+        LoginAttempt.attempted_at > since
+    )
+    if user_id is not None:
+        query = query.where(LoginAttempt.user_id == user_id)
+    else:
+        query = query.where(LoginAttempt.account == account, LoginAttempt.user_id.is_(None))
+    rows = await session.execute(query.order_by(LoginAttempt.attempted_at))
+    return [Attempt(r.attempted_at, r.ip, r.succeeded) for r in rows]
+
+
+async def failures_from_ip(session: AsyncSession, *, ip: str, since: datetime) -> list[datetime]:
+    """Times of failed sign-ins from one address since `since`, whatever the account, oldest first."""
+    query = (
+        sa.select(LoginAttempt.attempted_at)
+        .where(LoginAttempt.ip == ip, LoginAttempt.succeeded.is_(False), LoginAttempt.attempted_at > since)
+        .order_by(LoginAttempt.attempted_at)
+    )
     return list((await session.scalars(query)).all())
+
+
+async def signed_in_from(session: AsyncSession, *, user_id: int, ip: str, since: datetime) -> bool:
+    """Whether the account signed in successfully from this address since `since`."""
+    query = sa.exists().where(
+        LoginAttempt.user_id == user_id,
+        LoginAttempt.ip == ip,
+        LoginAttempt.succeeded.is_(True),
+        LoginAttempt.attempted_at > since,
+    )
+    return bool(await session.scalar(sa.select(query)))
+
+
+# Advisory locks of sign-in checks: the two-key form, this class and a hash of the account (a collision
+# only makes an attempt retry a second later). Distinct from the one-key locks of mif_common.provision.
+_SIGN_IN_LOCK_CLASS = 0x4D494641
+
+
+async def try_lock_sign_in(session: AsyncSession, key: str) -> bool:
+    """Take the account's sign-in lock until the transaction ends, or False at once if another
+    transaction holds it (never waits)."""
+    locked = await session.scalar(
+        sa.select(sa.func.pg_try_advisory_xact_lock(_SIGN_IN_LOCK_CLASS, sa.func.hashtext(key)))
+    )
+    return bool(locked)
+
+
+async def sign_in_guard(session: AsyncSession, user_id: int) -> SignInGuard | None:
+    return await session.scalar(
+        sa.select(SignInGuard).where(SignInGuard.user_id == user_id).execution_options(populate_existing=True)
+    )
+
+
+async def unlock_sign_in(session: AsyncSession, *, user_id: int, at: datetime, by: int) -> None:
+    """Record an administrator's unlock: the account's failures before `at` no longer count."""
+    insert = pg_insert(SignInGuard).values(user_id=user_id, unlocked_at=at, unlocked_by=by)
+    await session.execute(
+        insert.on_conflict_do_update(
+            index_elements=[SignInGuard.user_id],
+            set_={"unlocked_at": insert.excluded.unlocked_at, "unlocked_by": insert.excluded.unlocked_by},
+        )
+    )
+
+
+async def claim_alert(session: AsyncSession, *, user_id: int, at: datetime, unless_since: datetime) -> bool:
+    """Record a notice to the account's owner at `at`, unless one was recorded after `unless_since`.
+    True when this call recorded it (concurrent callers: exactly one wins, the row lock decides)."""
+    insert = pg_insert(SignInGuard).values(user_id=user_id, alerted_at=at)
+    claimed = await session.scalar(
+        insert.on_conflict_do_update(
+            index_elements=[SignInGuard.user_id],
+            set_={"alerted_at": insert.excluded.alerted_at},
+            where=sa.or_(SignInGuard.alerted_at.is_(None), SignInGuard.alerted_at <= unless_since),
+        ).returning(SignInGuard.user_id)
+    )
+    return claimed is not None
 
 
 async def refresh_token_by_hash(session: AsyncSession, token_hash: str) -> RefreshToken | None:
@@ -87,24 +155,46 @@ async def revoke_all_for_user(session: AsyncSession, user_id: int) -> None:
     )
 
 
-async def token_states(session: AsyncSession) -> list[tuple[int, bool, int]]:
-    """Users whose older tokens must be refused (deactivated, or version bumped)."""
-    rows = await session.execute(
-        sa.select(User.id, User.is_active, User.token_version).where(
-            sa.or_(User.is_active.is_(False), User.token_version > 0)
-        )
+def _token_state_query() -> sa.Select[int, bool, int, bool]:
+    # A client user's organisation counts as active while auth has no news of it (the replica is
+    # filled before any user of it can be created).
+    organisation_active = sa.func.coalesce(ClientRef.is_active, sa.true()).label("organisation_active")
+    return sa.select(User.id, User.is_active, User.token_version, organisation_active).outerjoin(
+        ClientRef, ClientRef.client_id == User.client_id
     )
-    return [(r.id, r.is_active, r.token_version) for r in rows]
+
+
+async def token_states(session: AsyncSession) -> list[tuple[int, bool, int, bool]]:
+    """Every user's (id, is_active, token_version, organisation_active)."""
+    rows = await session.execute(_token_state_query().order_by(User.id))
+    return [(r.id, r.is_active, r.token_version, r.organisation_active) for r in rows]
+
+
+async def token_state(session: AsyncSession, user_id: int) -> tuple[int, bool, int, bool] | None:
+    row = (await session.execute(_token_state_query().where(User.id == user_id))).one_or_none()
+    return None if row is None else (row.id, row.is_active, row.token_version, row.organisation_active)
+
+
+async def users_of_client(session: AsyncSession, client_id: int) -> list[User]:
+    """The users of one client organisation, locked for update (in id order: no deadlock between two)."""
+    return list(
+        (
+            await session.scalars(
+                sa.select(User).where(User.client_id == client_id).order_by(User.id).with_for_update()
+            )
+        ).all()
+    )
 
 
 async def any_active_admin(session: AsyncSession) -> bool:
     return bool(await session.scalar(sa.select(sa.exists().where(User.role == "admin", User.is_active.is_(True)))))
 
 
-async def client_ref(session: AsyncSession, client_id: int) -> ClientRef | None:
-    return await session.scalar(
-        sa.select(ClientRef).where(ClientRef.client_id == client_id).execution_options(populate_existing=True)
-    )
+async def client_ref(session: AsyncSession, client_id: int, *, for_update: bool = False) -> ClientRef | None:
+    query = sa.select(ClientRef).where(ClientRef.client_id == client_id).execution_options(populate_existing=True)
+    if for_update:
+        query = query.with_for_update()
+    return await session.scalar(query)
 
 
 async def upsert_client_ref(

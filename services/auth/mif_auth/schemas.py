@@ -8,7 +8,7 @@ from typing import Annotated, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, EmailStr, Field, StringConstraints
 from pydantic_core import PydanticCustomError
 
-from mif_common.bodies import Strict
+from mif_common.bodies import RefId, Strict
 
 Username = Annotated[
     str, StringConstraints(strip_whitespace=True, min_length=3, max_length=50, pattern=r"^[A-Za-z0-9._@-]+$")
@@ -50,7 +50,7 @@ class UserCreate(Strict):
     email: EmailStr
     role: RoleName
     password: Password
-    client_id: Annotated[int, Field(gt=0)] | None = None
+    client_id: RefId | None = None
 
 
 class UserAdminUpdate(Strict):
@@ -58,7 +58,7 @@ class UserAdminUpdate(Strict):
     full_name: FullName | None = None
     email: EmailStr | None = None
     role: RoleName | None = None
-    client_id: Annotated[int, Field(gt=0)] | None = None
+    client_id: RefId | None = None
 
 
 class ProfileUpdate(Strict):
@@ -95,6 +95,10 @@ class MeOut(BaseModel):
 
 
 class TokenState(BaseModel):
+    """What the gateway and the services check access tokens against (mif_common.auth.token_state)."""
+
     user_id: int
     is_active: bool
     token_version: int
+    # False for a client user whose organisation is deactivated.
+    organisation_active: bool = True

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -14,7 +15,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from mif_auth import repository as repo
 from mif_auth.config import AuthSettings
-from mif_auth.events import UserActivated, UserCreated, UserDeactivated, UserEvent, UserUpdated
+from mif_auth.events import (
+    SignInAttemptsFailed,
+    UserActivated,
+    UserCreated,
+    UserDeactivated,
+    UserEvent,
+    UserUpdated,
+)
 from mif_auth.keys import KeyRing
 from mif_auth.models import ClientRef, LoginAttempt, RefreshToken, User
 from mif_auth.passwords import DUMMY_HASH, hash_password, policy_failures, policy_refusal, verify_password
@@ -84,6 +92,8 @@ def check_password_policy(password: str, *, username: str | None, email: str | N
 
 
 async def _publish(session: AsyncSession, event_cls: type[UserEvent], user: User, **extra: object) -> None:
+    if "organisation_active" not in extra:
+        extra["organisation_active"] = await organisation_active(session, user)
     await add_event(
         session,
         event_cls(
@@ -98,6 +108,27 @@ async def _publish(session: AsyncSession, event_cls: type[UserEvent], user: User
             **extra,
         ),
         subject=user.id,
+    )
+
+
+async def organisation_active(session: AsyncSession, user: User) -> bool:
+    """False for a client user whose organisation is deactivated (true while auth has no news of it)."""
+    if user.client_id is None:
+        return True
+    ref = await repo.client_ref(session, user.client_id)
+    return ref is None or ref.is_active
+
+
+async def organisation_refusal(session: AsyncSession, user: User) -> Unauthorized | None:
+    """The refusal of a client user whose organisation is deactivated, or None."""
+    if user.client_id is None:
+        return None
+    ref = await repo.client_ref(session, user.client_id)
+    if ref is None or ref.is_active:
+        return None
+    return Unauthorized(
+        f"The client organisation '{ref.nom_entreprise}' of this account is deactivated; "
+        "contact your maintenance provider."
     )
 
 
@@ -132,25 +163,124 @@ async def issue_tokens(
     )
 
 
-async def _lockout(session: AsyncSession, *, account: str, ip: str, settings: AuthSettings) -> TooManyRequests | None:
+# --- sign-in throttling (docs/auth.md, "Sign-in throttling") ------------------------------------
+#
+# Nothing here can be turned against an account's owner by someone who only knows its name:
+# - one address guessing one account is locked out of THAT account (login_max_failures_per_account
+#   failures within the window: 429 until the oldest leaves it); the owner elsewhere is not affected;
+# - one address failing on many accounts (spraying) is locked out of all (login_max_failures_per_ip);
+# - failures on one account from many addresses only slow it down: past login_delay_after_failures
+#   failures, each attempt waits base · 2^k seconds (1, 2, 4, ... capped at login_delay_max_seconds)
+#   after the last failure: refused with 429 and that Retry-After, nothing waits in the server. Attempts
+#   passing that check are checked one at a time per account (a try-lock: a parallel one gets 429,
+#   Retry-After 1), so parallel guesses from many addresses cannot share one delay slot;
+# - an address the account signed in from recently is not slowed by failures from elsewhere;
+# - an administrator's unlock makes the account's earlier failures stop counting.
+
+
+def retry_delay(failures: int, settings: AuthSettings) -> int:
+    """Seconds an attempt on an account waits after its last failure, for `failures` recent failures
+    from every address: none below `login_delay_after_failures`, then base, 2·base, 4·base... capped."""
+    beyond = failures - settings.login_delay_after_failures
+    if beyond < 0:
+        return 0
+    growth: int = 1 << min(beyond, 16)
+    return min(settings.login_delay_max_seconds, settings.login_delay_base_seconds * growth)
+
+
+def _locked_until_out_of_window(failures: list[datetime], limit: int, window: timedelta, at: datetime) -> int:
+    """Seconds until the oldest of the last `limit` failures leaves the window."""
+    return int((failures[-limit] + window - at).total_seconds()) + 1
+
+
+async def _throttle(
+    session: AsyncSession,
+    *,
+    attempts: list[repo.Attempt],
+    user: User | None,
+    account: str,
+    ip: str,
+    at: datetime,
+    settings: AuthSettings,
+) -> TooManyRequests | None:
+    """Why an attempt on this account from this address must not be checked now, or None. `attempts` are
+    the account's recent ones (within the window, after an administrator's unlock)."""
     window = timedelta(seconds=settings.login_window_seconds)
-    since = now() - window
-    for failures, limit, what in (
-        (
-            await repo.recent_failures(session, since=since, account=account),
-            settings.login_max_failures_per_account,
-            "this account",
-        ),
-        (await repo.recent_failures(session, since=since, ip=ip), settings.login_max_failures_per_ip, "this address"),
+    # Per (account, address): failures after this address's last success on the account.
+    from_here = [a for a in attempts if a.ip == ip]
+    last_success = max((a.attempted_at for a in from_here if a.succeeded), default=None)
+    here = [
+        a.attempted_at for a in from_here if not a.succeeded and (last_success is None or a.attempted_at > last_success)
+    ]
+    limit = settings.login_max_failures_per_account
+    if len(here) >= limit:
+        retry_after = _locked_until_out_of_window(here, limit, window, at)
+        return TooManyRequests(
+            f"Too many failed sign-in attempts on this account from this address; try again in {retry_after} "
+            "seconds, or from elsewhere.",
+            retry_after=retry_after,
+        )
+    failures = [a.attempted_at for a in attempts if not a.succeeded]
+    if not failures:
+        return None  # the usual case: nothing to slow down, no lock taken
+    if (
+        user is not None
+        and settings.login_known_address_days > 0
+        and await repo.signed_in_from(
+            session, user_id=user.id, ip=ip, since=at - timedelta(days=settings.login_known_address_days)
+        )
     ):
-        if len(failures) >= limit:
-            # Locked until the oldest failure that counts towards the limit leaves the window.
-            retry_after = int((failures[-limit] + window - now()).total_seconds()) + 1
-            return TooManyRequests(
-                f"Too many failed sign-in attempts for {what}; try again in {retry_after} seconds.",
-                retry_after=retry_after,
-            )
+        return None  # the owner's usual address: failures from elsewhere do not slow it down
+    wait = (failures[-1] + timedelta(seconds=retry_delay(len(failures), settings)) - at).total_seconds()
+    if wait > 0:
+        retry_after = max(1, math.ceil(wait))
+        return TooManyRequests(
+            f"This account has had many failed sign-in attempts; try again in {retry_after} seconds.",
+            retry_after=retry_after,
+        )
+    key = f"user:{user.id}" if user is not None else f"account:{account}"
+    if not await repo.try_lock_sign_in(session, key):
+        return TooManyRequests(
+            "Another sign-in attempt on this account is being checked; try again in 1 second.", retry_after=1
+        )
     return None
+
+
+async def _tell_owner_if_guessed(
+    session: AsyncSession,
+    *,
+    user: User,
+    failures: list[repo.Attempt],
+    since: datetime,
+    at: datetime,
+    settings: AuthSettings,
+) -> None:
+    """Past `login_alert_after_failures` failures within the window, publish once per window that the
+    account is being guessed (notifications tells its owner)."""
+    if len(failures) < settings.login_alert_after_failures:
+        return
+    window = timedelta(seconds=settings.login_window_seconds)
+    if not await repo.claim_alert(session, user_id=user.id, at=at, unless_since=at - window):
+        return
+    await add_event(
+        session,
+        SignInAttemptsFailed(
+            user_id=user.id,
+            failures=len(failures),
+            addresses=len({a.ip for a in failures}),
+            window_seconds=settings.login_window_seconds,
+            since=since,
+            occurred_at=at,
+        ),
+        subject=user.id,
+    )
+    logger.warning(
+        "sign-in: %d failures on user %s from %d addresses since %s: owner told",
+        len(failures),
+        user.id,
+        len({a.ip for a in failures}),
+        since.isoformat(),
+    )
 
 
 async def login(
@@ -162,23 +292,70 @@ async def login(
     keyring: KeyRing,
     client: ClientInfo,
 ) -> TokenPair | Refusal:
-    """Sign in by username or e-mail; failures are recorded and throttled per account and per IP."""
+    """Sign in by username or e-mail; attempts are recorded and throttled (see above)."""
     account = identifier.strip().lower()[:254]
-    locked = await _lockout(session, account=account, ip=client.ip, settings=settings)
-    if locked is not None:
-        return Refusal(locked)
+    at = now()
+    window = timedelta(seconds=settings.login_window_seconds)
+    since = at - window
+    # Spraying: an address with too many failures, whatever the accounts, is refused before any lookup.
+    from_ip = await repo.failures_from_ip(session, ip=client.ip, since=since)
+    if len(from_ip) >= settings.login_max_failures_per_ip:
+        retry_after = _locked_until_out_of_window(from_ip, settings.login_max_failures_per_ip, window, at)
+        return Refusal(
+            TooManyRequests(
+                f"Too many failed sign-in attempts from this address; try again in {retry_after} seconds.",
+                retry_after=retry_after,
+            )
+        )
     user = await repo.user_by_login(session, account)
+    if user is not None:
+        guard = await repo.sign_in_guard(session, user.id)
+        if guard is not None and guard.unlocked_at is not None and guard.unlocked_at > since:
+            since = guard.unlocked_at  # an administrator's unlock: earlier failures no longer count
+    attempts = await repo.attempts_on(session, user_id=user.id if user else None, account=account, since=since)
+    throttled = await _throttle(
+        session, attempts=attempts, user=user, account=account, ip=client.ip, at=at, settings=settings
+    )
+    if throttled is not None:
+        return Refusal(throttled)  # not recorded: no password was checked
     # Verify against a dummy hash for unknown accounts so timing does not reveal which exist.
     valid = await verify_password(password, user.password_hash if user else DUMMY_HASH)
-    succeeded = bool(user and valid and user.is_active)
-    session.add(LoginAttempt(account=account, ip=client.ip, succeeded=succeeded, attempted_at=now()))
+    # Only a right password learns why an existing account may not sign in.
+    organisation = await organisation_refusal(session, user) if user and valid and user.is_active else None
+    succeeded = bool(user and valid and user.is_active and organisation is None)
+    attempt = repo.Attempt(now(), client.ip, succeeded)
+    session.add(
+        LoginAttempt(
+            account=account,
+            user_id=user.id if user else None,
+            ip=client.ip,
+            succeeded=succeeded,
+            attempted_at=attempt.attempted_at,
+        )
+    )
     if not succeeded or user is None:
         await session.flush()
+        if user is not None and not valid:
+            failures = [a for a in attempts if not a.succeeded] + [attempt]
+            await _tell_owner_if_guessed(
+                session, user=user, failures=failures, since=since, at=attempt.attempted_at, settings=settings
+            )
         if user is not None and valid and not user.is_active:
             return Refusal(Unauthorized("This account is deactivated; contact an administrator."))
+        if organisation is not None:
+            return Refusal(organisation)
         return Refusal(Unauthorized("Wrong username/e-mail or password."))
     user.last_login = now()
     return await issue_tokens(session, user=user, settings=settings, keyring=keyring, client=client)
+
+
+async def unlock_sign_in(session: AsyncSession, *, user_id: int, actor: User) -> None:
+    """An administrator ends an account's sign-in throttling: its failures until now no longer count
+    (every address locked out of it, and the delay, end; an address spraying many accounts stays
+    refused). The account's `sign_in_guard` row keeps who did it and when."""
+    user = await get_user(session, user_id)
+    await repo.unlock_sign_in(session, user_id=user.id, at=now(), by=actor.id)
+    logger.info("sign-in throttling of user %s cleared by administrator %s", user.id, actor.id)
 
 
 async def refresh(
@@ -198,6 +375,10 @@ async def refresh(
     if user is None or not user.is_active:
         await repo.revoke_family(session, stored.family_id)
         return Refusal(Unauthorized("This account is deactivated; contact an administrator."))
+    organisation = await organisation_refusal(session, user)
+    if organisation is not None:
+        await repo.revoke_family(session, stored.family_id)
+        return Refusal(organisation)
     stored.used_at = now()
     return await issue_tokens(
         session, user=user, settings=settings, keyring=keyring, client=client, family_id=stored.family_id
@@ -292,9 +473,40 @@ class _AssetsClient(BaseModel):
 async def remember_client_organisation(
     session: AsyncSession, *, client_id: int, nom_entreprise: str, is_active: bool, updated_at: datetime
 ) -> None:
-    """Record what assets says about an organisation (from its events or an answer to a question)."""
+    """Record what assets says about an organisation (from its events or an answer to a question). When
+    that deactivates or reactivates it, its users' access follows at once (`organisation_access_changed`)."""
+    before = await repo.client_ref(session, client_id, for_update=True)
+    # An organisation auth hears of for the first time was active as far as its users are concerned.
+    was_active = True if before is None else before.is_active
     await repo.upsert_client_ref(
         session, client_id=client_id, nom_entreprise=nom_entreprise, is_active=is_active, updated_at=updated_at
+    )
+    after = await repo.client_ref(session, client_id)
+    if after is not None and after.is_active != was_active:
+        await organisation_access_changed(session, after)
+
+
+async def organisation_access_changed(session: AsyncSession, organisation: ClientRef) -> None:
+    """An organisation was deactivated or reactivated: every user of it gets a new token version (so a
+    token issued before stays refused, even after a reactivation) and an `auth.user.updated.v1` saying
+    `organisation_active`, which the gateway's and the services' token states follow. A deactivation
+    also ends their refresh tokens; sign-in is refused while it lasts (`organisation_refusal`)."""
+    users = await repo.users_of_client(session, organisation.client_id)
+    for user in users:
+        user.token_version += 1
+        user.updated_at = now()
+        if not organisation.is_active:
+            await repo.revoke_all_for_user(session, user.id)
+    await session.flush()
+    for user in users:
+        await _publish(
+            session, UserUpdated, user, changed=["organisation_active"], organisation_active=organisation.is_active
+        )
+    logger.info(
+        "client organisation %s %s: %d users' tokens renewed",
+        organisation.client_id,
+        "reactivated" if organisation.is_active else "deactivated",
+        len(users),
     )
 
 

@@ -32,8 +32,12 @@ def mif_service(tmp_path_factory: pytest.TempPathFactory) -> ServiceUnderTest:
         settings_overrides={
             "bcrypt_rounds": 4,
             "key_dir": tmp_path_factory.mktemp("auth-keys"),
-            "login_max_failures_per_account": 3,
+            "login_max_failures_per_account": 3,  # per (account, address)
             "login_max_failures_per_ip": 6,
+            # Delays after 6 failures on an account from everywhere: 1, 2, 4, 8, 8... s.
+            "login_delay_after_failures": 6,
+            "login_delay_max_seconds": 8,
+            "login_alert_after_failures": 4,
         },
     )
 

@@ -138,6 +138,24 @@ async def test_bad_ids(client: httpx.AsyncClient, make_user: MakeUser, user_id: 
     assert_problem(await client.get(f"/api/v1/users/{user_id}", headers=admin["headers"]), 422)
 
 
+# Found by the fuzz suite (tests/reliability/test_fuzz_e2e.py): a client id past PostgreSQL's bigint was a 500.
+OUT_OF_RANGE = 2**63
+
+
+async def test_out_of_range_client_ids_are_422(client: httpx.AsyncClient, make_user: MakeUser) -> None:
+    admin = await make_user("admin")
+    body = {"username": "huge", "full_name": "Huge Id", "email": "huge@mif.ma", "role": "client", "password": PASSWORD}
+    created = await client.post("/api/v1/users", json={**body, "client_id": OUT_OF_RANGE}, headers=admin["headers"])
+    assert assert_problem(created, 422)["errors"][0]["field"] == "client_id"
+    target = await make_user("technicien")
+    changed = await client.put(
+        f"/api/v1/users/{target['id']}", json={"role": "client", "client_id": OUT_OF_RANGE}, headers=admin["headers"]
+    )
+    assert assert_problem(changed, 422)["errors"][0]["field"] == "client_id"
+    listed = await client.get(f"/api/v1/users?client_id={OUT_OF_RANGE}", headers=admin["headers"])
+    assert assert_problem(listed, 422)["errors"][0]["field"] == "client_id"
+
+
 async def test_missing_user_is_404_problem(client: httpx.AsyncClient, make_user: MakeUser) -> None:
     admin = await make_user("admin")
     assert_problem(await client.get("/api/v1/users/987654321", headers=admin["headers"]), 404)
@@ -206,7 +224,7 @@ async def test_request_id_is_echoed_or_minted(client: httpx.AsyncClient) -> None
 
 
 async def test_health_and_metrics(client: httpx.AsyncClient) -> None:
-    assert (await client.get("/health/live")).json() == {"status": "ok"}
+    assert (await client.get("/health/live")).json()["status"] == "ok"
     ready = await client.get("/health/ready")
     assert ready.json()["checks"]["database"] == "ok"
     await client.get("/api/v1/auth/.well-known/jwks.json")
@@ -222,3 +240,19 @@ async def test_openapi_is_served_under_the_service_prefix(client: httpx.AsyncCli
     assert "/api/v1/auth/login" in spec["paths"]
     assert "/api/v1/users" in spec["paths"]
     assert (await client.get("/api/v1/auth/docs")).status_code == 200
+
+
+async def test_refused_sign_ins_and_refreshes_are_documented_problems(
+    client: httpx.AsyncClient, make_user: MakeUser
+) -> None:
+    user = await make_user("technicien")
+    wrong = await client.post("/api/v1/auth/login", data={"username": user["username"], "password": "Wrong-pass-1"})
+    assert assert_problem(wrong, 401)["instance"] == "/api/v1/auth/login"
+    assert wrong.json()["request_id"] == wrong.headers["x-request-id"]
+    refresh = await client.post("/api/v1/auth/refresh", json={"refresh_token": "not-a-token-at-all"})
+    assert assert_problem(refresh, 401)["instance"] == "/api/v1/auth/refresh"
+    spec = (await client.get("/api/v1/auth/openapi.json")).json()
+    login = spec["paths"]["/api/v1/auth/login"]["post"]["responses"]
+    assert {"401", "403", "429"} <= set(login)
+    assert login["429"]["content"] == {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}
+    assert {"401", "403"} <= set(spec["paths"]["/api/v1/auth/refresh"]["post"]["responses"])

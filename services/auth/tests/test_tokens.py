@@ -115,12 +115,15 @@ async def test_refresh_tokens_are_stored_hashed(db_session: AsyncSession, make_u
     assert all(len(h) == 64 for h in stored)
 
 
-async def test_brute_force_locks_the_account_with_retry_after(client: httpx.AsyncClient, make_user: MakeUser) -> None:
+async def test_brute_force_locks_the_account_from_that_address_with_retry_after(
+    client: httpx.AsyncClient, make_user: MakeUser
+) -> None:
     user = await make_user()
     for _ in range(3):
         bad = await client.post("/api/v1/auth/login", data={"username": user["username"], "password": "nope"})
         assert bad.status_code == 401
-    # Even the right password is refused while locked.
+    # Even the right password is refused from this address while locked (test_sign_in_throttling.py: other
+    # addresses are not).
     locked = await client.post("/api/v1/auth/login", data={"username": user["username"], "password": PASSWORD})
     assert locked.status_code == 429
     assert int(locked.headers["retry-after"]) > 0

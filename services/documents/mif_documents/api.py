@@ -22,7 +22,7 @@ from mif_common.auth import CurrentPrincipal, Role
 from mif_common.db import Session
 from mif_common.errors import BadRequest, DomainError
 from mif_common.pagination import PageParams, Sortable, fetch_page, order_by, page_params, page_response
-from mif_common.params import MAX_ID, EntityId
+from mif_common.params import MAX_ID, MAX_REPEATS, EntityId
 from mif_documents import repository as repo
 from mif_documents import service
 from mif_documents.encryption import DecryptionError
@@ -130,7 +130,9 @@ async def list_documents(
     principal: CurrentPrincipal,
     params: Page,
     intervention_id: Annotated[int | None, Query(gt=0, le=MAX_ID)] = None,
-    categorie: Annotated[list[Categorie] | None, Query(description="Repeat for several.")] = None,
+    categorie: Annotated[
+        list[Categorie] | None, Query(max_length=MAX_REPEATS, description="Repeat for several.")
+    ] = None,
     mime: Annotated[str | None, Query(max_length=100)] = None,
     uploaded_by: Annotated[int | None, Query(gt=0, le=MAX_ID)] = None,
 ) -> JSONResponse:
@@ -249,6 +251,7 @@ async def list_intervention_documents(
     responses={
         200: {"content": {"application/octet-stream": {}}, "description": "The whole document."},
         206: {"content": {"application/octet-stream": {}}, "description": "The requested byte range."},
+        416: {"description": "The `Range` starts past the end of the document."},
     },
 )
 async def download_document(

@@ -190,7 +190,8 @@ Answer = tuple[int, Any]
 class StandIn:
     """A real HTTP server on a free loopback port: `GET /api/v1/interventions/{id}` answers from
     `interventions` (id → JSON body with 200, or a status code; unknown ids 404) and records who
-    asked; `GET /api/v1/auth/.well-known/jwks.json` serves `jwks`."""
+    asked; `GET /api/v1/auth/.well-known/jwks.json` serves `jwks`; auth's token states know every user
+    (active, version 0): the test tokens name users of their choosing."""
 
     jwks: Mapping[str, Any] = field(default_factory=lambda: {"keys": []})
     interventions: dict[int, Any] = field(default_factory=dict)
@@ -234,10 +235,18 @@ class StandIn:
         async def jwks(_: Request) -> Response:
             return JSONResponse(dict(self.jwks))
 
+        async def token_states(_: Request) -> Response:
+            return JSONResponse([])
+
+        async def token_state(request: Request) -> Response:
+            return JSONResponse({"user_id": request.path_params["id"], "is_active": True, "token_version": 0})
+
         return Starlette(
             routes=[
                 Route("/api/v1/interventions/{id:int}", intervention),
                 Route("/api/v1/auth/.well-known/jwks.json", jwks),
+                Route("/api/v1/auth/internal/token-states", token_states),
+                Route("/api/v1/auth/internal/token-states/{id:int}", token_state),
             ]
         )
 

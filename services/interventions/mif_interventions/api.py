@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Any
 
@@ -16,6 +16,7 @@ from pydantic import TypeAdapter
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 
 from mif_common.auth import CurrentPrincipal, Principal, Role, require_roles
+from mif_common.datetimes import DateTimeIn
 from mif_common.db import Session
 from mif_common.errors import Unprocessable
 from mif_common.pagination import PageParams, Sortable, fetch_page, order_by, page_headers, page_params
@@ -212,12 +213,6 @@ def _values(
     return out
 
 
-def _utc(value: datetime | None) -> datetime | None:
-    if value is None or value.tzinfo is not None:
-        return value
-    return value.replace(tzinfo=UTC)  # a date-time without offset is read as UTC
-
-
 _Ref = Annotated[int | None, Query(gt=0, le=MAX_ID)]
 _Many = Annotated[list[str] | None, Query(max_length=200, description="Repeat or comma-separate for several.")]
 
@@ -232,10 +227,10 @@ async def filtres(  # async: FastAPI runs a plain `def` dependency in a worker t
     client_id: _Ref = None,
     planning_id: _Ref = None,
     en_retard: Annotated[bool | None, Query(description="Past date_limite and still open.")] = None,
-    date_creation_min: datetime | None = None,
-    date_creation_max: datetime | None = None,
-    date_limite_min: datetime | None = None,
-    date_limite_max: datetime | None = None,
+    date_creation_min: DateTimeIn | None = None,
+    date_creation_max: DateTimeIn | None = None,
+    date_limite_min: DateTimeIn | None = None,
+    date_limite_max: DateTimeIn | None = None,
 ) -> Filtres:
     """The list filters (DOMAIN.md §8); `q` comes with the paging parameters."""
     return Filtres(
@@ -248,10 +243,10 @@ async def filtres(  # async: FastAPI runs a plain `def` dependency in a worker t
         client_id=client_id,
         planning_id=planning_id,
         en_retard=en_retard,
-        date_creation_min=_utc(date_creation_min),
-        date_creation_max=_utc(date_creation_max),
-        date_limite_min=_utc(date_limite_min),
-        date_limite_max=_utc(date_limite_max),
+        date_creation_min=date_creation_min,
+        date_creation_max=date_creation_max,
+        date_limite_min=date_limite_min,
+        date_limite_max=date_limite_max,
     )
 
 
@@ -640,12 +635,12 @@ async def stats(session: ReadSession, principal: CurrentPrincipal) -> dict[str, 
 async def kpis(
     session: ReadSession,
     principal: CurrentPrincipal,
-    du: Annotated[datetime | None, Query(description="Period start (default: 30 days before `au`).")] = None,
-    au: Annotated[datetime | None, Query(description="Period end, excluded (default: now).")] = None,
+    du: Annotated[DateTimeIn | None, Query(description="Period start (default: 30 days before `au`).")] = None,
+    au: Annotated[DateTimeIn | None, Query(description="Period end, excluded (default: now).")] = None,
 ) -> dict[str, Any]:
     at = service.now()
-    default_du, default_au = dashboard.default_period(_utc(au) or at)
-    start, end = _utc(du) or default_du, _utc(au) or default_au
+    default_du, default_au = dashboard.default_period(au or at)
+    start, end = du or default_du, au or default_au
     if start >= end:
         raise Unprocessable(
             "The period is empty: `du` must be before `au`.", errors=[{"field": "du", "message": "must be before au"}]

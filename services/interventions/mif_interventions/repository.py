@@ -16,6 +16,7 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlalchemy.orm import QueryableAttribute
 
+from mif_common.db import DRIVER_ERRORS, driver_error
 from mif_common.replicas import upsert_if_newer
 from mif_interventions.models import (
     OPEN_STATUTS,
@@ -304,22 +305,25 @@ async def page_and_total(
     sql = list_sql(terms, sort, order, connection.dialect)
     driver = (await connection.get_raw_connection()).driver_connection
     assert driver is not None
-    records = await _fetch(driver, sql.page, {**values, "limit": limit, "offset": offset})
+    records = await _fetch(connection, driver, sql.page, {**values, "limit": limit, "offset": offset})
     if records:
         keys = list(records[0].keys())[:-1]  # the last column is the total
         return [dict(zip(keys, r, strict=False)) for r in records], int(records[0][-1])
     if offset == 0:
         return [], 0
-    return [], int((await _fetch(driver, sql.count, values))[0][0])
+    return [], int((await _fetch(connection, driver, sql.count, values))[0][0])
 
 
-async def _fetch(driver: asyncpg.Connection, sql: CompiledSql, values: Mapping[str, Any]) -> list[asyncpg.Record]:
+async def _fetch(
+    connection: AsyncConnection, driver: asyncpg.Connection, sql: CompiledSql, values: Mapping[str, Any]
+) -> list[asyncpg.Record]:
     """Run on the asyncpg connection; its errors come out as SQLAlchemy's `DBAPIError` carrying them, as
-    from any other statement, so the app answers alike (a database shutting down is a 503, and so on)."""
+    from any other statement, so the app answers alike (a database shutting down or a connection closed
+    by the server is a 503, and that connection is never reused: `mif_common.db.driver_error`)."""
     try:
         records: list[asyncpg.Record] = await driver.fetch(sql.text, *sql.args(values))
-    except (asyncpg.PostgresError, asyncpg.InterfaceError) as error:
-        raise sa.exc.DBAPIError(sql.text, None, error) from error
+    except DRIVER_ERRORS as error:
+        raise await driver_error(connection, sql.text, error) from error
     return records
 
 

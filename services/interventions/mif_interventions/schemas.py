@@ -18,6 +18,7 @@ from pydantic import (
 )
 
 from mif_common.bodies import RefId, Strict, blank_to_none, refuse_null, single_line, text_block
+from mif_common.datetimes import AwareDateTimeIn
 from mif_interventions.models import ActionHistorique, Priorite, Statut, TypeIntervention, canonical_priorite
 
 Titre = Annotated[
@@ -46,7 +47,7 @@ class InterventionCreate(Strict):
     type: TypeIntervention
     priorite: PrioriteIn = Priorite.normale
     urgence: bool = Field(default=False, description="true forces priorite 'urgente'.")
-    date_limite: AwareDatetime | None = Field(
+    date_limite: AwareDateTimeIn | None = Field(
         default=None, description="Deadline (with a time zone); defaults from the priority's SLA."
     )
     technicien_id: RefId | None = Field(
@@ -70,7 +71,7 @@ class InterventionUpdate(Strict):
     type: TypeIntervention | None = None
     priorite: PrioriteIn | None = None
     urgence: bool | None = None
-    date_limite: AwareDatetime | None = None
+    date_limite: AwareDateTimeIn | None = None
     equipement_id: RefId | None = None
     duree_estimee: Minutes | None = None
     duree_reelle: Minutes | None = None

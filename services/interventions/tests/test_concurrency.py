@@ -66,6 +66,7 @@ async def live(race_database: TestDatabase, mif_keys: TestKeys, mif_amqp_url: st
         background_tasks=False,
         log_json=False,
         assets_url="http://127.0.0.1:9",
+        revocation_enabled=False,  # the test tokens' users are known to no auth
     )
     app = create_app(settings)
     async with app.router.lifespan_context(app):

@@ -36,6 +36,12 @@ class NotificationsSettings(ServiceSettings):
     # After a wake-up, wait this long so that a burst of notifications shares one SMTP session.
     sender_batch_window: float = Field(default=0.2, ge=0, le=10)
     sender_batch_size: int = Field(default=20, ge=1, le=500)
+    # Lateness (late interventions, overdue plan occurrences) is e-mailed in digests: one e-mail per
+    # recipient once the oldest waiting item has waited this long (at most one digest per interval);
+    # in-app notifications stay one per item. 0: at the sender's next pass.
+    digest_interval_seconds: float = Field(default=900.0, ge=0, le=86_400)
+    # Items listed in one digest e-mail (the others are counted, and are in the app).
+    digest_max_items: int = Field(default=50, ge=1, le=1000)
 
     # Live stream: a comment line this often keeps proxies from closing an idle stream.
     sse_heartbeat_seconds: float = Field(default=15.0, gt=0)

@@ -6,7 +6,9 @@ handled once, its writes and the inbox row commit together).
 - `interventions.intervention.*.v1` → the `intervention_ref` replica; assignment, start, closure,
   cancellation and lateness notify (see `service`).
 - `planning.occurrence.reminder.v1`, `planning.plan.overdue.v1` → `rappel` / `retard`.
+- `planning.plan.suspended.v1` → `information` to every active manager.
 - `documents.document.uploaded.v1` → the intervention's participants.
+- `auth.sign_in_attempts.failed.v1` → the account's user (its password is being guessed).
 
 A payload that does not match its contract is a validation error: dead-lettered at once.
 """
@@ -23,6 +25,8 @@ from mif_notifications.schemas import (
     InterventionFact,
     OccurrenceFact,
     OverdueFact,
+    SignInFailuresFact,
+    SuspendedFact,
     TechnicienFact,
     UserFact,
 )
@@ -61,6 +65,14 @@ async def on_plan_overdue(session: AsyncSession, event: CloudEvent) -> None:
     await service.plan_overdue(session, fact=OverdueFact.model_validate(event.data), event=event)
 
 
+async def on_plan_suspended(session: AsyncSession, event: CloudEvent) -> None:
+    await service.plan_suspended(session, fact=SuspendedFact.model_validate(event.data), event=event)
+
+
+async def on_sign_in_failures(session: AsyncSession, event: CloudEvent) -> None:
+    await service.sign_in_failures(session, fact=SignInFailuresFact.model_validate(event.data), event=event)
+
+
 HANDLERS: dict[str, Handler] = {
     "auth.user.created.v1": on_user_created,
     **{f"auth.user.{verb}.v1": on_user_changed for verb in ("updated", "deactivated", "activated")},
@@ -68,5 +80,7 @@ HANDLERS: dict[str, Handler] = {
     **{intervention_event_type(verb): on_intervention for verb in INTERVENTION_VERBS},
     "planning.occurrence.reminder.v1": on_occurrence_reminder,
     "planning.plan.overdue.v1": on_plan_overdue,
+    "planning.plan.suspended.v1": on_plan_suspended,
     "documents.document.uploaded.v1": on_document_uploaded,
+    "auth.sign_in_attempts.failed.v1": on_sign_in_failures,
 }

@@ -80,17 +80,114 @@ def render(email: Email, *, settings: NotificationsSettings) -> tuple[str, str]:
     return text, html
 
 
+def _message(
+    *, to_name: str, to_address: str, subject_line: str, date: datetime, idstring: str, settings: NotificationsSettings
+) -> EmailMessage:
+    message = EmailMessage()
+    message["From"] = settings.smtp_from
+    message["To"] = Address(display_name=to_name, addr_spec=to_address)
+    message["Subject"] = subject_line
+    message["Date"] = format_datetime(date)
+    domain = parseaddr(settings.smtp_from)[1].rpartition("@")[2] or "mif.ma"
+    message["Message-ID"] = make_msgid(idstring=idstring, domain=domain)
+    return message
+
+
 def build_message(email: Email, *, settings: NotificationsSettings) -> EmailMessage:
     """A multipart/alternative message (text first, then HTML)."""
     text, html = render(email, settings=settings)
-    message = EmailMessage()
-    message["From"] = settings.smtp_from
-    message["To"] = Address(display_name=email.to_name, addr_spec=email.to_address)
-    message["Subject"] = subject(email)
-    message["Date"] = format_datetime(email.date_envoi)
-    domain = parseaddr(settings.smtp_from)[1].rpartition("@")[2] or "mif.ma"
-    message["Message-ID"] = make_msgid(idstring=f"notification-{email.notification_id}", domain=domain)
+    message = _message(
+        to_name=email.to_name,
+        to_address=email.to_address,
+        subject_line=subject(email),
+        date=email.date_envoi,
+        idstring=f"notification-{email.notification_id}",
+        settings=settings,
+    )
     message["X-MIF-Notification-Id"] = str(email.notification_id)
+    message["Auto-Submitted"] = "auto-generated"
+    message.set_content(text)
+    message.add_alternative(html, subtype="html")
+    return message
+
+
+# --- the lateness digest ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class DigestItem:
+    """One late item of a digest: a `retard` notification."""
+
+    notification_id: int
+    titre: str
+    contenu: str
+    intervention_id: int | None
+    date_envoi: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Digest:
+    """One recipient's late items, told in one e-mail."""
+
+    user_id: int
+    to_address: str
+    to_name: str
+    items: Sequence[DigestItem]
+    date_envoi: datetime
+
+
+def _elements(count: int) -> str:
+    return f"{count} élément en retard" if count == 1 else f"{count} éléments en retard"
+
+
+def digest_subject(digest: Digest) -> str:
+    return f"[MIF] Retards : {_elements(len(digest.items))}"
+
+
+def render_digest(digest: Digest, *, settings: NotificationsSettings) -> tuple[str, str]:
+    """The text and HTML bodies of a digest: the first `digest_max_items` items, the others counted."""
+    base = settings.app_url.rstrip("/")
+    shown = digest.items[: settings.digest_max_items]
+    context = {
+        "destinataire": digest.to_name,
+        "titre": _elements(len(digest.items)).capitalize(),
+        "contenu": "Récapitulatif des retards signalés depuis le précédent envoi. Chacun figure aussi dans vos "
+        "notifications MIF Maintenance.",
+        "libelle": LIBELLES[TypeNotification.retard],
+        "intervention_id": None,
+        "lien": base,
+        "date_envoi": format_date(digest.date_envoi),
+        "items": [
+            {
+                "titre": item.titre,
+                "contenu": item.contenu,
+                "intervention_id": item.intervention_id,
+                "lien": f"{base}/interventions/{item.intervention_id}" if item.intervention_id else base,
+                "date": format_date(item.date_envoi),
+            }
+            for item in shown
+        ],
+        "autres": len(digest.items) - len(shown),
+        "lien_notifications": f"{base}/notifications",
+    }
+    text = _environment.get_template("digest_retard.txt").render(context)
+    html = _environment.get_template("digest_retard.html").render(context)
+    return text, html
+
+
+def build_digest_message(digest: Digest, *, settings: NotificationsSettings) -> EmailMessage:
+    """One multipart/alternative message for all of a recipient's late items."""
+    text, html = render_digest(digest, settings=settings)
+    first = min(item.notification_id for item in digest.items)
+    message = _message(
+        to_name=digest.to_name,
+        to_address=digest.to_address,
+        subject_line=digest_subject(digest),
+        date=digest.date_envoi,
+        idstring=f"digest-{digest.user_id}-{first}",
+        settings=settings,
+    )
+    message["X-MIF-Digest-Items"] = str(len(digest.items))
     message["Auto-Submitted"] = "auto-generated"
     message.set_content(text)
     message.add_alternative(html, subtype="html")

@@ -40,9 +40,11 @@ def create_app(settings: NotificationsSettings | None = None) -> FastAPI:
             title="MIF notifications service",
             description=(
                 "In-app notifications (list, read, delete, unread count, live stream over Server-Sent Events), "
-                "e-mail delivery over SMTP with retries, per-user channel preferences, and managers' manual "
+                "e-mail delivery over SMTP with retries (lateness: one digest per recipient and interval), per-user "
+                "channel preferences, and managers' manual "
                 "messages. Consumes `auth.user.*.v1`, `planning.technicien.*.v1`, "
                 "`interventions.intervention.*.v1`, `planning.occurrence.reminder.v1`, `planning.plan.overdue.v1`, "
+                "`planning.plan.suspended.v1`, "
                 "`documents.document.uploaded.v1`; publishes `notifications.notification.sent|failed.v1`."
             ),
             routers=[router],

@@ -12,7 +12,15 @@ from datetime import UTC, datetime, tzinfo
 from functools import lru_cache
 
 from mif_notifications.models import CONTENU_MAX, TITRE_MAX, TypeNotification
-from mif_notifications.schemas import DocumentFact, InterventionFact, OccurrenceFact, OverdueFact, UserFact
+from mif_notifications.schemas import (
+    DocumentFact,
+    InterventionFact,
+    OccurrenceFact,
+    OverdueFact,
+    SignInFailuresFact,
+    SuspendedFact,
+    UserFact,
+)
 
 # Dates in messages are shown in Morocco's time, where the business and its users are.
 DISPLAY_TIMEZONE = "Africa/Casablanca"
@@ -131,6 +139,18 @@ def overdue(fact: OverdueFact) -> Message:
     )
 
 
+def plan_suspended(fact: SuspendedFact) -> Message:
+    equipement = _equipement(fact.equipement_nom, fact.equipement_id)
+    return Message(
+        TypeNotification.information,
+        f"Plan préventif suspendu automatiquement : {equipement}",
+        f"Le plan de maintenance préventive n°{fact.planning_id} ({equipement}, {fact.frequence}) a été suspendu : "
+        f"il a généré {fact.generated_last_hour} intervention(s) en moins d'une heure (limite : "
+        f"{fact.max_per_hour} par heure). Aucune intervention n'est plus créée pour lui. Vérifiez sa prochaine "
+        f"date ({format_date(fact.due_at)}) et sa fréquence, puis réactivez-le.",
+    )
+
+
 def document_uploaded(fact: DocumentFact, *, titre: str | None) -> Message:
     intervention = f"l'intervention n°{fact.intervention_id}" + (f" « {titre} »" if titre else "")
     categorie = f" ({fact.categorie})" if fact.categorie else ""
@@ -149,4 +169,18 @@ def welcome(fact: UserFact) -> Message:
         "Bienvenue sur MIF Maintenance",
         f"Bonjour {fact.full_name}, votre compte « {fact.username} » (rôle {role}) a été créé. "
         "Vous recevrez ici les notifications qui vous concernent.",
+    )
+
+
+def sign_in_failures(fact: SignInFailuresFact) -> Message:
+    minutes = max(1, round(fact.window_seconds / 60))
+    adresses = "une adresse" if fact.addresses == 1 else f"{fact.addresses} adresses"
+    return Message(
+        TypeNotification.information,
+        "Tentatives de connexion échouées sur votre compte",
+        f"{fact.failures} tentatives de connexion avec un mauvais mot de passe ont été faites sur votre compte "
+        f"depuis {adresses} au cours des {minutes} dernières minutes (la dernière le "
+        f"{format_date(fact.occurred_at)}). Votre compte n'est pas bloqué : ces tentatives sont ralenties, et "
+        "une adresse qui insiste est refusée. Si ce n'était pas vous, changez votre mot de passe et prévenez "
+        "un administrateur.",
     )

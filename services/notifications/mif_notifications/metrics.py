@@ -8,5 +8,6 @@ NOTIFICATIONS_CREATED = Counter("mif_notifications_created_total", "Notification
 DELIVERIES = Counter(
     "mif_notifications_deliveries_total", "Delivery attempts by channel and outcome", ["canal", "outcome"]
 )
+DIGESTS = Counter("mif_notifications_digests_total", "Lateness digest e-mails by outcome", ["outcome"])
 DELIVERIES_PENDING = Gauge("mif_notifications_deliveries_pending", "Deliveries waiting to be sent")
 LIVE_STREAMS = Gauge("mif_notifications_live_streams", "Open live streams (SSE) in this process")

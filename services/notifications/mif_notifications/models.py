@@ -73,6 +73,9 @@ class Notification(Base):
     event_id: Mapped[str | None] = mapped_column(sa.String(100))
     event_type: Mapped[str | None] = mapped_column(sa.String(200))
     sender_id: Mapped[int | None] = mapped_column(sa.BigInteger)
+    # What the notification is about, for facts that must reach a user once whatever the events say
+    # (`retard-intervention:<id>`, `retard-occurrence:<key>`, ...); None for the others.
+    item_key: Mapped[str | None] = mapped_column(sa.String(200))
 
     livraisons: Mapped[list[Livraison]] = relationship(
         back_populates="notification", cascade="all, delete-orphan", passive_deletes=True, order_by="Livraison.id"
@@ -84,6 +87,14 @@ class Notification(Base):
         sa.CheckConstraint("(date_lecture IS NOT NULL) = lue", name="date_lecture_when_lue"),
         # An event notifies each user at most once, whatever happens to the inbox.
         sa.UniqueConstraint("event_id", "user_id", name="uq_notification_event_id_user_id"),
+        # The same item (a late intervention, an overdue occurrence) is told to each user once.
+        sa.Index(
+            "uq_notification_user_id_item_key",
+            "user_id",
+            "item_key",
+            unique=True,
+            postgresql_where=sa.text("item_key IS NOT NULL"),
+        ),
         sa.Index("ix_notification_user_id_id", "user_id", "id"),
         sa.Index("ix_notification_user_id_unread", "user_id", postgresql_where=sa.text("NOT lue")),
     )
@@ -103,6 +114,9 @@ class Livraison(Base):
     last_error: Mapped[str | None] = mapped_column(sa.String(500))
     sent_at: Mapped[datetime | None] = mapped_column(sa.DateTime(timezone=True))
     created_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True), server_default=sa.func.now())
+    # An e-mail that goes out in its recipient's digest (lateness), with the other items of the interval,
+    # instead of a message of its own: the sender sends it through `EmailDigest`.
+    digest: Mapped[bool] = mapped_column(sa.Boolean, server_default=sa.false())
 
     notification: Mapped[Notification] = relationship(back_populates="livraisons")
 
@@ -110,8 +124,34 @@ class Livraison(Base):
         sa.CheckConstraint(f"canal IN {_in(Canal)}", name="canal"),
         sa.CheckConstraint(f"statut IN {_in(StatutLivraison)}", name="statut"),
         sa.UniqueConstraint("notification_id", "canal", name="uq_delivery_notification_id_canal"),
-        # The sender only ever scans pending rows, in due order.
-        sa.Index("ix_delivery_due", "next_attempt_at", postgresql_where=sa.text("statut = 'pending'")),
+        # The sender only ever scans pending rows, in due order (digest items: per recipient, below).
+        sa.Index("ix_delivery_due", "next_attempt_at", postgresql_where=sa.text("statut = 'pending' AND NOT digest")),
+        sa.Index(
+            "ix_delivery_digest_pending", "notification_id", postgresql_where=sa.text("statut = 'pending' AND digest")
+        ),
+    )
+
+
+class EmailDigest(Base):
+    """A recipient's digest of late items: its pending `digest` deliveries go out as ONE e-mail once the
+    oldest has waited `digest_interval_seconds` (so at most one digest per interval and recipient). The
+    sender claims due rows with `FOR UPDATE SKIP LOCKED`, like deliveries: each digest is sent once,
+    whatever the replicas and restarts."""
+
+    __tablename__ = "email_digest"
+
+    user_id: Mapped[int] = mapped_column(sa.BigInteger, primary_key=True, autoincrement=False)
+    # Since when items wait (the first one queued, or the last digest sent when more came meanwhile);
+    # None: nothing waits.
+    pending_since: Mapped[datetime | None] = mapped_column(sa.DateTime(timezone=True))
+    # Not before this (the lease of a claimed digest, or the back-off after a failure); None: no wait.
+    retry_at: Mapped[datetime | None] = mapped_column(sa.DateTime(timezone=True))
+    attempts: Mapped[int] = mapped_column(sa.Integer, server_default="0")  # of the digest being sent
+    last_error: Mapped[str | None] = mapped_column(sa.String(500))
+    last_sent_at: Mapped[datetime | None] = mapped_column(sa.DateTime(timezone=True))
+
+    __table_args__ = (
+        sa.Index("ix_email_digest_pending", "pending_since", postgresql_where=sa.text("pending_since IS NOT NULL")),
     )
 
 

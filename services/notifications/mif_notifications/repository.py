@@ -16,6 +16,7 @@ from mif_common.replicas import upsert_if_newer
 from mif_notifications.models import (
     DEFAULT_PREFERENCES,
     Canal,
+    EmailDigest,
     InterventionRef,
     Livraison,
     Notification,
@@ -181,15 +182,13 @@ async def set_preferences(session: AsyncSession, *, user_id: int, choices: Mappi
 
 
 async def insert_notifications(session: AsyncSession, rows: Sequence[Mapping[str, Any]]) -> dict[int, int]:
-    """Insert notifications, skipping (event, user) pairs that exist; returns user_id → new id."""
+    """Insert notifications, skipping (event, user) and (user, item) pairs that exist; returns user_id →
+    new id."""
     if not rows:
         return {}
     # One statement with its parameters apart (not a literal multi-row VALUES): compiled and prepared once.
-    statement = (
-        pg_insert(Notification)
-        .on_conflict_do_nothing(constraint="uq_notification_event_id_user_id")
-        .returning(Notification.user_id, Notification.id)
-    )
+    # No conflict target: both unique keys (event, user) and (user, item) skip a row.
+    statement = pg_insert(Notification).on_conflict_do_nothing().returning(Notification.user_id, Notification.id)
     result = await session.execute(statement, list(rows))
     return {user_id: notification_id for user_id, notification_id in result}
 
@@ -197,6 +196,21 @@ async def insert_notifications(session: AsyncSession, rows: Sequence[Mapping[str
 async def insert_deliveries(session: AsyncSession, rows: Sequence[Mapping[str, Any]]) -> None:
     if rows:
         await session.execute(sa.insert(Livraison), list(rows))
+
+
+async def queue_digests(session: AsyncSession, user_ids: Sequence[int]) -> None:
+    """The recipients have an item waiting for their digest: a digest with nothing waiting starts waiting
+    now; one already waiting keeps its start (so its e-mail is not put off by each new item)."""
+    if not user_ids:
+        return
+    insert = pg_insert(EmailDigest).values([{"user_id": uid, "pending_since": sa.func.now()} for uid in user_ids])
+    await session.execute(
+        insert.on_conflict_do_update(
+            index_elements=[EmailDigest.user_id],
+            set_={"pending_since": insert.excluded.pending_since},
+            where=EmailDigest.pending_since.is_(None),
+        )
+    )
 
 
 def notifications_query(*, user_id: int, lue: bool | None, type_: str | None) -> sa.Select[Notification]:

@@ -84,6 +84,21 @@ class OverdueFact(Fact):
     occurred_at: AwareDatetime
 
 
+class SuspendedFact(Fact):
+    """`planning.plan.suspended.v1`."""
+
+    planning_id: Id
+    equipement_id: Id
+    equipement_nom: str | None = None
+    technicien_id: Id | None = None
+    frequence: str
+    due_at: AwareDatetime
+    generated_last_hour: int
+    max_per_hour: int
+    reason: str
+    occurred_at: AwareDatetime
+
+
 class DocumentFact(Fact):
     """`documents.document.uploaded.v1`."""
 
@@ -96,6 +111,17 @@ class DocumentFact(Fact):
     uploaded_by: Id | None = None
     client_id: Id | None = None
     technicien_id: Id | None = None
+    occurred_at: AwareDatetime
+
+
+class SignInFailuresFact(Fact):
+    """`auth.sign_in_attempts.failed.v1`: someone is guessing the password of `user_id`."""
+
+    user_id: Id
+    failures: int = Field(ge=1)
+    addresses: int = Field(ge=1)
+    window_seconds: int = Field(ge=1)
+    since: AwareDatetime
     occurred_at: AwareDatetime
 
 

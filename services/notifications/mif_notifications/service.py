@@ -10,11 +10,15 @@ Who is told what (DOMAIN.md §4, §5, §7), recipients resolved from the local r
 | intervention late | retard | the technician's user and every active manager (admin, responsable) |
 | plan occurrence reminder | rappel | the plan technician's user and every active manager |
 | plan overdue | retard | the same |
+| plan suspended by planning's circuit breaker | information | every active manager |
 | document uploaded | information | the requester, the technician's user, the client organisation's users |
 | user created | information | the new user (welcome) |
+| sign-in failures on an account (auth, once per window) | information | the account's user |
 
 Nobody is told about their own action (the fact's actor, the uploader), deactivated users are never
-notified, and each (event, user) pair gives one notification at most.
+notified, and each (event, user) pair gives one notification at most. Lateness (a late intervention, an
+overdue occurrence) reaches each user once per item (`item_key`), and its e-mails go out in one digest
+per recipient and interval (`delivery.DeliverySender.send_digests`), not one e-mail per item.
 """
 
 from __future__ import annotations
@@ -50,6 +54,8 @@ from mif_notifications.schemas import (
     OverdueFact,
     PreferencesOut,
     PreferencesUpdate,
+    SignInFailuresFact,
+    SuspendedFact,
     TechnicienFact,
     UserFact,
 )
@@ -105,12 +111,15 @@ async def notify(
     message: Message,
     origin: Origin,
     exclude: Iterable[int | None] = (),
+    item_key: str | None = None,
+    digest: bool = False,
 ) -> list[int]:
     """Create one notification per recipient (in-app) and its deliveries per enabled channel, in the
     caller's transaction; wake the live streams and the sender at commit. Returns the new ids.
 
     Deactivated users are skipped. Users the replica does not know (yet) are notified in-app; their
-    e-mail waits for the address. A user already notified for this event is skipped."""
+    e-mail waits for the address. A user already notified for this event is skipped, and so is a user
+    already notified about `item_key`. With `digest`, the e-mail waits for the recipient's digest."""
     excluded = {uid for uid in exclude if uid is not None}
     wanted = list(dict.fromkeys(uid for uid in user_ids if uid is not None and uid not in excluded))
     if not wanted:
@@ -131,24 +140,29 @@ async def notify(
                 "event_id": origin.event_id,
                 "event_type": origin.event_type,
                 "sender_id": origin.sender_id,
+                "item_key": item_key,
             }
             for uid in recipients
         ],
     )
     if not created:
         return []
-    deliveries = []
+    deliveries, digests = [], []
     for uid, notification_id in created.items():
         for canal in channels[uid]:
             deliverable = canal in DELIVERABLE
+            grouped = digest and canal is Canal.email
             deliveries.append(
                 {
                     "notification_id": notification_id,
                     "canal": canal.value,
                     "statut": (StatutLivraison.pending if deliverable else StatutLivraison.failed).value,
                     "last_error": None if deliverable else NOT_CONFIGURED.format(canal=canal.value),
+                    "digest": grouped,
                 }
             )
+            if grouped:
+                digests.append(uid)
             if not deliverable:
                 await publish_delivery(
                     session,
@@ -162,6 +176,7 @@ async def notify(
                     error=NOT_CONFIGURED.format(canal=canal.value),
                 )
     await repo.insert_deliveries(session, deliveries)
+    await repo.queue_digests(session, digests)
     payloads = [f"{uid}:{nid}" for uid, nid in created.items()]
     await session.execute(
         sa.text("SELECT pg_notify(:channel, p) FROM unnest(CAST(:payloads AS text[])) AS p"),
@@ -294,7 +309,15 @@ async def intervention_changed(session: AsyncSession, *, fact: InterventionFact,
             return
         users = [await _technicien_user(session, fact.technicien_id, required=False)]
         users.extend(await repo.active_users_with_roles(session, MANAGER_ROLES))
-        await notify(session, user_ids=users, message=messages.late(fact), origin=origin, exclude=[fact.actor_id])
+        await notify(
+            session,
+            user_ids=users,
+            message=messages.late(fact),
+            origin=origin,
+            exclude=[fact.actor_id],
+            item_key=f"retard-intervention:{fact.intervention_id}",
+            digest=True,
+        )
 
 
 async def occurrence_reminder(session: AsyncSession, *, fact: OccurrenceFact, event: CloudEvent) -> None:
@@ -308,7 +331,40 @@ async def plan_overdue(session: AsyncSession, *, fact: OverdueFact, event: Cloud
     users = [await _technicien_user(session, fact.technicien_id, required=False)]
     users.extend(await repo.active_users_with_roles(session, MANAGER_ROLES))
     message = messages.overdue(fact)
-    await notify(session, user_ids=users, message=message, origin=Origin.of(event))
+    await notify(
+        session,
+        user_ids=users,
+        message=message,
+        origin=Origin.of(event),
+        item_key=f"retard-occurrence:{fact.occurrence_key}",
+        digest=True,
+    )
+
+
+async def plan_suspended(session: AsyncSession, *, fact: SuspendedFact, event: CloudEvent) -> None:
+    """planning's circuit breaker stopped a plan: every active manager is told, in-app and by e-mail (not
+    in a digest: a manager has something to do), once per suspension."""
+    managers = await repo.active_users_with_roles(session, MANAGER_ROLES)
+    await notify(
+        session,
+        user_ids=managers,
+        message=messages.plan_suspended(fact),
+        origin=Origin.of(event),
+        item_key=f"plan-suspendu:{fact.planning_id}:{fact.occurred_at.isoformat()}",
+    )
+
+
+async def sign_in_failures(session: AsyncSession, *, fact: SignInFailuresFact, event: CloudEvent) -> None:
+    """Someone is guessing a user's password: that user is told, in-app and by e-mail at once (not in a
+    digest: they may have a password to change). auth publishes it once per window; a republication of
+    the same fact (`occurred_at`) reaches the user once too."""
+    await notify(
+        session,
+        user_ids=[fact.user_id],
+        message=messages.sign_in_failures(fact),
+        origin=Origin.of(event),
+        item_key=f"connexions-echouees:{fact.occurred_at.isoformat()}",
+    )
 
 
 async def document_uploaded(session: AsyncSession, *, fact: DocumentFact, event: CloudEvent) -> None:

@@ -50,7 +50,9 @@ def test_every_consumed_type_has_a_handler() -> None:
         *(f"planning.technicien.{v}.v1" for v in ("created", "updated", "deleted")),
         "planning.occurrence.reminder.v1",
         "planning.plan.overdue.v1",
+        "planning.plan.suspended.v1",
         "documents.document.uploaded.v1",
+        "auth.sign_in_attempts.failed.v1",
     }
 
 

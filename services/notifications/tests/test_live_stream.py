@@ -79,6 +79,8 @@ def running(
                 "MIF_NOTIFICATIONS_SMTP_PORT": str(smtp_sink.port),
                 "MIF_NOTIFICATIONS_SSE_HEARTBEAT_SECONDS": "0.5",
                 "MIF_NOTIFICATIONS_OUTBOX_POLL_INTERVAL": "0.5",
+                # No auth runs here: the test tokens' users are known to no token state.
+                "MIF_NOTIFICATIONS_REVOCATION_ENABLED": "false",
             },
             log_dir=Path(tmp_path_factory.mktemp("notifications-live")),
         )

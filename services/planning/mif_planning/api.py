@@ -10,15 +10,17 @@ from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from fastapi.responses import JSONResponse
 
 from mif_common.auth import Manager, Principal, Role, require_roles
+from mif_common.datetimes import DateTimeIn
 from mif_common.db import Session
 from mif_common.errors import Unprocessable
+from mif_common.openapi import problem_responses
 from mif_common.pagination import PageParams, Sortable, fetch_page, order_by, page_params, page_response
-from mif_common.params import MAX_ID, EntityId
+from mif_common.params import MAX_ID, MAX_REPEATS, EntityId
 from mif_planning import calendrier, service
 from mif_planning import repository as repo
 from mif_planning.config import PlanningSettings
 from mif_planning.frequence import JOURS
-from mif_planning.models import Competence, Disponibilite, Plan, StatutPlan, Technicien, UserRef
+from mif_planning.models import Competence, Disponibilite, Plan, PlanHistorique, StatutPlan, Technicien, UserRef
 from mif_planning.schemas import (
     CalendrierEntree,
     CompetenceCreate,
@@ -27,6 +29,7 @@ from mif_planning.schemas import (
     IcalFeedOut,
     IcalTokenOut,
     PlanCreate,
+    PlanHistoriqueOut,
     PlanOut,
     PlanUpdate,
     RecommandationOut,
@@ -144,7 +147,9 @@ async def list_techniciens(
     session: Session,
     principal: Staff,
     params: Page,
-    disponibilite: Annotated[list[Disponibilite] | None, Query(description="Repeat for several.")] = None,
+    disponibilite: Annotated[
+        list[Disponibilite] | None, Query(max_length=MAX_REPEATS, description="Repeat for several.")
+    ] = None,
     equipe: Annotated[str | None, Query(max_length=100, description="Exact, case-insensitive.")] = None,
     zone: Annotated[str | None, Query(max_length=100, description="Exact, case-insensitive.")] = None,
     competence_id: OptId = None,
@@ -211,7 +216,12 @@ async def recommandation(
     ]
 
 
-@techniciens_router.get("/me", response_model=TechnicienOut, summary="The caller's own technician profile")
+@techniciens_router.get(
+    "/me",
+    response_model=TechnicienOut,
+    summary="The caller's own technician profile",
+    responses=problem_responses(404, s404="The caller has no technician profile."),
+)
 async def my_profile(session: Session, principal: Staff) -> TechnicienOut:
     own = await service.own_profile(session, principal)
     if own is None:
@@ -312,7 +322,7 @@ async def list_plans(
     session: Session,
     principal: Staff,
     params: Page,
-    statut: Annotated[list[StatutPlan] | None, Query(description="Repeat for several.")] = None,
+    statut: Annotated[list[StatutPlan] | None, Query(max_length=MAX_REPEATS, description="Repeat for several.")] = None,
     frequence: Annotated[str | None, Query(max_length=40, description="Any accepted spelling.")] = None,
     equipement_id: OptId = None,
     technicien_id: OptId = None,
@@ -342,14 +352,15 @@ async def create_plan(
     return (await service.plans_out(session, [plan]))[0]
 
 
-# A date alone ("2026-03-01") is accepted: midnight UTC.
-DateParam = datetime
+# A date alone ("2026-03-01") is accepted: midnight UTC. Years 1900-2999 (mif_common.datetimes).
+DateParam = DateTimeIn
 
 
 @planning_router.get(
     "/calendrier",
     response_model=list[CalendrierEntree],
     summary="Schedule: plan occurrences and assigned interventions in a window (a technician: its own)",
+    responses=problem_responses(404, s404="A technician asked for another technician's schedule (`technicien_id`)."),
 )
 async def calendrier_entries(
     session: Session,
@@ -410,15 +421,38 @@ async def get_plan(plan_id: EntityId, session: Session, principal: Staff) -> Pla
     return (await service.plans_out(session, [plan]))[0]
 
 
+_HISTORIQUE_SORT: dict[str, Sortable] = {"id": PlanHistorique.id, "horodatage": PlanHistorique.horodatage}
+
+
+@planning_router.get(
+    "/{plan_id}/historique",
+    response_model=list[PlanHistoriqueOut],
+    summary="A preventive plan's history, oldest first (a technician: its own plans)",
+)
+async def plan_historique(
+    plan_id: EntityId, request: Request, session: Session, principal: Staff, params: Page
+) -> JSONResponse:
+    plan = await service.get_plan(session, plan_id=plan_id, principal=principal)
+    query = repo.historique_query(plan.id).order_by(
+        *order_by(params.sort, _HISTORIQUE_SORT, default=[PlanHistorique.id])
+    )
+    rows, total = await fetch_page(session, query, params)
+    return page_response(request, [PlanHistoriqueOut.model_validate(r) for r in rows], total=total, params=params)
+
+
 @planning_router.put("/{plan_id}", response_model=PlanOut, summary="Edit a preventive plan (partial)")
-async def update_plan(plan_id: EntityId, body: PlanUpdate, request: Request, session: Session, _: Manager) -> PlanOut:
-    plan = await service.update_plan(session, plan_id=plan_id, data=body, caller=caller_of(request))
+async def update_plan(
+    plan_id: EntityId, body: PlanUpdate, request: Request, session: Session, actor: Manager
+) -> PlanOut:
+    plan = await service.update_plan(
+        session, plan_id=plan_id, data=body, caller=caller_of(request), actor_id=actor.user_id
+    )
     return (await service.plans_out(session, [plan]))[0]
 
 
 @planning_router.delete("/{plan_id}", status_code=204, summary="Delete a preventive plan")
-async def delete_plan(plan_id: EntityId, session: Session, _: Manager) -> Response:
-    await service.delete_plan(session, plan_id=plan_id)
+async def delete_plan(plan_id: EntityId, session: Session, actor: Manager) -> Response:
+    await service.delete_plan(session, plan_id=plan_id, actor_id=actor.user_id)
     return Response(status_code=204)
 
 
@@ -430,8 +464,13 @@ async def delete_plan(plan_id: EntityId, session: Session, _: Manager) -> Respon
 async def redate_plan(
     plan_id: EntityId,
     session: Session,
-    _: Manager,
-    nouvelle_date: Annotated[DateParam, Query(description="The new next due date (ISO 8601).")],
+    actor: Manager,
+    nouvelle_date: Annotated[
+        DateParam,
+        Query(description="The new next due date (ISO 8601); not more than one interval of the plan's frequency ago."),
+    ],
 ) -> PlanOut:
-    plan = await service.redate_plan(session, plan_id=plan_id, nouvelle_date=as_utc(nouvelle_date))
+    plan = await service.redate_plan(
+        session, plan_id=plan_id, nouvelle_date=as_utc(nouvelle_date), actor_id=actor.user_id
+    )
     return (await service.plans_out(session, [plan]))[0]

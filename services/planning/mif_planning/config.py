@@ -20,11 +20,16 @@ class PlanningSettings(ServiceSettings):
     # Where the gateway is reachable from outside: the iCalendar feed URLs handed out start with it.
     public_url: str = "http://127.0.0.1:8000"
 
-    # Preventive scheduler (DOMAIN.md §5): how often due plans are looked for, how many plans one pass
-    # handles, and how many missed occurrences of one plan one pass emits (the rest: next passes).
+    # Preventive scheduler (DOMAIN.md §5): how often due plans are looked for and how many plans one pass
+    # handles. A plan that missed several occurrences generates only the most recent one; the skipped ones
+    # are written to its history one row each, up to `scheduler_skipped_history_cap`, the older ones in
+    # one summary row.
     scheduler_interval_seconds: float = Field(default=60.0, gt=0, le=3600)
     scheduler_batch_size: int = Field(default=200, ge=1, le=10_000)
-    scheduler_max_catch_up: int = Field(default=50, ge=1, le=10_000)
+    scheduler_skipped_history_cap: int = Field(default=100, ge=0, le=10_000)
+    # Circuit breaker: a plan that would generate more occurrences than this in an hour (re-dated again
+    # and again, say) is suspended, and `planning.plan.suspended.v1` tells the managers.
+    max_occurrences_per_plan_per_hour: int = Field(default=6, ge=1, le=10_000)
     # A `planning.occurrence.reminder.v1` goes out this long before an occurrence's due date (0: never).
     reminder_lead_minutes: int = Field(default=1440, ge=0, le=60 * 24 * 90)
     # An occurrence whose intervention is not closed by the next due date, or this long after its own

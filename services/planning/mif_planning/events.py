@@ -87,6 +87,26 @@ class PlanOverdue(EventPayload):
     occurred_at: datetime
 
 
+class PlanSuspended(EventPayload):
+    """The scheduler's circuit breaker suspended a plan (statut `suspendu`): generating its next
+    occurrence (`due_at`) would have made more than `max_per_hour` occurrences of that plan within an
+    hour (`generated_last_hour` were already generated). Nothing is generated until a manager resumes
+    it; `reason` is the sentence its history shows. Sent once per suspension; notifications tells every
+    active manager."""
+
+    event_type: ClassVar[str] = "planning.plan.suspended.v1"
+    planning_id: int
+    equipement_id: int
+    equipement_nom: str | None = None
+    technicien_id: int | None = None
+    frequence: str
+    due_at: datetime
+    generated_last_hour: int
+    max_per_hour: int
+    reason: str
+    occurred_at: datetime
+
+
 ALL_EVENTS = (
     TechnicienCreated,
     TechnicienUpdated,
@@ -94,4 +114,5 @@ ALL_EVENTS = (
     OccurrenceDue,
     OccurrenceReminder,
     PlanOverdue,
+    PlanSuspended,
 )

@@ -21,8 +21,8 @@ def create_app(settings: PlanningSettings | None = None) -> FastAPI:
                 "Technicians (profiles, competences, availability, workload, recommendation), preventive plans "
                 "and their scheduler, the technicians' schedule and its iCalendar feed. Publishes "
                 "`planning.technicien.*.v1`, `planning.occurrence.due.v1`, `planning.occurrence.reminder.v1`, "
-                "`planning.plan.overdue.v1`; consumes `auth.user.*.v1`, `assets.equipement.*.v1` and "
-                "`interventions.intervention.*.v1`."
+                "`planning.plan.overdue.v1`, `planning.plan.suspended.v1`; consumes `auth.user.*.v1`, "
+                "`assets.equipement.*.v1` and `interventions.intervention.*.v1`."
             ),
             routers=[techniciens_router, planning_router],
             handlers=HANDLERS,

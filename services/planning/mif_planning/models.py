@@ -5,8 +5,10 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
+from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 from mif_common.db import new_metadata
@@ -40,6 +42,17 @@ class StatutPlan(StrEnum):
     suspendu = "suspendu"
     termine = "termine"
     en_retard = "en_retard"
+
+
+class ActionHistorique(StrEnum):
+    """What a row of a plan's history records."""
+
+    creation = "creation"
+    modification = "modification"  # PUT: the fields changed, before and after
+    redatation = "redatation"  # PATCH .../dates: the old and the new next date
+    suppression = "suppression"  # DELETE: the plan as it was
+    occurrences_sautees = "occurrences_sautees"  # missed occurrences the scheduler did not generate
+    suspension_automatique = "suspension_automatique"  # the circuit breaker suspended the plan
 
 
 # Plans that generate occurrences: `en_retard` is an `actif` plan with an overdue occurrence, it keeps
@@ -255,4 +268,24 @@ class Occurrence(Base):
             "deadline_at",
             postgresql_where=sa.text("emitted_at IS NOT NULL AND overdue_at IS NULL"),
         ),
+    )
+
+
+class PlanHistorique(Base):
+    """A plan's history: one row per change or scheduler decision, written in the transaction that made
+    it. Append-only: a trigger refuses UPDATE, DELETE and TRUNCATE (migration 0003). No foreign key, so
+    the history of a deleted plan outlives it (its last row says who deleted it)."""
+
+    __tablename__ = "plan_historique"
+
+    id: Mapped[int] = mapped_column(sa.BigInteger, sa.Identity(), primary_key=True)
+    planning_id: Mapped[int] = mapped_column(sa.BigInteger)
+    action: Mapped[str] = mapped_column(sa.String(30))
+    detail: Mapped[dict[str, Any]] = mapped_column(JSONB)
+    user_id: Mapped[int | None] = mapped_column(sa.BigInteger)  # None: the scheduler
+    horodatage: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True), server_default=sa.func.now())
+
+    __table_args__ = (
+        sa.CheckConstraint(f"action IN {_in(ActionHistorique)}", name="action"),
+        sa.Index("ix_plan_historique_planning_id_id", "planning_id", "id"),
     )

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -15,11 +15,13 @@ from mif_planning.models import (
     INTERVENTION_OUVERTE,
     INTERVENTION_RESOLUE,
     STATUTS_GENERATEURS,
+    ActionHistorique,
     Competence,
     EquipementRef,
     InterventionRef,
     Occurrence,
     Plan,
+    PlanHistorique,
     Technicien,
     TechnicienCompetence,
     UserRef,
@@ -368,6 +370,40 @@ def plans_in_window_query(*, technicien_id: int | None, end: datetime) -> sa.Sel
     if technicien_id is not None:
         query = query.where(Plan.technicien_id == technicien_id)
     return query.order_by(Plan.id)
+
+
+# --- a plan's history ----------------------------------------------------------------------------
+
+
+async def add_historique(session: AsyncSession, rows: Sequence[Mapping[str, Any]]) -> None:
+    """Append rows to plans' history (one statement, its parameters apart)."""
+    if rows:
+        await session.execute(sa.insert(PlanHistorique), list(rows))
+
+
+def historique_query(planning_id: int) -> sa.Select[PlanHistorique]:
+    return sa.select(PlanHistorique).where(PlanHistorique.planning_id == planning_id)
+
+
+async def last_automatic_suspension(session: AsyncSession, planning_id: int) -> datetime | None:
+    """When the circuit breaker last suspended a plan, if ever."""
+    value: datetime | None = await session.scalar(
+        sa.select(sa.func.max(PlanHistorique.horodatage)).where(
+            PlanHistorique.planning_id == planning_id,
+            PlanHistorique.action == ActionHistorique.suspension_automatique.value,
+        )
+    )
+    return value
+
+
+async def emitted_between(session: AsyncSession, planning_id: int, *, after: datetime, until: datetime) -> int:
+    """How many occurrences of a plan were generated in (after, until]."""
+    value = await session.scalar(
+        sa.select(sa.func.count())
+        .select_from(Occurrence)
+        .where(Occurrence.planning_id == planning_id, Occurrence.emitted_at > after, Occurrence.emitted_at <= until)
+    )
+    return int(value or 0)
 
 
 # --- the scheduler's claims (FOR UPDATE SKIP LOCKED: replicas never wait for nor double each other) --

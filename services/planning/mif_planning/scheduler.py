@@ -9,9 +9,13 @@ its outbox events and moves its dates in that same transaction, and commits. So:
 - each occurrence's event is written once: the `occurrence` row (unique `occurrence_key`) is stamped
   (`emitted_at`, `reminder_sent_at`, `overdue_at`) in the transaction that adds the event, and a
   stamp already there means the event was already written;
-- after downtime every missed occurrence is emitted once, oldest first, at most
-  `scheduler_max_catch_up` per plan and pass; a plan further behind goes on at the next pass (one
-  pass is never stuck on one plan, and the catch-up is spread out instead of arriving all at once).
+- after downtime (or a plan resumed, or stored with a date far in the past) a plan generates ONE
+  occurrence, the most recent one due, and records the skipped ones in its history; its next date
+  becomes the next one to come. That is arithmetic, O(1) per plan however far behind it is, so a pass
+  is never stuck on one plan and nothing arrives in a flood (each missed occurrence would be late
+  already, and each lateness is told to people);
+- a plan that would generate more than `max_occurrences_per_plan_per_hour` in an hour is suspended
+  instead (the circuit breaker), and `planning.plan.suspended.v1` tells the managers.
 
 Like the consumer wrapper, this module owns its transactions: the service functions it calls only
 flush. The pass functions take the time as a parameter so tests can move the clock.

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, date, datetime, time
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     AfterValidator,
@@ -18,8 +18,9 @@ from pydantic import (
 )
 
 from mif_common.bodies import RefId, Strict, blank_to_none, refuse_null, single_line, text_block
+from mif_common.datetimes import DateTimeIn
 from mif_common.frequences import JOURS, Frequence, FrequenceIn
-from mif_planning.models import Disponibilite, Niveau, StatutPlan
+from mif_planning.models import ActionHistorique, Disponibilite, Niveau, StatutPlan
 
 
 def as_utc(value: datetime | date) -> datetime:
@@ -40,9 +41,10 @@ Block1000 = Annotated[
 ]
 OptLine100 = Annotated[Line100 | None, BeforeValidator(blank_to_none)]
 OptBlock1000 = Annotated[Block1000 | None, BeforeValidator(blank_to_none)]
-# A date alone ("2026-03-01") is accepted by `datetime` itself (midnight, then read as UTC).
+# A date alone ("2026-03-01") is accepted by `datetime` itself (midnight, then read as UTC); years
+# 1900-2999 (mif_common.datetimes: a date near year 9999 would overflow once moved to UTC or by a period).
 DateIn = Annotated[
-    datetime,
+    DateTimeIn,
     AfterValidator(as_utc),
     Field(description="ISO 8601; a date alone means midnight UTC, a time without offset is UTC."),
 ]
@@ -256,6 +258,24 @@ class PlanOut(BaseModel):
     @staticmethod
     def jours(frequence: str) -> int:
         return JOURS[Frequence(frequence)]
+
+
+class PlanHistoriqueOut(BaseModel):
+    """One row of a plan's history (docs/planning.md, "History")."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    planning_id: int
+    action: ActionHistorique
+    detail: dict[str, Any] = Field(
+        description="creation, suppression: the plan's fields; modification: `avant` and `apres` of the fields "
+        "changed; redatation: `avant`, `apres`; occurrences_sautees: `nombre` and `due_at` + `occurrence_key` "
+        "(one occurrence) or `premiere` + `derniere` (a summary), `remplacees_par` (the occurrence generated "
+        "instead); suspension_automatique: `raison`, `generees_derniere_heure`, `limite_par_heure`."
+    )
+    user_id: int | None = Field(description="Who did it; null for the scheduler.")
+    horodatage: datetime
 
 
 class CalendrierEntree(BaseModel):

@@ -31,17 +31,19 @@ from mif_planning.events import (
     OccurrenceDue,
     OccurrenceReminder,
     PlanOverdue,
+    PlanSuspended,
     TechnicienCreated,
     TechnicienDeleted,
     TechnicienEvent,
     TechnicienUpdated,
 )
-from mif_planning.frequence import Frequence, FrequenceInconnue, interval, next_date, parse_frequence
+from mif_planning.frequence import JOURS, Frequence, FrequenceInconnue, interval, parse_frequence
 from mif_planning.models import (
     DISPONIBILITES_MANUELLES,
     INTERVENTION_EN_COURS,
     INTERVENTION_RESOLUE,
     NIVEAU_RANG,
+    ActionHistorique,
     Competence,
     Disponibilite,
     EquipementRef,
@@ -116,6 +118,13 @@ class ReferenceInconnue(Unprocessable):
     slug = "unknown-reference"
 
 
+class DateTropAncienne(Unprocessable):
+    """A next due date more than one interval in the past: the scheduler would have occurrences to
+    catch up (it generates only the most recent one; the point is not to create work already late)."""
+
+    slug = "prochaine-date-too-old"
+
+
 class ChampReserve(Forbidden):
     slug = "field-reserved-to-managers"
 
@@ -126,6 +135,11 @@ class VerificationIndisponible(ServiceUnavailable):
 
 def now() -> datetime:
     return datetime.now(UTC)
+
+
+def iso(value: datetime) -> str:
+    """UTC ISO 8601 with `Z`, as the API shows dates."""
+    return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
 def occurrence_key(planning_id: int, due_at: datetime) -> str:
@@ -670,12 +684,77 @@ async def _assignable(session: AsyncSession, technicien_id: int) -> Technicien:
     return technicien
 
 
+# Below "one interval ago", a few minutes of grace: the time between reading a refusal's earliest date
+# (or computing "one interval ago" in a client) and sending it.
+PAST_GRACE = timedelta(minutes=5)
+
+_PLAN_FIELDS = (
+    "equipement_id",
+    "frequence",
+    "prochaine_date",
+    "derniere_date",
+    "statut",
+    "commentaire",
+    "technicien_id",
+)
+
+
+def earliest_prochaine_date(frequence: Frequence, *, at: datetime) -> datetime:
+    """The earliest next due date a plan of this frequency may be given at `at`: one interval back, less
+    the grace, to the minute. Anything earlier would have occurrences to catch up."""
+    return (at - interval(frequence) - PAST_GRACE).replace(second=0, microsecond=0)
+
+
+def check_prochaine_date(value: datetime, frequence: Frequence, *, field: str, at: datetime) -> None:
+    """Refuse (422) a next due date more than one interval of `frequence` in the past (docs/planning.md)."""
+    earliest = earliest_prochaine_date(frequence, at=at)
+    if value >= earliest:
+        return
+    jours = JOURS[frequence]
+    raise DateTropAncienne(
+        f"The next due date {iso(value)} is more than one interval of the frequency '{frequence.value}' "
+        f"({jours} day{'s' if jours > 1 else ''}) in the past; the earliest date accepted is {iso(earliest)}. "
+        "Give that date or a later one (a plan's next date is usually to come).",
+        errors=[{"field": field, "message": f"earlier than {iso(earliest)}, the earliest date accepted"}],
+        earliest_date=iso(earliest),
+    )
+
+
+def _jsonable(value: Any) -> Any:
+    return iso(value) if isinstance(value, datetime) else value
+
+
+def _snapshot(plan: Plan, fields: Sequence[str] = _PLAN_FIELDS) -> dict[str, Any]:
+    return {field: _jsonable(getattr(plan, field)) for field in fields}
+
+
+def _historique_row(
+    planning_id: int, action: ActionHistorique, detail: dict[str, Any], *, user_id: int | None, at: datetime
+) -> dict[str, Any]:
+    return {"planning_id": planning_id, "action": action.value, "detail": detail, "user_id": user_id, "horodatage": at}
+
+
+async def _historique(
+    session: AsyncSession,
+    planning_id: int,
+    action: ActionHistorique,
+    detail: dict[str, Any],
+    *,
+    user_id: int | None,
+    at: datetime,
+) -> None:
+    await repo.add_historique(session, [_historique_row(planning_id, action, detail, user_id=user_id, at=at)])
+
+
 async def create_plan(session: AsyncSession, *, data: PlanCreate, actor: Principal, caller: Caller) -> Plan:
-    """A plan on an existing equipment; its first due date defaults to one interval from now."""
+    """A plan on an existing equipment; its first due date defaults to one interval from now, and may
+    not lie more than one interval in the past."""
+    at = now()
+    if data.prochaine_date is not None:
+        check_prochaine_date(data.prochaine_date, data.frequence, field="prochaine_date", at=at)
     await _equipement_for_plan(session, equipement_id=data.equipement_id, caller=caller)
     if data.technicien_id is not None:
         await _assignable(session, data.technicien_id)
-    at = now()
     plan = Plan(
         equipement_id=data.equipement_id,
         frequence=data.frequence.value,
@@ -689,6 +768,7 @@ async def create_plan(session: AsyncSession, *, data: PlanCreate, actor: Princip
     )
     session.add(plan)
     await session.flush()
+    await _historique(session, plan.id, ActionHistorique.creation, _snapshot(plan), user_id=actor.user_id, at=at)
     return plan
 
 
@@ -711,39 +791,63 @@ async def _plan_for_update(session: AsyncSession, plan_id: int) -> Plan:
     return plan
 
 
-async def update_plan(session: AsyncSession, *, plan_id: int, data: PlanUpdate, caller: Caller) -> Plan:
-    """Partial update (a new `prochaine_date` here corrects the date; PATCH .../dates re-dates)."""
+async def update_plan(
+    session: AsyncSession, *, plan_id: int, data: PlanUpdate, caller: Caller, actor_id: int | None = None
+) -> Plan:
+    """Partial update (a new `prochaine_date` here corrects the date; PATCH .../dates re-dates). When the
+    date or the frequency changes, the date may not lie more than one interval in the past."""
     plan = await _plan_for_update(session, plan_id)
     sent: dict[str, Any] = data.model_dump(exclude_unset=True)
     values: dict[str, Any] = {k: v.value if isinstance(v, Frequence | StatutPlan) else v for k, v in sent.items()}
     changes = {k: v for k, v in values.items() if getattr(plan, k) != v}
+    at = now()
+    if "prochaine_date" in changes or "frequence" in changes:
+        check_prochaine_date(
+            changes.get("prochaine_date", plan.prochaine_date),
+            Frequence(changes.get("frequence", plan.frequence)),
+            field="prochaine_date" if "prochaine_date" in changes else "frequence",
+            at=at,
+        )
     if "equipement_id" in changes:
         await _equipement_for_plan(session, equipement_id=changes["equipement_id"], caller=caller)
     if changes.get("technicien_id") is not None:
         await _assignable(session, changes["technicien_id"])
     if changes:
+        avant = _snapshot(plan, list(changes))
         for key, value in changes.items():
             setattr(plan, key, value)
-        plan.date_modification = now()
+        plan.date_modification = at
         await session.flush()
+        detail = {"avant": avant, "apres": _snapshot(plan, list(changes))}
+        await _historique(session, plan.id, ActionHistorique.modification, detail, user_id=actor_id, at=at)
     return plan
 
 
-async def redate_plan(session: AsyncSession, *, plan_id: int, nouvelle_date: datetime) -> Plan:
-    """Move the next occurrence to `nouvelle_date`; the old next date becomes `derniere_date`."""
+async def redate_plan(
+    session: AsyncSession, *, plan_id: int, nouvelle_date: datetime, actor_id: int | None = None
+) -> Plan:
+    """Move the next occurrence to `nouvelle_date` (not more than one interval in the past); the old next
+    date becomes `derniere_date`."""
     plan = await _plan_for_update(session, plan_id)
+    at, nouvelle_date = now(), as_utc(nouvelle_date)
+    check_prochaine_date(nouvelle_date, Frequence(plan.frequence), field="nouvelle_date", at=at)
+    avant = plan.prochaine_date
     plan.derniere_date = plan.prochaine_date
-    plan.prochaine_date = as_utc(nouvelle_date)
-    plan.date_modification = now()
+    plan.prochaine_date = nouvelle_date
+    plan.date_modification = at
     await session.flush()
+    detail = {"avant": iso(avant), "apres": iso(nouvelle_date)}
+    await _historique(session, plan.id, ActionHistorique.redatation, detail, user_id=actor_id, at=at)
     return plan
 
 
-async def delete_plan(session: AsyncSession, *, plan_id: int) -> None:
-    """Delete a plan and its occurrences (interventions already generated stay)."""
+async def delete_plan(session: AsyncSession, *, plan_id: int, actor_id: int | None = None) -> None:
+    """Delete a plan and its occurrences (interventions already generated stay; its history too)."""
     plan = await _plan_for_update(session, plan_id)
+    snapshot = _snapshot(plan)
     await session.delete(plan)
     await session.flush()
+    await _historique(session, plan_id, ActionHistorique.suppression, snapshot, user_id=actor_id, at=now())
 
 
 async def plans_out(session: AsyncSession, plans: Sequence[Plan]) -> list[PlanOut]:
@@ -801,52 +905,163 @@ def deadline(due_at: datetime, frequence: Frequence, settings: PlanningSettings)
 
 
 async def emit_due_occurrences(session: AsyncSession, *, plan: Plan, at: datetime, settings: PlanningSettings) -> int:
-    """Emit `planning.occurrence.due.v1` once per due occurrence of a claimed (locked) plan, oldest
-    first, and move its dates on; at most `scheduler_max_catch_up` occurrences. Returns how many."""
-    frequence = Frequence(plan.frequence)
+    """Generate a claimed (locked) plan's due occurrence: ONE `planning.occurrence.due.v1`, for the most
+    recent occurrence due by `at`, however many were missed (a stopped suite, a plan resumed after a
+    suspension, a date far in the past), as cron-like schedulers do: the missed ones would all be late
+    already. The skipped ones go to the plan's history; `derniere_date` becomes the generated one and
+    `prochaine_date` the next one to come. O(1) in the number of missed intervals (arithmetic, no loop).
+
+    The occurrence key (plan id + due date) keeps it exactly-once. Before generating, the circuit breaker:
+    a plan that would exceed `max_occurrences_per_plan_per_hour` is suspended instead. Returns how many
+    events were written (0 or 1)."""
+    step = interval(Frequence(plan.frequence))
+    first = plan.prochaine_date
+    if first > at:
+        return 0
+    skipped = (at - first) // step  # whole intervals from the first missed occurrence to now
+    due = first + skipped * step  # the most recent occurrence due by `at`
+    key = occurrence_key(plan.id, due)
     equipement = await repo.equipement_ref(session, plan.equipement_id)
     technicien_id = await _default_assignee(session, plan)
-    emitted = 0
-    for _ in range(settings.scheduler_max_catch_up):
-        if plan.prochaine_date > at:
-            break
-        due = plan.prochaine_date
-        key = occurrence_key(plan.id, due)
-        fresh = await repo.record_occurrence(
+    existing = await repo.occurrence_by_key(session, key)
+    if (existing is None or existing.emitted_at is None) and await _circuit_breaker_trips(
+        session, plan=plan, due=due, at=at, settings=settings, equipement=equipement, technicien_id=technicien_id
+    ):
+        return 0
+    if skipped:
+        await repo.add_historique(
             session,
-            values={
-                "occurrence_key": key,
-                "planning_id": plan.id,
-                "equipement_id": plan.equipement_id,
-                "technicien_id": technicien_id,
-                "due_at": due,
-                "emitted_at": at,
-                "deadline_at": deadline(due, frequence, settings),
-            },
-            stamp="emitted_at",
+            _skipped_rows(plan.id, first=first, count=skipped, step=step, replaced_by=key, at=at, settings=settings),
         )
-        if fresh:
-            await add_event(
-                session,
-                OccurrenceDue(
-                    occurrence_key=key,
-                    planning_id=plan.id,
-                    equipement_id=plan.equipement_id,
-                    equipement_nom=equipement.nom if equipement else None,
-                    technicien_id=technicien_id,
-                    due_at=due,
-                    frequence=frequence.value,
-                    commentaire=plan.commentaire,
-                    occurred_at=at,
-                ),
-                subject=plan.id,
-            )
-            emitted += 1
-        plan.derniere_date = due
-        plan.prochaine_date = next_date(due, frequence)
-        plan.date_modification = at
+    fresh = await repo.record_occurrence(
+        session,
+        values={
+            "occurrence_key": key,
+            "planning_id": plan.id,
+            "equipement_id": plan.equipement_id,
+            "technicien_id": technicien_id,
+            "due_at": due,
+            "emitted_at": at,
+            "deadline_at": deadline(due, Frequence(plan.frequence), settings),
+        },
+        stamp="emitted_at",
+    )
+    if fresh:
+        await add_event(
+            session,
+            OccurrenceDue(
+                occurrence_key=key,
+                planning_id=plan.id,
+                equipement_id=plan.equipement_id,
+                equipement_nom=equipement.nom if equipement else None,
+                technicien_id=technicien_id,
+                due_at=due,
+                frequence=plan.frequence,
+                commentaire=plan.commentaire,
+                occurred_at=at,
+            ),
+            subject=plan.id,
+        )
+    plan.derniere_date = due
+    plan.prochaine_date = due + step
+    plan.date_modification = at
     await session.flush()
-    return emitted
+    return int(fresh)
+
+
+def _skipped_rows(
+    planning_id: int,
+    *,
+    first: datetime,
+    count: int,
+    step: timedelta,
+    replaced_by: str,
+    at: datetime,
+    settings: PlanningSettings,
+) -> list[dict[str, Any]]:
+    """History rows for `count` skipped occurrences from `first` on, oldest first: the most recent
+    `scheduler_skipped_history_cap` one row each, the older ones in one summary row."""
+    recorded = min(count, settings.scheduler_skipped_history_cap)
+    summarised = count - recorded
+    action = ActionHistorique.occurrences_sautees
+    rows = []
+    if summarised:
+        detail = {
+            "nombre": summarised,
+            "premiere": iso(first),
+            "derniere": iso(first + (summarised - 1) * step),
+            "remplacees_par": replaced_by,
+        }
+        rows.append(_historique_row(planning_id, action, detail, user_id=None, at=at))
+    for n in range(summarised, count):
+        due = first + n * step
+        detail = {
+            "nombre": 1,
+            "due_at": iso(due),
+            "occurrence_key": occurrence_key(planning_id, due),
+            "remplacees_par": replaced_by,
+        }
+        rows.append(_historique_row(planning_id, action, detail, user_id=None, at=at))
+    return rows
+
+
+async def _circuit_breaker_trips(
+    session: AsyncSession,
+    *,
+    plan: Plan,
+    due: datetime,
+    at: datetime,
+    settings: PlanningSettings,
+    equipement: EquipementRef | None,
+    technicien_id: int | None,
+) -> bool:
+    """Whether generating one more occurrence of the plan would exceed `max_occurrences_per_plan_per_hour`
+    over the last hour (since its last automatic suspension, if later: a manager who resumes a plan gives
+    it a fresh hour). If so the plan is suspended, its history says why, and `planning.plan.suspended.v1`
+    tells the managers, once (the plan, suspended, is no longer claimed)."""
+    limit = settings.max_occurrences_per_plan_per_hour
+    since = at - timedelta(hours=1)
+    suspended_before = await repo.last_automatic_suspension(session, plan.id)
+    if suspended_before is not None and suspended_before > since:
+        since = suspended_before
+    generated = await repo.emitted_between(session, plan.id, after=since, until=at)
+    if generated < limit:
+        return False
+    reason = (
+        f"Le plan n°{plan.id} a déjà généré {generated} intervention(s) dans la dernière heure (limite : {limit} "
+        f"par heure) ; il est suspendu pour ne pas créer d'interventions en rafale. Vérifiez sa prochaine date et "
+        "sa fréquence, puis réactivez-le (statut actif)."
+    )
+    previous = plan.statut
+    plan.statut = StatutPlan.suspendu.value
+    plan.date_modification = at
+    await session.flush()
+    detail = {
+        "raison": reason,
+        "generees_derniere_heure": generated,
+        "limite_par_heure": limit,
+        "occurrence_non_generee": iso(due),
+        "statut_precedent": previous,
+    }
+    await _historique(session, plan.id, ActionHistorique.suspension_automatique, detail, user_id=None, at=at)
+    await add_event(
+        session,
+        PlanSuspended(
+            planning_id=plan.id,
+            equipement_id=plan.equipement_id,
+            equipement_nom=equipement.nom if equipement else None,
+            technicien_id=technicien_id,
+            frequence=plan.frequence,
+            due_at=due,
+            generated_last_hour=generated,
+            max_per_hour=limit,
+            reason=reason,
+            occurred_at=at,
+        ),
+        subject=plan.id,
+    )
+    logger.warning("plan %s suspended by the circuit breaker: %s", plan.id, reason)
+    return True
 
 
 async def send_reminder(session: AsyncSession, *, plan: Plan, at: datetime, settings: PlanningSettings) -> bool:

@@ -6,7 +6,7 @@ import httpx
 
 
 async def test_probes_metrics_and_openapi(client: httpx.AsyncClient) -> None:
-    assert (await client.get("/health/live")).json() == {"status": "ok"}
+    assert (await client.get("/health/live")).json()["status"] == "ok"
     ready = await client.get("/health/ready")
     assert ready.json()["checks"]["database"] == "ok"
     metrics = await client.get("/metrics")
@@ -26,6 +26,7 @@ async def test_probes_metrics_and_openapi(client: httpx.AsyncClient) -> None:
         "/api/v1/planning/ical/{token}",
         "/api/v1/planning/{plan_id}",
         "/api/v1/planning/{plan_id}/dates",
+        "/api/v1/planning/{plan_id}/historique",
     } == paths
     assert (await client.get("/api/v1/planning/docs")).status_code == 200
 

@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from mif_planning.testing import Headers
+from mif_planning.testing import Headers, MakeTech
 
 
 async def writes(db_session: AsyncSession) -> tuple[int, ...]:
@@ -66,7 +66,7 @@ async def test_malformed_bodies_write_nothing(
         ("/api/v1/techniciens", {"user_id": 5, "is_admin": True}, "is_admin"),
         ("/api/v1/techniciens", {"user_id": 5, "competences": [{"id": 1, "niveau": "maitre"}]}, "competences.0.niveau"),
         ("/api/v1/techniciens", {"user_id": 5, "competences_ids": [1, 1]}, "body"),
-        ("/api/v1/techniciens", {"user_id": 5, "equipe": "a\x00b"}, "equipe"),
+        ("/api/v1/techniciens", {"user_id": 5, "equipe": "a\x01b"}, "equipe"),  # NUL: test_hostile_input
         ("/api/v1/techniciens/competences", {"nom": ""}, "nom"),
         ("/api/v1/techniciens/competences", {"nom": "x" * 101}, "nom"),
         ("/api/v1/planning", {"equipement_id": 1}, "frequence"),
@@ -117,3 +117,18 @@ async def test_missing_resources_are_404(client: httpx.AsyncClient, manager: Hea
     for path in ("/api/v1/techniciens/987654", "/api/v1/techniciens/competences/987654", "/api/v1/planning/987654"):
         assert_problem(await client.get(path, headers=manager), 404)
     assert_problem(await client.get("/api/v1/techniciens/me", headers=manager), 404)
+
+
+async def test_the_404s_it_answers_are_in_its_openapi(
+    client: httpx.AsyncClient, manager: Headers, make_technicien: MakeTech
+) -> None:
+    """Found by the fuzz suite (tests/reliability/test_fuzz_e2e.py): these 404s were not documented."""
+    me = await make_technicien()
+    assert_problem(await client.get("/api/v1/techniciens/me", headers=manager), 404)
+    # A technician naming another technician's schedule (or no technician's).
+    nobody = {"technicien_id": 987654}
+    assert_problem(await client.get("/api/v1/planning/calendrier", params=nobody, headers=me.headers), 404)
+    spec = (await client.get("/api/v1/planning/openapi.json")).json()
+    for path in ("/api/v1/techniciens/me", "/api/v1/planning/calendrier"):
+        answer = spec["paths"][path]["get"]["responses"]["404"]
+        assert answer["content"] == {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}

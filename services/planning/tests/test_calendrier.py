@@ -15,11 +15,17 @@ from mif_planning.config import PlanningSettings
 from mif_planning.scheduler import run_due_pass
 from mif_planning.testing import Deliver, Headers, Make, MakeTech, intervention_data, user_data
 
-T0 = datetime(2026, 3, 2, 8, 0, tzinfo=UTC)
+# Next year (a plan's next date may not be more than one interval ago): 2 March, 08:00 UTC.
+T0 = datetime(datetime.now(UTC).year + 1, 3, 2, 8, 0, tzinfo=UTC)
 
 
 def iso(value: datetime) -> str:
     return value.isoformat().replace("+00:00", "Z")
+
+
+def day(offset: int) -> str:
+    """The date `offset` days after T0's, as a query parameter."""
+    return (T0 + timedelta(days=offset)).date().isoformat()
 
 
 async def calendar(client: httpx.AsyncClient, headers: Headers, **params: Any) -> httpx.Response:
@@ -51,24 +57,24 @@ async def test_the_schedule_combines_occurrences_and_interventions(
             titre="Fuite vanne",
         ),
     )
-    response = await calendar(client, manager, **{"from": "2026-03-01", "to": "2026-03-20", "technicien_id": tech.id})
+    response = await calendar(client, manager, **{"from": day(-1), "to": day(18), "technicien_id": tech.id})
     assert response.status_code == 200, response.text
     entries = response.json()
     assert [(e["type"], e["debut"], e["statut"]) for e in entries] == [
-        ("occurrence", "2026-03-02T08:00:00Z", "generee"),
-        ("intervention", "2026-03-04T08:00:00Z", "en_cours"),
-        ("occurrence", "2026-03-09T08:00:00Z", "prevue"),
-        ("occurrence", "2026-03-16T08:00:00Z", "prevue"),
+        ("occurrence", iso(T0), "generee"),
+        ("intervention", iso(T0 + timedelta(days=2)), "en_cours"),
+        ("occurrence", iso(T0 + timedelta(days=7)), "prevue"),
+        ("occurrence", iso(T0 + timedelta(days=14)), "prevue"),
     ]
     first = entries[0]
-    assert first["uid"] == f"occurrence-{weekly['id']}-20260302T080000Z"
-    assert first["occurrence_key"] == f"{weekly['id']}:2026-03-02T08:00:00+00:00"
+    assert first["uid"] == f"occurrence-{weekly['id']}-{T0:%Y%m%dT%H%M%SZ}"
+    assert first["occurrence_key"] == f"{weekly['id']}:{T0.isoformat()}"
     assert first["titre"] == f"Maintenance préventive - {weekly['equipement']['nom']}"
-    assert first["fin"] == "2026-03-02T09:00:00Z" and first["technicien_id"] == tech.id
+    assert first["fin"] == iso(T0 + timedelta(hours=1)) and first["technicien_id"] == tech.id
     assert entries[1]["titre"] == "Fuite vanne" and entries[1]["priorite"] == "haute"
     assert entries[1]["uid"] == "intervention-910001"
     # Everyone's schedule for a manager: the daily plan of the other technician is there too.
-    everyone = (await calendar(client, manager, **{"from": "2026-03-01", "to": "2026-03-20"})).json()
+    everyone = (await calendar(client, manager, **{"from": day(-1), "to": day(18)})).json()
     assert {e["technicien_id"] for e in everyone} >= {tech.id, other.id}
 
 
@@ -78,9 +84,9 @@ async def test_a_technician_sees_only_its_own_schedule(
     me, other = await make_technicien(), await make_technicien()
     await make_plan(frequence="weekly", prochaine_date=iso(T0), technicien_id=me.id)
     await make_plan(frequence="weekly", prochaine_date=iso(T0), technicien_id=other.id)
-    mine = (await calendar(client, me.headers, **{"from": "2026-03-01", "to": "2026-03-31"})).json()
+    mine = (await calendar(client, me.headers, **{"from": day(-1), "to": day(29)})).json()
     assert mine and {e["technicien_id"] for e in mine} == {me.id}
-    assert (await calendar(client, me.headers, **{"from": "2026-03-01", "technicien_id": other.id})).status_code == 404
+    assert (await calendar(client, me.headers, **{"from": day(-1), "technicien_id": other.id})).status_code == 404
     no_profile = auth_headers("technicien", user_id=123_456_789)
     assert (await calendar(client, no_profile)).json() == []
 

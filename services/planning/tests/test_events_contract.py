@@ -10,6 +10,7 @@ from mif_planning.events import (
     OccurrenceDue,
     OccurrenceReminder,
     PlanOverdue,
+    PlanSuspended,
     TechnicienCreated,
     TechnicienDeleted,
     TechnicienUpdated,
@@ -34,6 +35,7 @@ def test_the_event_types_are_the_contract_ones() -> None:
         "planning.occurrence.due.v1",
         "planning.occurrence.reminder.v1",
         "planning.plan.overdue.v1",
+        "planning.plan.suspended.v1",
     ]
 
 
@@ -49,3 +51,6 @@ def test_payload_fields_are_the_contract_ones() -> None:
     assert set(OccurrenceReminder.model_fields) == due | {"lead_minutes"}
     overdue_sentence = section("planning.plan.overdue.v1").split("Fields:", 1)[1].split(". ", 1)[0]
     assert set(PlanOverdue.model_fields) == set(re.findall(r"`([a-z_]+)`", overdue_sentence))
+    suspended = table_fields("planning.plan.suspended.v1")
+    assert len(suspended) == 10
+    assert set(PlanSuspended.model_fields) == suspended

@@ -1,6 +1,8 @@
 """The preventive scheduler (DOMAIN.md §5): one `planning.occurrence.due.v1` per occurrence, with a
-stable key, whatever re-runs, pauses or concurrent replicas; suspended plans generate nothing;
-reminders before the due date; overdue occurrences reported once.
+stable key, whatever re-runs, pauses or concurrent replicas; missed occurrences collapse into the most
+recent one (the skipped ones in the plan's history); suspended plans generate nothing; the circuit
+breaker suspends a plan generating too much; reminders before the due date; overdue occurrences
+reported once.
 
 The passes are called directly with a chosen clock (`at`); most tests run them inside the test's
 rolled-back transaction, the concurrency test on two engines of its own with real commits."""
@@ -9,7 +11,9 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import time
 from collections import Counter
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -22,7 +26,9 @@ from mif_planning.config import PlanningSettings
 from mif_planning.scheduler import run_due_pass, run_overdue_pass, run_pass, run_reminder_pass
 from mif_planning.testing import Deliver, Headers, Make, MakeTech, intervention_data, outbox_envelopes
 
-T0 = datetime(2026, 3, 2, 8, 0, tzinfo=UTC)
+# Next year, 2 March 08:00 UTC: plans made through the API at T0 minus a few days are not "more than one
+# interval in the past" (refused), and the passes are run with a clock of their own.
+T0 = datetime(datetime.now(UTC).year + 1, 3, 2, 8, 0, tzinfo=UTC)
 Sessions = async_sessionmaker[AsyncSession]
 
 
@@ -41,6 +47,12 @@ async def plan_state(client: httpx.AsyncClient, manager: Headers, plan_id: int) 
     return body
 
 
+async def history(client: httpx.AsyncClient, manager: Headers, plan_id: int, action: str) -> list[dict[str, Any]]:
+    response = await client.get(f"/api/v1/planning/{plan_id}/historique", headers=manager)
+    assert response.status_code == 200, response.text
+    return [row for row in response.json() if row["action"] == action]
+
+
 async def test_a_due_plan_emits_one_event_and_moves_on(
     client: httpx.AsyncClient,
     manager: Headers,
@@ -57,19 +69,19 @@ async def test_a_due_plan_emits_one_event_and_moves_on(
     [event] = await due_events(db_session, plan["id"])
     assert event["type"] == "planning.occurrence.due.v1" and event["subject"] == str(plan["id"])
     assert event["data"] == {
-        "occurrence_key": f"{plan['id']}:2026-03-02T08:00:00+00:00",
+        "occurrence_key": f"{plan['id']}:{T0.isoformat()}",
         "planning_id": plan["id"],
         "equipement_id": plan["equipement_id"],
         "equipement_nom": plan["equipement"]["nom"],
         "technicien_id": tech.id,
-        "due_at": "2026-03-02T08:00:00Z",
+        "due_at": iso(T0),
         "frequence": "mensuel",
         "commentaire": "Graissage",
-        "occurred_at": "2026-03-02T08:00:00Z",
+        "occurred_at": iso(T0),
     }
     state = await plan_state(client, manager, plan["id"])
-    assert state["derniere_date"] == "2026-03-02T08:00:00Z"
-    assert state["prochaine_date"] == "2026-04-01T08:00:00Z"  # + 30 days
+    assert state["derniere_date"] == iso(T0)
+    assert state["prochaine_date"] == iso(T0 + timedelta(days=30))
     # Running again, now or a bit later, emits nothing more.
     assert await run_due_pass(sessions, settings=mif_settings, at=T0) == 0
     assert await run_due_pass(sessions, settings=mif_settings, at=T0 + timedelta(days=1)) == 0
@@ -92,13 +104,15 @@ async def test_suspended_and_ended_plans_generate_nothing(
         assert await due_events(db_session, plan["id"]) == []
         assert (await plan_state(client, manager, plan["id"]))["prochaine_date"] == plan["prochaine_date"]
     assert result.due == 0
-    # Resumed: the missed occurrences come out, once each.
+    # Resumed: only the most recent missed occurrence is generated; the 3 before it are skipped.
     await client.put(f"/api/v1/planning/{suspended['id']}", json={"statut": "actif"}, headers=manager)
-    assert await run_due_pass(sessions, settings=mif_settings, at=T0) == 4
-    assert len(await due_events(db_session, suspended["id"])) == 4
+    assert await run_due_pass(sessions, settings=mif_settings, at=T0) == 1
+    [event] = await due_events(db_session, suspended["id"])
+    assert event["data"]["due_at"] == iso(T0)
+    assert len(await history(client, manager, suspended["id"], "occurrences_sautees")) == 3
 
 
-async def test_missed_occurrences_after_a_pause_are_each_emitted_once_in_bounded_passes(
+async def test_a_week_of_missed_occurrences_generates_only_the_most_recent_one(
     client: httpx.AsyncClient,
     manager: Headers,
     make_plan: Make,
@@ -106,27 +120,160 @@ async def test_missed_occurrences_after_a_pause_are_each_emitted_once_in_bounded
     mif_settings: PlanningSettings,
     db_session: AsyncSession,
 ) -> None:
-    settings = mif_settings.model_copy(update={"scheduler_max_catch_up": 4})
-    plan = await make_plan(frequence="journalier", prochaine_date=iso(T0 - timedelta(days=10)))
-    # The service was down for 10 days: 11 occurrences are due (T0-10d .. T0).
-    assert [await run_due_pass(sessions, settings=settings, at=T0) for _ in range(4)] == [4, 4, 3, 0]
-    events = await due_events(db_session, plan["id"])
-    expected = [T0 - timedelta(days=d) for d in range(10, -1, -1)]
-    assert [e["data"]["due_at"] for e in events] == [iso(d) for d in expected]
-    assert [e["data"]["occurrence_key"] for e in events] == [f"{plan['id']}:{d.isoformat()}" for d in expected]
+    plan = await make_plan(frequence="journalier", prochaine_date=iso(T0))
+    # The suite was stopped for a week: it comes back a week and 3 hours later. Eight occurrences fell due
+    # (T0 .. T0 + 7 days); one intervention is wanted, for the most recent one, not eight late ones.
+    back = T0 + timedelta(days=7, hours=3)
+    assert await run_due_pass(sessions, settings=mif_settings, at=back) == 1
+    [event] = await due_events(db_session, plan["id"])
+    last = T0 + timedelta(days=7)
+    assert event["data"]["due_at"] == iso(last)
+    assert event["data"]["occurrence_key"] == f"{plan['id']}:{last.isoformat()}"
+    assert event["data"]["occurred_at"] == iso(back)
     state = await plan_state(client, manager, plan["id"])
-    assert state["derniere_date"] == iso(T0) and state["prochaine_date"] == iso(T0 + timedelta(days=1))
+    assert state["derniere_date"] == iso(last)
+    assert state["prochaine_date"] == iso(T0 + timedelta(days=8))  # the next one to come, not a late one
+    skipped = await history(client, manager, plan["id"], "occurrences_sautees")
+    missed = [T0 + timedelta(days=d) for d in range(7)]
+    assert [row["detail"] for row in skipped] == [
+        {
+            "nombre": 1,
+            "due_at": iso(d),
+            "occurrence_key": f"{plan['id']}:{d.isoformat()}",
+            "remplacees_par": event["data"]["occurrence_key"],
+        }
+        for d in missed
+    ]
+    assert {(row["user_id"], row["horodatage"]) for row in skipped} == {(None, iso(back))}
+    # Only the generated occurrence exists (overdue detection and the schedule follow it).
+    keys = (
+        (
+            await db_session.execute(
+                text("SELECT occurrence_key FROM occurrence WHERE planning_id = :p"), {"p": plan["id"]}
+            )
+        )
+        .scalars()
+        .all()
+    )
+    assert keys == [event["data"]["occurrence_key"]]
+    # A second pass at the same time (another replica, a restart) emits nothing and records nothing.
+    assert await run_due_pass(sessions, settings=mif_settings, at=back) == 0
+    assert len(await due_events(db_session, plan["id"])) == 1
+    assert len(await history(client, manager, plan["id"], "occurrences_sautees")) == 7
 
 
-async def test_a_catch_up_bound_does_not_starve_other_plans(
-    make_plan: Make, sessions: Sessions, mif_settings: PlanningSettings, db_session: AsyncSession
+async def test_skipped_occurrences_beyond_the_cap_are_summarised_and_other_plans_go_on(
+    client: httpx.AsyncClient,
+    manager: Headers,
+    make_plan: Make,
+    sessions: Sessions,
+    mif_settings: PlanningSettings,
+    db_session: AsyncSession,
 ) -> None:
-    settings = mif_settings.model_copy(update={"scheduler_max_catch_up": 2})
+    settings = mif_settings.model_copy(update={"scheduler_skipped_history_cap": 3})
     far_behind = await make_plan(frequence="daily", prochaine_date=iso(T0 - timedelta(days=30)))
     on_time = await make_plan(frequence="annuel", prochaine_date=iso(T0))
-    assert await run_due_pass(sessions, settings=settings, at=T0) == 3
-    assert len(await due_events(db_session, far_behind["id"])) == 2
+    assert await run_due_pass(sessions, settings=settings, at=T0) == 2
+    assert [e["data"]["due_at"] for e in await due_events(db_session, far_behind["id"])] == [iso(T0)]
     assert len(await due_events(db_session, on_time["id"])) == 1
+    # 30 skipped (T0-30d .. T0-1d): the 27 oldest in one summary row, the 3 most recent one row each.
+    rows = [r["detail"] for r in await history(client, manager, far_behind["id"], "occurrences_sautees")]
+    replaced = f"{far_behind['id']}:{T0.isoformat()}"
+    assert rows[0] == {
+        "nombre": 27,
+        "premiere": iso(T0 - timedelta(days=30)),
+        "derniere": iso(T0 - timedelta(days=4)),
+        "remplacees_par": replaced,
+    }
+    assert [(r["nombre"], r["due_at"]) for r in rows[1:]] == [(1, iso(T0 - timedelta(days=d))) for d in (3, 2, 1)]
+    assert await history(client, manager, on_time["id"], "occurrences_sautees") == []
+
+
+async def test_a_plan_stored_in_the_year_477_is_handled_in_one_pass(
+    client: httpx.AsyncClient,
+    manager: Headers,
+    known_equipement: Callable[..., Any],
+    sessions: Sessions,
+    mif_settings: PlanningSettings,
+    db_session: AsyncSession,
+) -> None:
+    """Written before the API refused such dates (or straight into the database): one event, at once.
+    The most recent occurrence is computed, not reached by stepping through 566,000 days."""
+    first = datetime(477, 6, 1, 8, 0, tzinfo=UTC)
+    plan_id = await db_session.scalar(
+        text(
+            "INSERT INTO plan (equipement_id, frequence, prochaine_date, statut)"
+            " VALUES (:e, 'journalier', :d, 'actif') RETURNING id"
+        ),
+        {"e": await known_equipement(), "d": first},
+    )
+    started = time.monotonic()
+    assert await run_due_pass(sessions, settings=mif_settings, at=T0 + timedelta(hours=2)) == 1
+    assert time.monotonic() - started < 5
+    [event] = await due_events(db_session, plan_id)
+    assert event["data"]["due_at"] == iso(T0)  # every day at 08:00 since 477: the last one is T0
+    state = await plan_state(client, manager, plan_id)
+    assert state["derniere_date"] == iso(T0) and state["prochaine_date"] == iso(T0 + timedelta(days=1))
+    skipped = [r["detail"] for r in await history(client, manager, plan_id, "occurrences_sautees")]
+    total = (T0 - first).days
+    assert len(skipped) == 1 + mif_settings.scheduler_skipped_history_cap
+    assert skipped[0]["nombre"] == total - mif_settings.scheduler_skipped_history_cap
+    assert skipped[0]["premiere"] == "0477-06-01T08:00:00Z"
+    assert sum(r["nombre"] for r in skipped) == total
+    assert await run_due_pass(sessions, settings=mif_settings, at=T0 + timedelta(hours=2)) == 0
+
+
+async def test_the_circuit_breaker_suspends_a_plan_generating_too_much_and_tells_once(
+    client: httpx.AsyncClient,
+    manager: Headers,
+    make_plan: Make,
+    sessions: Sessions,
+    mif_settings: PlanningSettings,
+    db_session: AsyncSession,
+) -> None:
+    settings = mif_settings.model_copy(update={"max_occurrences_per_plan_per_hour": 3})
+    plan = await make_plan(frequence="hebdomadaire", prochaine_date=iso(T0))
+    # Someone (or some script) re-dates the plan to a few minutes ago, again and again: each date is a new
+    # occurrence, so each pass generates one more intervention.
+    for n in range(3):
+        at = T0 + timedelta(minutes=10 * n)
+        redated = await client.patch(
+            f"/api/v1/planning/{plan['id']}/dates", params={"nouvelle_date": iso(at)}, headers=manager
+        )
+        assert redated.status_code == 200, redated.text
+        assert await run_due_pass(sessions, settings=settings, at=at) == 1
+    # The fourth within the hour would exceed the limit: the plan is suspended instead.
+    at = T0 + timedelta(minutes=30)
+    await client.patch(f"/api/v1/planning/{plan['id']}/dates", params={"nouvelle_date": iso(at)}, headers=manager)
+    assert await run_due_pass(sessions, settings=settings, at=at) == 0
+    state = await plan_state(client, manager, plan["id"])
+    assert state["statut"] == "suspendu" and state["prochaine_date"] == iso(at)  # left where it was
+    [row] = await history(client, manager, plan["id"], "suspension_automatique")
+    assert row["user_id"] is None and row["horodatage"] == iso(at)
+    assert row["detail"]["generees_derniere_heure"] == 3 and row["detail"]["limite_par_heure"] == 3
+    assert "3 intervention(s) dans la dernière heure (limite : 3 par heure)" in row["detail"]["raison"]
+    [suspended] = await outbox_envelopes(db_session, type_prefix="planning.plan.suspended.")
+    assert suspended["subject"] == str(plan["id"])
+    assert suspended["data"] == {
+        "planning_id": plan["id"],
+        "equipement_id": plan["equipement_id"],
+        "equipement_nom": plan["equipement"]["nom"],
+        "technicien_id": None,
+        "frequence": "hebdomadaire",
+        "due_at": iso(at),
+        "generated_last_hour": 3,
+        "max_per_hour": 3,
+        "reason": row["detail"]["raison"],
+        "occurred_at": iso(at),
+    }
+    # Suspended: later passes generate nothing and tell nobody again.
+    for later in (at, at + timedelta(minutes=5), at + timedelta(hours=2)):
+        assert await run_due_pass(sessions, settings=settings, at=later) == 0
+    assert len(await outbox_envelopes(db_session, type_prefix="planning.plan.suspended.")) == 1
+    assert len(await due_events(db_session, plan["id"])) == 3
+    # A manager resumes it: a fresh hour, the pending occurrence is generated.
+    await client.put(f"/api/v1/planning/{plan['id']}", json={"statut": "actif"}, headers=manager)
+    assert await run_due_pass(sessions, settings=settings, at=at + timedelta(minutes=1)) == 1
 
 
 async def test_an_occurrence_already_emitted_is_never_emitted_again(
@@ -234,7 +381,7 @@ async def test_two_scheduler_instances_at_once_emit_one_event_per_occurrence(
         for engine in engines:
             await engine.dispose()
 
-    expected = 4 * 3 + 4 * 4 + 4 * 5  # plans 2, 3 or 4 days behind: that many missed occurrences + today's
+    expected = 12  # one per plan, whether it is 2, 3 or 4 days behind: the most recent occurrence only
     assert sum(results) == expected == len(keys)
     assert sum(again) == 0
     duplicates = {k: n for k, n in Counter(keys).items() if n > 1}

@@ -51,6 +51,10 @@ class ChainedKeys:
         return None
 
 
+# After a failed JWKS fetch, the next one may come this much later (a working fetch: `min_refetch_interval`).
+_RETRY_AFTER_FAILURE = 0.5
+
+
 class JwksClient:
     """Fetches and caches the JWKS; refetches on an unknown `kid` (key rotation), at most every few s."""
 
@@ -63,11 +67,13 @@ class JwksClient:
         self._min_interval = min_refetch_interval
         self._keys: dict[str, PyJWK] = {}
         self._fetched_at = 0.0
+        self._failed_at = -_RETRY_AFTER_FAILURE
         self._lock = asyncio.Lock()
 
     async def _refresh(self) -> None:
         async with self._lock:
-            if time.monotonic() - self._fetched_at < self._min_interval:
+            now = time.monotonic()
+            if now - self._fetched_at < self._min_interval or now - self._failed_at < _RETRY_AFTER_FAILURE:
                 return
             try:
                 response = await self._http.get(self.url, timeout=3.0)
@@ -79,10 +85,13 @@ class JwksClient:
                     except (KeyError, jwt.PyJWKError):
                         logger.warning("ignoring unusable JWKS key %s", raw.get("kid"))
                 self._keys = keys
-            except (httpx.HTTPError, ValueError) as exc:
-                logger.warning("JWKS fetch from %s failed: %s", self.url, exc)
-            finally:
                 self._fetched_at = time.monotonic()
+            except (httpx.HTTPError, ValueError) as exc:
+                # Only a fetch that worked holds refetches back for `min_refetch_interval`: after a failure
+                # (auth still starting, or slow under load) a new key is asked for again within a second,
+                # instead of every token signed with it being refused for the whole interval.
+                logger.warning("JWKS fetch from %s failed: %s", self.url, exc)
+                self._failed_at = time.monotonic()
 
     async def get(self, kid: str) -> PyJWK | None:
         stale = time.monotonic() - self._fetched_at > self._ttl

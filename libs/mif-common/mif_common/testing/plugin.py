@@ -166,15 +166,20 @@ def mif_settings(
 ) -> ServiceSettings:
     settings = _mif_settings_per_service.get(mif_service.name)
     if settings is None:
+        values: dict[str, Any] = {
+            "environment": "test",
+            "database_url": mif_database.url_for(mif_service.name),
+            "amqp_url": mif_amqp_url,
+            "background_tasks": False,
+            "log_json": False,
+            "outbox_poll_interval": 0.2,
+            "outbox_max_backoff": 1.0,
+            # Test tokens name users no auth knows (`auth_headers(role, user_id=...)`): the token-state
+            # check is tested on its own (libs/mif-common/tests, tests/test_revocation_e2e.py).
+            "revocation_enabled": False,
+        }
         settings = _mif_settings_per_service[mif_service.name] = mif_service.settings_cls(
-            environment="test",
-            database_url=mif_database.url_for(mif_service.name),
-            amqp_url=mif_amqp_url,
-            background_tasks=False,
-            log_json=False,
-            outbox_poll_interval=0.2,
-            outbox_max_backoff=1.0,
-            **mif_service.settings_overrides,
+            **(values | dict(mif_service.settings_overrides))
         )
     return settings
 

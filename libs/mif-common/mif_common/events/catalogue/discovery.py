@@ -1,5 +1,6 @@
 """Finding the suite's events in the code: `mif_<svc>.events` (publications) and `mif_<svc>.handlers`
-(consumptions) for every service of `mif_common.suite`, plus the gateway's revocation feed.
+(consumptions) for every service of `mif_common.suite`, plus the token-state feed that the gateway and
+every service but auth follow (mif_common.auth.token_state).
 
 Everything is imported by name with importlib: mif_common must not depend on the services statically
 (they depend on it), and a checkout without some service still yields the catalogue of the others.
@@ -30,7 +31,8 @@ from mif_common.events.topology import consumer_queue_name, dead_letter_queue_na
 from mif_common.suite import ALL_SERVICES, REPO_ROOT, ServiceInfo
 
 DOCS_DIR = REPO_ROOT / "docs" / "events"
-GATEWAY_CONSUMER_MODULE = "mif_gateway.revocation"
+TOKEN_STATE_CONSUMER_MODULE = "mif_common.auth.token_state"
+TOKEN_STATE_CONSUMER = "token-states"
 
 # Known violations, kept on purpose, each with the reason the catalogue shows next to it. An entry that
 # no longer matches a violation is itself an error (see Catalogue.problems), so this list cannot rot.
@@ -157,10 +159,11 @@ def _str_attribute(module: ModuleType, name: str) -> str:
     return value
 
 
-def gateway_consumer() -> Consumer | None:
-    """The gateway follows `auth.user.*` on an exclusive, auto-delete queue per replica, auto-acked: a
-    lost event is covered by reloading the token-state snapshot (mif_gateway.revocation)."""
-    module = _import_optional(GATEWAY_CONSUMER_MODULE)
+def token_state_consumer() -> Consumer | None:
+    """Every process of the gateway and of every service but auth follows `auth.user.*` on an exclusive,
+    auto-delete queue of its own, auto-acked: a lost event is covered by reloading the token-state
+    snapshot (mif_common.auth.token_state)."""
+    module = _import_optional(TOKEN_STATE_CONSUMER_MODULE)
     if module is None:
         return None
     types = getattr(module, "STATE_EVENT_TYPES", None)
@@ -168,13 +171,14 @@ def gateway_consumer() -> Consumer | None:
         raise CatalogueError(f"{module.__name__}.STATE_EVENT_TYPES must be a frozenset of event types")
     prefix = _str_attribute(module, "QUEUE_PREFIX")
     return Consumer(
-        name="gateway",
-        queue=f"{prefix}.<replica>",
+        name=TOKEN_STATE_CONSUMER,
+        queue=f"{prefix}.<process>.<replica>",
         bindings=(_str_attribute(module, "ROUTING_KEY"),),
         handles=frozenset(types),
         description=(
-            f"One exclusive, auto-delete queue per gateway replica (`{prefix}.<random id>`), auto-acked; "
-            "keeps the token states that revoke access tokens at once."
+            f"One exclusive, auto-delete queue per process of the gateway and of every service but auth "
+            f"(`{prefix}.<gateway|service>.<random id>`), auto-acked; keeps the token states that refuse "
+            "a deactivated user's, a deactivated organisation's or a stale access token at once, everywhere."
         ),
         ack=False,
         durable=False,
@@ -185,7 +189,7 @@ def gateway_consumer() -> Consumer | None:
 def discover_catalogue(
     services: Iterable[ServiceInfo] = ALL_SERVICES,
     *,
-    include_gateway: bool = True,
+    include_gateway: bool = True,  # the token-state feed (the gateway's and the services')
     docs_dir: Path = DOCS_DIR,
     repo_root: Path = REPO_ROOT,
     accepted: Mapping[tuple[str, str, str], str] = ACCEPTED_VIOLATIONS,
@@ -203,7 +207,7 @@ def discover_catalogue(
         if consumer is not None:
             consumers.append(consumer)
     if include_gateway:
-        gateway = gateway_consumer()
-        if gateway is not None:
-            consumers.append(gateway)
+        followers = token_state_consumer()
+        if followers is not None:
+            consumers.append(followers)
     return build_catalogue(publications, consumers, service_descriptions=descriptions, accepted=accepted)

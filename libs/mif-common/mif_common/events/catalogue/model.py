@@ -57,13 +57,13 @@ class Publication:
 class Consumer:
     """A queue on `mif.events` and the event types its owner handles."""
 
-    name: str  # the service (or "gateway")
+    name: str  # the service (or "token-states": the feed the gateway and the services follow)
     queue: str
     # Routing keys the queue is bound with; AMQP topic patterns (`*`, `#`) are allowed.
     bindings: tuple[str, ...]
     handles: frozenset[str]
     description: str = ""
-    # Manual acknowledgements (the services' inbox consumers) or auto-ack (the gateway's feed).
+    # Manual acknowledgements (the services' inbox consumers) or auto-ack (the token-state feed).
     ack: bool = True
     durable: bool = True
     exclusive: bool = False
