@@ -32,6 +32,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from mif_common.cli import main as cli_main
 from mif_common.cli import replay_dlq
+from mif_common.config import ServiceSettings
 from mif_common.db import make_engine, make_sessionmaker, new_metadata
 from mif_common.events import (
     Broker,
@@ -1002,6 +1003,41 @@ async def test_an_event_whose_reference_arrives_later_is_applied_not_dead_letter
     gaps = [b - a for a, b in itertools.pairwise(deliveries)]
     assert gaps and min(gaps) >= 0.25
     assert len(calls) < 30
+
+
+async def test_with_the_default_delays_a_reference_30_s_late_is_applied_at_the_next_retry(
+    db: EventDb, make_broker: BrokerFactory, amqp: AbstractRobustConnection
+) -> None:
+    """The issue's own case with the settings a service runs with (5 s, 30 s, ...; dead letter after
+    15 min): the reference arrives 30 s after the event, the event is applied at its retry ~35 s in."""
+    defaults = ServiceSettings()
+    thing = event_type("refers30")
+    name = unique("mif.late-ref30")
+    known: list[bool] = []
+
+    async def needs_reference(session: AsyncSession, event: CloudEvent) -> None:
+        if not known:
+            raise LookupError("equipment 12 is not known yet")
+        await session.execute(sa.insert(effects).values(consumer=name, event_id=event.id))
+
+    consumer = EventConsumer(
+        name=name,
+        sessionmaker=db.sessionmaker,
+        handlers={thing.event_type: needs_reference},
+        attempts=defaults.consumer_attempts,
+        delivery_limit=defaults.consumer_delivery_limit,
+        retry_delays=defaults.consumer_retry_delays_seconds,
+        dead_letter_after=defaults.consumer_dead_letter_after_seconds,
+    )
+    await consumer.start(await make_broker())
+    event = envelope(thing.event_type)
+    await publish_raw(await amqp.channel(), thing.event_type, event.model_dump_json().encode())
+    await asyncio.sleep(30)
+    known.append(True)  # assets' event about the equipment finally arrives
+    await wait_until(lambda: consumed(name, "processed") == 1, limit=15)
+    assert consumed(name, "retry_scheduled") == 2  # after 5 s, then 30 s
+    assert await db.count(effects, consumer=name) == 1
+    assert await queue_depth(amqp, dead_letter_queue_name(name)) == 0
 
 
 async def test_a_handler_failing_past_the_window_is_dead_lettered_then_replayed_once(
