@@ -1,6 +1,8 @@
 """Interventions list and search latency through the gateway, on 100,000 interventions.
 
     .venv/bin/python bench/interventions_list.py [--rows 100000] [--requests 3000] [--concurrency 10] [--workers 1]
+    .venv/bin/python bench/interventions_list.py --before-rev <commit>   # that build and this tree, side by side
+    .venv/bin/python bench/interventions_list.py --explain-only          # seed, print the plans, stop
 
 Seeds a throwaway database `mif_bench_interventions` directly with SQL (generate_series): 2,000
 equipment and 50 technicians in the replicas, `--rows` interventions spread over a year. Starts the
@@ -9,15 +11,21 @@ ports; tokens are signed with an Ed25519 key that this script serves as the JWKS
 needed). Then, at concurrency
 `--concurrency`, alternating in rounds so that drift on the machine hits both alike:
 
-- filtered list: GET /api/v1/interventions/?statut=en_cours&priorite=haute&sort=-date_creation&limit=50
-- search:        GET /api/v1/interventions/?q=EQ1234&limit=50   (an asset reference: ~50 matches)
-- broad search:  GET /api/v1/interventions/?q=vibration&limit=50 (a common word: ~16 % of the rows)
+- filtered list:   GET /api/v1/interventions/?statut=en_cours&priorite=haute&sort=-date_creation&limit=50
+- search:          GET /api/v1/interventions/?q=EQ1234&limit=50    (an asset reference: ~60 matches, selective)
+- correlated `q`:  GET /api/v1/interventions/?q=12&limit=50        (1.1 % of the rows, all among the oldest 13 %:
+                   "ligne 12" only in old rows; the newest-first page must not walk the table to find them)
+- broad search:    GET /api/v1/interventions/?q=vibration&limit=50 (a common word: ~16 % of the rows)
 
-It prints p50/p95/p99 and throughput of each (targets: p95 <= 25 ms and <= 50 ms), the CPU each process
-spent per request (service, gateway, the PostgreSQL backends of the service's pool, this load generator:
-from /proc, the figure least disturbed by other load on the machine) and the EXPLAIN ANALYZE plans of the
-SQL the service runs for them (page and total in one statement), to show the indexes at work.
-Bounded loops only; the load generator shares the machine.
+It prints p50/p95/p99 and throughput of each (targets: p95 <= 25 ms for the list, <= 50 ms for a search), the
+CPU each process spent per request (service, gateway, the PostgreSQL backends of the database, this load
+generator: from /proc, the figure least disturbed by other load on the machine) and the EXPLAIN ANALYZE plans
+of the SQL the service runs for them (page and total in one statement), to show the indexes at work.
+
+With `--before-rev`, the tree of that commit (exported with `git archive` into `--before`, outside the
+repository) runs too, its own service behind its own gateway (its packages first on its PYTHONPATH): the
+same requests must get the same bodies and totals from both builds, then both are measured in alternating
+rounds. Bounded loops only; the load generator shares the machine.
 """
 
 from __future__ import annotations
@@ -34,13 +42,14 @@ import sys
 import tempfile
 import time
 import uuid
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 import asyncpg
 from aiohttp import web
+from lists import export_tree, imported_from, tree_env  # bench/lists.py, next to this script
 
 REPO = Path(__file__).resolve().parents[1]
 PYTHON = sys.executable
@@ -51,6 +60,25 @@ SEARCH_WORD = "vibration"
 SEARCH = f"/api/v1/interventions/?q={SEARCH_WORD}&limit=50"
 SEARCH_REF = "EQ1234"
 SEARCH_SELECTIVE = f"/api/v1/interventions/?q={SEARCH_REF}&limit=50"
+# In 1.1 % of the rows, all of them old (the seed's "ligne 12"): matches at the far end of the default order.
+SEARCH_OLD = "12"
+SEARCH_CORRELATED = f"/api/v1/interventions/?q={SEARCH_OLD}&limit=50"
+# Compared between the builds (`--before-rev`): bodies and totals must be the same.
+COMPARED = [
+    FILTERED,
+    SEARCH,
+    SEARCH_SELECTIVE,
+    SEARCH_CORRELATED,
+    "/api/v1/interventions/?q=12&sort=-date_creation&limit=50",
+    "/api/v1/interventions/?q=12&sort=priorite,titre&limit=20&offset=40",
+    "/api/v1/interventions/?q=12&statut=cloturee&limit=50",
+    "/api/v1/interventions/?q=vibration%20fuite&sort=-date_limite&limit=50&offset=100",
+    "/api/v1/interventions/?q=EQ12&sort=titre&limit=100",
+    "/api/v1/interventions/?q=turbine&limit=50",
+    "/api/v1/interventions/?q=12&limit=50&offset=5000",
+    "/api/v1/interventions/?q=constat&sort=-urgence,date_creation&limit=50",
+    "/api/v1/interventions/?q=12&technicien_id=7&limit=50",
+]
 
 # Titles and descriptions are drawn from these words (French, as the users write them).
 WORDS = [
@@ -110,7 +138,7 @@ async def seed(admin_dsn: str, rows: int) -> str:
                 initcap(w.words[1 + (g * 7) % 30]) || ' ' || w.words[1 + (g * 13) % 30]
                     || ' ' || w.words[1 + (g * 3) % 29] || ' - EQ' || r.eq,
                 'Constat : ' || w.words[1 + (g * 11) % 30] || ' et ' || w.words[1 + (g * 17) % 30]
-                    || ', ligne ' || g % 12,
+                    || ', ligne ' || CASE WHEN g <= {int(rows) * 13 // 100} AND g % 12 = 0 THEN 12 ELSE g % 12 END,
                 (ARRAY['corrective', 'preventive', 'ameliorative', 'diagnostic'])[1 + floor(r.t * 4)::int],
                 st.statut,
                 CASE WHEN r.p < 0.1 THEN 'urgente' WHEN r.p < 0.3 THEN 'haute' WHEN r.p < 0.75 THEN 'normale'
@@ -141,13 +169,26 @@ async def seed(admin_dsn: str, rows: int) -> str:
     return url
 
 
+EXPLAINED = [
+    ("filtered list", {"statut": ["en_cours"], "priorite": ["haute"]}, "-date_creation"),
+    (f"search {SEARCH_REF}", {"q": SEARCH_REF}, None),
+    (f"correlated q={SEARCH_OLD}", {"q": SEARCH_OLD}, None),
+    (f"correlated q={SEARCH_OLD} sort=-date_creation", {"q": SEARCH_OLD}, "-date_creation"),
+    (f"correlated q={SEARCH_OLD} statut=cloturee", {"q": SEARCH_OLD, "statut": ["cloturee"]}, None),
+    (f"broad search {SEARCH_WORD}", {"q": SEARCH_WORD}, None),
+    (f"broad search {SEARCH_WORD} sort=priorite", {"q": SEARCH_WORD}, "priorite"),
+]
+
+
 async def explain(admin_dsn: str) -> None:
     """EXPLAIN ANALYZE of the statement the service runs for each request: the same SQL text and
-    parameters, built by its own code (`repository.list_sql`)."""
+    parameters, built by its own code (`repository.list_sql`). For a search, also the one-query statement
+    the previous build ran (the same WHERE, ORDER BY and LIMIT, without the matches found first)."""
     from datetime import UTC, datetime
 
     from sqlalchemy.dialects.postgresql import asyncpg as pg_asyncpg
 
+    from mif_common.listing import CompiledSql, plain_page
     from mif_common.pagination import order_by
     from mif_interventions import repository as repo
     from mif_interventions.api import _SORT
@@ -157,21 +198,21 @@ async def explain(admin_dsn: str) -> None:
     conn = await asyncpg.connect(admin_dsn.rsplit("/", 1)[0] + "/" + DATABASE)
     try:
         await conn.execute("SET search_path TO interventions")
-        for name, filtres, sort in (
-            ("filtered list", repo.Filtres(statut=["en_cours"], priorite=["haute"]), "-date_creation"),
-            ("search", repo.Filtres(q=SEARCH_REF), None),
-            ("broad search", repo.Filtres(q=SEARCH_WORD), None),
-        ):
-            terms, values = repo.list_terms(replace(filtres, now=datetime.now(UTC)), repo.Visibilite())  # a manager
-            sql = repo.list_sql(
-                terms, sort, lambda s=sort: order_by(s, _SORT, default=[Intervention.id.desc()]), dialect
-            ).page
-            plan = await conn.fetch(
-                f"EXPLAIN (ANALYZE, BUFFERS, COSTS OFF) {sql.text}", *sql.args({**values, "limit": 50, "offset": 0})
-            )
-            print(f"\n--- {name}: page and total (one statement, as the service runs it) ---")
-            for line in plan:
-                print("  " + line[0])
+        for name, fields, sort in EXPLAINED:
+            filtres = repo.Filtres(now=datetime.now(UTC), **fields)  # type: ignore[arg-type]
+            terms, values = repo.list_terms(filtres, repo.Visibilite())  # a manager
+            order = order_by(sort, _SORT, default=[Intervention.id.desc()])
+            statements = [("as the service runs it", repo.list_sql(terms, sort, lambda o=order: o, dialect).page)]
+            if "q" in terms:
+                plain = plain_page(repo.LIST_COLUMNS, Intervention, repo.term_clauses(terms), order)
+                statements.insert(0, ("one query (before)", CompiledSql.of(plain, dialect, repo._PARAMETERS)))
+            args = {**values, "limit": 50, "offset": 0}
+            for label, sql in statements:
+                await conn.fetch(sql.text, *sql.args(args))  # warm
+                plan = await conn.fetch(f"EXPLAIN (ANALYZE, BUFFERS, COSTS OFF) {sql.text}", *sql.args(args))
+                print(f"\n--- {name}: page and total, {label} ---")
+                for line in plan:
+                    print("  " + line[0])
     finally:
         await conn.close()
 
@@ -185,14 +226,14 @@ class Processes:
     tmp: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="mif-bench-intv-")))
 
     def start(
-        self, name: str, factory: str, port: int, env: dict[str, str], workers: int = 1
+        self, name: str, factory: str, port: int, env: dict[str, str], workers: int = 1, cwd: Path = REPO
     ) -> subprocess.Popen[bytes]:
         log = (self.tmp / f"{name}.log").open("wb")
         argv = [
             PYTHON, "-m", "uvicorn", "--factory", factory, "--host", "127.0.0.1", "--port", str(port),
             "--workers", str(workers), "--no-access-log", "--log-level", "warning",
         ]  # fmt: skip
-        popen = subprocess.Popen(argv, env={**os.environ, **env}, stdout=log, stderr=subprocess.STDOUT, cwd=REPO)
+        popen = subprocess.Popen(argv, env={**os.environ, **env}, stdout=log, stderr=subprocess.STDOUT, cwd=cwd)
         self.procs.append(popen)
         return popen
 
@@ -309,100 +350,156 @@ def pct(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000
 
 
+@dataclass
+class Build:
+    name: str
+    tree: Path
+    env: dict[str, str]
+    service: subprocess.Popen[bytes] | None = None
+    gateway: subprocess.Popen[bytes] | None = None
+    base: str = ""
+
+
+async def start_build(build: Build, procs: Processes, url: str, jwks_base: str, workers: int, pool_size: int) -> None:
+    from mif_common.suite import ALL_SERVICES
+
+    service_port, gateway_port = free_port(), free_port()
+    build.service = procs.start(
+        f"{build.name}-interventions",
+        "mif_interventions.main:create_app",
+        service_port,
+        {
+            **build.env,
+            "MIF_INTERVENTIONS_DATABASE_URL": url,
+            "MIF_INTERVENTIONS_JWKS_URL": f"{jwks_base}/api/v1/auth/.well-known/jwks.json",
+            "MIF_INTERVENTIONS_AUTH_URL": jwks_base,  # the token states of the bench's user
+            "MIF_INTERVENTIONS_BACKGROUND_TASKS": "false",
+            # The same pool in both builds (HEAD: 10 + 10 overflow; the working tree's default may differ).
+            "MIF_INTERVENTIONS_DB_POOL_SIZE": str(pool_size),
+            "MIF_INTERVENTIONS_DB_MAX_OVERFLOW": str(pool_size),
+            "MIF_INTERVENTIONS_LOG_LEVEL": "WARNING",
+        },
+        workers=workers,
+        cwd=build.tree,
+    )
+    dead = f"http://127.0.0.1:{free_port()}"
+    upstreams = {s.name: dead for s in ALL_SERVICES}
+    upstreams.update(auth=jwks_base, interventions=f"http://127.0.0.1:{service_port}")
+    build.gateway = procs.start(
+        f"{build.name}-gateway",
+        "mif_gateway.main:create_app",
+        gateway_port,
+        {
+            **build.env,
+            "MIF_GATEWAY_UPSTREAMS": json.dumps(upstreams),
+            "MIF_GATEWAY_LOG_LEVEL": "WARNING",
+            "MIF_GATEWAY_BACKGROUND_TASKS": "false",
+            "MIF_GATEWAY_REVOCATION_ENABLED": "false",
+            "MIF_GATEWAY_RATE_USER_PER_WINDOW": "100000000",
+            "MIF_GATEWAY_RATE_ANONYMOUS_PER_WINDOW": "100000000",
+        },
+        cwd=build.tree,
+    )
+    await wait_ready(f"http://127.0.0.1:{service_port}/health/live", build.service)
+    build.base = f"http://127.0.0.1:{gateway_port}"
+    await wait_ready(f"{build.base}/health/live", build.gateway)
+
+
+async def compare(session: aiohttp.ClientSession, builds: list[Build], token: str) -> int:
+    """The same requests to every build: the same status, body (as JSON: `en_retard` depends on the moment)
+    and paging headers."""
+    differences = 0
+    headers = {"Authorization": f"Bearer {token}"}
+    for path in COMPARED:
+        answers = []
+        for build in builds:
+            async with session.get(build.base + path, headers=headers) as r:
+                answers.append((r.status, await r.json(), r.headers.get("X-Total-Count"), r.headers.get("Link")))
+        same = all(answer == answers[0] for answer in answers[1:])
+        differences += not same
+        print(f"  {'same' if same else 'DIFFERENT':<9} {path:<88} total={answers[0][2]} rows={len(answers[0][1])}")
+    return differences
+
+
 async def main(args: argparse.Namespace) -> int:
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
     from mif_common.testing.keys import TestKeys
 
     url = await seed(args.admin_dsn, args.rows)
+    if args.explain_only:
+        await explain(args.admin_dsn)
+        return 0
+    builds = [Build("before", Path(args.before), tree_env(Path(args.before)))] if args.before_rev else []
+    builds.append(Build("after", REPO, {}))
+    for build in builds:
+        print(f"{build.name}: {imported_from(build.env, build.tree, 'mif_interventions.repository')}", flush=True)
     keys = TestKeys(Ed25519PrivateKey.generate(), kid=f"bench-{uuid.uuid4().hex[:8]}")
-    token = keys.token("responsable", user_id=1, ttl=3600)
+    token = keys.token("responsable", user_id=1, ttl=7200)
     runner, jwks_base = await serve_jwks(keys.jwks)
     procs = Processes()
+    failed = 0
     try:
-        service_port, gateway_port = free_port(), free_port()
-        service = procs.start(
-            "interventions",
-            "mif_interventions.main:create_app",
-            service_port,
-            {
-                "MIF_INTERVENTIONS_DATABASE_URL": url,
-                "MIF_INTERVENTIONS_JWKS_URL": f"{jwks_base}/api/v1/auth/.well-known/jwks.json",
-                "MIF_INTERVENTIONS_AUTH_URL": jwks_base,  # the token states of the bench's user
-                "MIF_INTERVENTIONS_BACKGROUND_TASKS": "false",
-                "MIF_INTERVENTIONS_LOG_LEVEL": "WARNING",
-            },
-            workers=args.workers,
-        )
-        dead = f"http://127.0.0.1:{free_port()}"
-        from mif_common.suite import ALL_SERVICES
-
-        upstreams = {s.name: dead for s in ALL_SERVICES}
-        upstreams.update(auth=jwks_base, interventions=f"http://127.0.0.1:{service_port}")
-        gateway = procs.start(
-            "gateway",
-            "mif_gateway.main:create_app",
-            gateway_port,
-            {
-                "MIF_GATEWAY_UPSTREAMS": json.dumps(upstreams),
-                "MIF_GATEWAY_LOG_LEVEL": "WARNING",
-                "MIF_GATEWAY_BACKGROUND_TASKS": "false",
-                "MIF_GATEWAY_REVOCATION_ENABLED": "false",
-                "MIF_GATEWAY_RATE_USER_PER_WINDOW": "100000000",
-                "MIF_GATEWAY_RATE_ANONYMOUS_PER_WINDOW": "100000000",
-            },
-        )
-        await wait_ready(f"http://127.0.0.1:{service_port}/health/live", service)
-        base = f"http://127.0.0.1:{gateway_port}"
-        await wait_ready(f"{base}/health/live", gateway)
-        targets = {
-            "filtered list": base + FILTERED,
-            "search q": base + SEARCH_SELECTIVE,
-            "broad search q": base + SEARCH,
+        for build in builds:
+            await start_build(build, procs, url, jwks_base, args.workers, args.db_pool_size)
+        paths = {
+            "filtered list": FILTERED,
+            "search q": SEARCH_SELECTIVE,
+            "correlated q": SEARCH_CORRELATED,
+            "broad search q": SEARCH,
         }
-        samples: dict[str, list[float]]
+        targets = [(build, name, path) for name, path in paths.items() for build in builds]
         connector = aiohttp.TCPConnector(limit=0)
         async with aiohttp.ClientSession(connector=connector) as session:
-            async with session.get(base + FILTERED, headers={"Authorization": f"Bearer {token}"}) as first:
-                body = await first.json()
-                if first.status != 200:
-                    raise RuntimeError(f"first request failed: {first.status} {body}")
-                print(f"filtered list: X-Total-Count {first.headers['X-Total-Count']}, {len(body)} rows per page")
-            for word, path in ((SEARCH_REF, SEARCH_SELECTIVE), (SEARCH_WORD, SEARCH)):
+            base = builds[-1].base
+            for label, path in paths.items():
                 async with session.get(base + path, headers={"Authorization": f"Bearer {token}"}) as first:
-                    print(f"search '{word}': X-Total-Count {first.headers['X-Total-Count']}")
-            for url_ in targets.values():  # warm-up
-                await load(session, url_, token, args.concurrency, 200)
-            rounds = 3
-            results: list[tuple[str, int, list[float], float, dict[str, float]]] = []
+                    body = await first.json()
+                    if first.status != 200:
+                        raise RuntimeError(f"first request failed: {first.status} {body}")
+                    print(f"{label}: X-Total-Count {first.headers['X-Total-Count']}, {len(body)} rows per page")
+            if len(builds) > 1:
+                print("\nanswers compared between the builds:")
+                failed = await compare(session, builds, token)
+            for build, _, path in targets:  # warm-up
+                await load(session, build.base + path, token, args.concurrency, 200)
+            rounds = args.rounds
+            results: list[tuple[str, str, int, list[float], float, dict[str, float]]] = []
             for concurrency in (1, args.concurrency):
-                samples = {name: [] for name in targets}
-                elapsed = dict.fromkeys(targets, 0.0)
+                keys_ = [(b.name, n) for b, n, _ in targets]
+                samples: dict[tuple[str, str], list[float]] = {k: [] for k in keys_}
+                elapsed = dict.fromkeys(keys_, 0.0)
                 # CPU seconds per process: service, gateway, PostgreSQL backends, this load generator.
-                cpu = {name: dict.fromkeys(("svc", "gw", "pg", "load"), 0.0) for name in targets}
+                cpu = {k: dict.fromkeys(("svc", "gw", "pg", "load"), 0.0) for k in keys_}
                 for round_no in range(rounds):
-                    order = list(targets.items()) if round_no % 2 == 0 else list(targets.items())[::-1]
-                    for name, url_ in order:
+                    order = targets if round_no % 2 == 0 else targets[::-1]
+                    for build, name, path in order:
+                        assert build.service is not None
+                        assert build.gateway is not None
+                        key = (build.name, name)
                         count = args.requests // rounds // (5 if concurrency == 1 else 1)
                         pg0 = await postgres_cpu(args.admin_dsn)
-                        svc0, gw0, load0 = tree_cpu_seconds(service.pid), cpu_seconds(gateway.pid), time.process_time()
+                        svc0, gw0 = tree_cpu_seconds(build.service.pid), cpu_seconds(build.gateway.pid)
+                        load0 = time.process_time()
                         started = time.perf_counter()
-                        samples[name] += await load(session, url_, token, concurrency, count)
-                        elapsed[name] += time.perf_counter() - started
-                        cpu[name]["load"] += time.process_time() - load0
-                        cpu[name]["svc"] += tree_cpu_seconds(service.pid) - svc0
-                        cpu[name]["gw"] += cpu_seconds(gateway.pid) - gw0
-                        cpu[name]["pg"] += cpu_spent(pg0, await postgres_cpu(args.admin_dsn))
-                results += [(name, concurrency, samples[name], elapsed[name], cpu[name]) for name in targets]
+                        samples[key] += await load(session, build.base + path, token, concurrency, count)
+                        elapsed[key] += time.perf_counter() - started
+                        cpu[key]["load"] += time.process_time() - load0
+                        cpu[key]["svc"] += tree_cpu_seconds(build.service.pid) - svc0
+                        cpu[key]["gw"] += cpu_seconds(build.gateway.pid) - gw0
+                        cpu[key]["pg"] += cpu_spent(pg0, await postgres_cpu(args.admin_dsn))
+                results += [(b, n, concurrency, samples[(b, n)], elapsed[(b, n)], cpu[(b, n)]) for b, n in keys_]
         load_avg = ", ".join(f"{x:.1f}" for x in os.getloadavg())
         print(
             f"\nthrough the gateway, {args.workers} uvicorn worker(s) for the service, 1 for the gateway; "
             f"load average {load_avg}\nCPU ms per request: service, gateway, PostgreSQL backends, load generator"
             " (this process), and their sum\n"
         )
-        header = f"{'request':<15} {'c':>3} {'n':>6} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8} {'req/s':>7}"
+        header = (
+            f"{'build':<7} {'request':<15} {'c':>3} {'n':>6} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8} {'req/s':>7}"
+        )
         print(f"{header} {'svc':>6} {'gw':>6} {'pg':>6} {'load':>6} {'total':>6} {'target p95':>11}")
-        for name, concurrency, values, seconds, spent in results:
+        for build_name, name, concurrency, values, seconds, spent in results:
             target = 25 if name == "filtered list" else 50
             verdict = (
                 ""
@@ -411,25 +508,37 @@ async def main(args: argparse.Namespace) -> int:
             )
             per = {key: seconds_ / len(values) * 1000 for key, seconds_ in spent.items()}
             print(
-                f"{name:<15} {concurrency:>3} {len(values):>6} {pct(values, 0.5):>8.1f} {pct(values, 0.95):>8.1f} "
-                f"{pct(values, 0.99):>8.1f} {len(values) / seconds:>7.0f} {per['svc']:>6.2f} {per['gw']:>6.2f} "
-                f"{per['pg']:>6.2f} {per['load']:>6.2f} {sum(per.values()):>6.2f} {verdict:>11}"
+                f"{build_name:<7} {name:<15} {concurrency:>3} {len(values):>6} {pct(values, 0.5):>8.1f} "
+                f"{pct(values, 0.95):>8.1f} {pct(values, 0.99):>8.1f} {len(values) / seconds:>7.0f} "
+                f"{per['svc']:>6.2f} {per['gw']:>6.2f} {per['pg']:>6.2f} {per['load']:>6.2f} "
+                f"{sum(per.values()):>6.2f} {verdict:>11}"
             )
     finally:
         procs.stop_all()
         await runner.cleanup()
     await explain(args.admin_dsn)
-    return 0
+    if failed:
+        print(f"\n{failed} request(s) answered differently by the builds", file=sys.stderr)
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=100_000)
-    parser.add_argument("--requests", type=int, default=3000, help="per request kind, over 3 rounds")
+    parser.add_argument("--requests", type=int, default=3000, help="per request kind and build, over the rounds")
+    parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--concurrency", type=int, default=10)
     parser.add_argument("--workers", type=int, default=1, help="uvicorn workers of the interventions service")
+    parser.add_argument("--before-rev", help="also run the build of this commit, side by side (git archive)")
+    parser.add_argument("--before", default="/tmp/mif-before", help="where that build's tree is (exported if absent)")
+    parser.add_argument("--db-pool-size", type=int, default=10, help="the service's pool (and as many overflow)")
+    parser.add_argument("--explain-only", action="store_true", help="seed, print the plans, stop")
     parser.add_argument(
         "--admin-dsn",
         default=os.environ.get("MIF_BENCH_ADMIN_DSN", "postgresql://postgres@127.0.0.1:5432/postgres"),
     )
-    raise SystemExit(asyncio.run(main(parser.parse_args())))
+    arguments = parser.parse_args()
+    if arguments.before_rev and not arguments.explain_only and not Path(arguments.before).exists():
+        print(f"exporting {arguments.before_rev} into {arguments.before} (git archive)", flush=True)
+        export_tree(arguments.before_rev, Path(arguments.before))
+    raise SystemExit(asyncio.run(main(arguments)))

@@ -238,7 +238,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             "MIF_AUTH_URL": base["auth"],
             "MIF_ASSETS_URL": base["assets"],
             "MIF_AUTH_KEY_DIR": str(procs.tmp / "auth-keys"),
-            "MIF_AUTH_BCRYPT_ROUNDS": "4",
+            "MIF_AUTH_ARGON2_MEMORY_KIB": "1024",  # cheap hashing: throwaway accounts
+            "MIF_AUTH_ARGON2_TIME_COST": "1",
             "MIF_NOTIFICATIONS_SMTP_HOST": "127.0.0.1",
             "MIF_NOTIFICATIONS_SMTP_PORT": str(smtp_port),
             "MIF_GATEWAY_RATE_LIMIT_ENABLED": "false",

@@ -1,5 +1,6 @@
 """Offline checks of the deployment files: docker-compose.yml, deploy/Dockerfile, .dockerignore,
-.env.example, the RabbitMQ definitions and the Kubernetes manifests under deploy/k8s.
+.env.example, the RabbitMQ definitions and the Kubernetes manifests under deploy/k8s (PgBouncer and the
+database connection budget included).
 
 Nothing here needs a Docker engine or a cluster. `docker compose config` and `kubectl kustomize` run
 only where those tools exist (each such check is skipped on its own otherwise); everything else
@@ -9,6 +10,8 @@ mif_common.events.topology).
 
 from __future__ import annotations
 
+import configparser
+import importlib
 import importlib.util
 import json
 import re
@@ -51,6 +54,11 @@ EXPECTED_UPSTREAMS = {s.name: f"http://{s.name}:{s.port}" for s in ALL_SERVICES}
 APP_MODULE = re.compile(r"\b(mif_\w+)\.main:create_app\b")
 PYTHON_MODULE = re.compile(r"\bpython -m (mif_\w+)((?:\.\w+)*)")
 K8S_VAR_REF = re.compile(r"\$\(([A-Za-z_][A-Za-z0-9_]*)\)")
+PGBOUNCER = "pgbouncer"  # the one Deployment that is not an app of the suite's image
+PGBOUNCER_TEMPLATE = K8S_BASE / "pgbouncer.ini.template"
+# PostgreSQL's default max_connections (100) less its 3 superuser slots and room for the setup Job,
+# an operator's psql and monitoring.
+POSTGRES_CONNECTION_BUDGET = 90
 
 
 # --------------------------------------------------------------------------------------------- helpers
@@ -700,7 +708,13 @@ def of_kind(
 
 
 def deployments() -> dict[str, dict[str, Any]]:
+    """Every Deployment of the base: the suite's apps and PgBouncer."""
     return {doc["metadata"]["name"]: doc for doc in of_kind("Deployment")}
+
+
+def app_deployments() -> dict[str, dict[str, Any]]:
+    """The Deployments that run the suite's image (the six services and the gateway)."""
+    return {name: doc for name, doc in deployments().items() if name != PGBOUNCER}
 
 
 def pod_spec(doc: dict[str, Any]) -> dict[str, Any] | None:
@@ -780,9 +794,9 @@ def test_kustomizations_reference_existing_files() -> None:
 
 
 def test_base_has_a_deployment_and_a_service_per_app() -> None:
-    assert set(deployments()) == set(APPS)
+    assert set(deployments()) == {*APPS, PGBOUNCER}
     services_by_name = {doc["metadata"]["name"]: doc for doc in of_kind("Service")}
-    for name, deployment in deployments().items():
+    for name, deployment in app_deployments().items():
         assert selects(deployment["spec"]["selector"], pod_labels(deployment))
         container = deployment["spec"]["template"]["spec"]["containers"][0]
         assert container["image"] == "mif-suite"
@@ -906,8 +920,10 @@ def test_container_environment_is_fully_defined() -> None:
     config = config_env()
     secrets = secret_keys()
     for doc in [*of_kind("Deployment"), *of_kind("Job")]:
-        for container in pod_spec(doc)["containers"]:  # type: ignore[index]
-            where = f"{doc['kind']}/{doc['metadata']['name']}"
+        spec = pod_spec(doc)
+        assert spec is not None
+        for container in [*spec.get("initContainers", []), *spec["containers"]]:
+            where = f"{doc['kind']}/{doc['metadata']['name']}/{container['name']}"
             defined = set()
             for source in container.get("envFrom", []):
                 assert source["configMapRef"]["name"] == "mif-config", where
@@ -925,12 +941,13 @@ def test_container_environment_is_fully_defined() -> None:
 
 @pytest.mark.parametrize("svc", ALL_SERVICES, ids=lambda s: s.name)
 def test_k8s_service_connects_with_its_own_role(svc: Any) -> None:
+    """Through PgBouncer with the statement caches off; LISTEN straight to PostgreSQL."""
     env = {e["name"]: e for e in deployments()[svc.name]["spec"]["template"]["spec"]["containers"][0]["env"]}
     upper = svc.name.upper()
-    url = env[f"MIF_{upper}_DATABASE_URL"]["value"]
-    assert url == (
-        f"postgresql+asyncpg://{svc.db_role}:$(MIF_{upper}_DB_PASSWORD)@$(MIF_DB_HOST):$(MIF_DB_PORT)/$(MIF_DATABASE_NAME)"
-    )
+    via = f"postgresql+asyncpg://{svc.db_role}:$(MIF_{upper}_DB_PASSWORD)@{{host}}/$(MIF_DATABASE_NAME)"
+    assert env[f"MIF_{upper}_DATABASE_URL"]["value"] == via.format(host="$(MIF_PGBOUNCER_HOST):$(MIF_PGBOUNCER_PORT)")
+    assert env[f"MIF_{upper}_DIRECT_DATABASE_URL"]["value"] == via.format(host="$(MIF_DB_HOST):$(MIF_DB_PORT)")
+    assert env[f"MIF_{upper}_DB_PGBOUNCER"]["value"] == "true"
     assert env[f"MIF_{upper}_DB_PASSWORD"]["valueFrom"]["secretKeyRef"]["key"] == f"MIF_{upper}_DB_PASSWORD"
 
 
@@ -953,6 +970,185 @@ def test_secret_template_holds_only_marked_placeholders() -> None:
                 assert "CHANGE-ME" in value, f"{secret['metadata']['name']}.{key} is not marked as a placeholder"
 
 
+# ------------------------------------------------------------------------- PgBouncer and the connections
+
+
+def pgbouncer_ini() -> configparser.ConfigParser:
+    parser = configparser.ConfigParser(interpolation=None, comment_prefixes=(";", "#"), strict=True)
+    parser.optionxform = str  # type: ignore[assignment,method-assign]  # keep `*` and the keys as written
+    parser.read_string(PGBOUNCER_TEMPLATE.read_text(encoding="utf-8"))
+    return parser
+
+
+def render(value: str, values: dict[str, str]) -> str:
+    """`value` with every Kubernetes `$(VAR)` replaced from `values`."""
+    return K8S_VAR_REF.sub(lambda m: values[m.group(1)], value)
+
+
+def test_pgbouncer_pools_transactions_in_front_of_postgresql() -> None:
+    ini = pgbouncer_ini()
+    bouncer = ini["pgbouncer"]
+    assert bouncer["pool_mode"] == "transaction"
+    config = config_env()
+    port = int(bouncer["listen_port"])
+    assert config["MIF_PGBOUNCER_PORT"] == str(port)
+    deployment = deployments()[PGBOUNCER]
+    spec = deployment["spec"]["template"]["spec"]
+    (container,) = spec["containers"]
+    (init,) = spec["initContainers"]
+    assert [p["containerPort"] for p in container["ports"]] == [port]
+    service = next(doc for doc in of_kind("Service") if doc["metadata"]["name"] == config["MIF_PGBOUNCER_HOST"])
+    assert selects({"matchLabels": service["spec"]["selector"]}, pod_labels(deployment))
+    assert [p["port"] for p in service["spec"]["ports"]] == [port]
+    # A pinned PgBouncer image, the same for the container and the step writing its configuration.
+    image = container["image"]
+    assert init["image"] == image and "pgbouncer" in image
+    assert ":" in image.rsplit("/", 1)[-1] and not image.endswith(":latest"), image
+    # PostgreSQL's address comes from mif-config, filled into the template by the init container.
+    assert ini["databases"]["*"] == "host=@DB_HOST@ port=@DB_PORT@"
+    script = command_text(init["command"])
+    assert '"s|@DB_HOST@|$MIF_DB_HOST|"' in script and '"s|@DB_PORT@|$MIF_DB_PORT|"' in script
+    assert {"MIF_DB_HOST", "MIF_DB_PORT"} <= set(config)
+    assert [source["configMapRef"]["name"] for source in init["envFrom"]] == ["mif-config"]
+    # Every service's role is in the auth file, with the password of its Secret key.
+    init_env = {e["name"]: e for e in init["env"]}
+    for svc in ALL_SERVICES:
+        key = f"MIF_{svc.name.upper()}_DB_PASSWORD"
+        assert f'printf \'"{svc.db_role}" "%s"\\n\' "${key}"' in script, svc.name
+        assert init_env[key]["valueFrom"]["secretKeyRef"] == {"name": "mif-secrets", "key": key}
+    # The configuration the init container writes is what PgBouncer reads.
+    volumes = {v["name"]: v for v in spec["volumes"]}
+    mounts = {m["name"]: m["mountPath"] for m in container["volumeMounts"]}
+    init_mounts = {m["name"]: m["mountPath"] for m in init["volumeMounts"]}
+    assert command_text(container["command"]) == f"pgbouncer {mounts['config']}/pgbouncer.ini"
+    assert init_mounts["config"] == mounts["config"] and "emptyDir" in volumes["config"]
+    assert bouncer["auth_file"] == f"{mounts['config']}/userlist.txt"
+    assert volumes["template"]["configMap"]["name"] == "pgbouncer-config"
+    kustomization = _load_yaml(K8S_BASE / "kustomization.yaml")
+    generated = {g["name"]: g for g in kustomization["configMapGenerator"]}
+    assert generated["pgbouncer-config"]["files"] == [PGBOUNCER_TEMPLATE.name]
+    assert f"{init_mounts['template']}/{PGBOUNCER_TEMPLATE.name}" in script
+    # A restricted pod like the others, probed on its port.
+    for probe in ("startupProbe", "livenessProbe", "readinessProbe"):
+        assert container[probe]["tcpSocket"]["port"] in (port, "pgbouncer"), probe
+    assert spec["securityContext"]["runAsNonRoot"] is True and spec.get("automountServiceAccountToken") is False
+    for each in (init, container):
+        assert each["securityContext"]["readOnlyRootFilesystem"] is True
+        assert each["securityContext"]["allowPrivilegeEscalation"] is False
+        assert each["securityContext"]["capabilities"]["drop"] == ["ALL"]
+        for resources in ("requests", "limits"):
+            assert {"cpu", "memory"} <= set(each["resources"][resources])
+
+
+def test_pgbouncer_takes_connections_from_the_services_only() -> None:
+    labels = pod_labels(deployments()[PGBOUNCER])
+    port = int(pgbouncer_ini()["pgbouncer"]["listen_port"])
+    rules = [
+        rule
+        for policy in of_kind("NetworkPolicy")
+        if selects(policy["spec"]["podSelector"], labels)
+        for rule in policy["spec"].get("ingress") or []
+    ]
+    assert rules, "no policy lets the services reach PgBouncer"
+    for rule in rules:
+        assert [p["port"] for p in rule["ports"]] == [port]
+        peers = rule["from"]
+        assert not any(_external(peer) for peer in peers)
+        reaching = {
+            name for name, d in deployments().items() if any(selects(p["podSelector"], pod_labels(d)) for p in peers)
+        }
+        assert reaching == set(BACKENDS), reaching
+
+
+def test_migrations_and_bootstrap_connect_straight_to_postgresql() -> None:
+    """The setup Job sets search_path for its session (migrations): never through transaction pooling."""
+    (job,) = of_kind("Job")
+    env = {e["name"]: e for e in pod_spec(job)["containers"][0]["env"]}  # type: ignore[index]
+    assert "$(MIF_DB_HOST):$(MIF_DB_PORT)" in env["MIF_AUTH_DATABASE_URL"]["value"]
+    assert "$(MIF_DB_HOST):$(MIF_DB_PORT)" in env["MIF_ADMIN_DSN"]["value"]
+    assert not [name for name in env if "PGBOUNCER" in name]
+    assert "MIF_DB_PGBOUNCER" not in config_env(), "the Job shares mif-config: set it per service Deployment"
+
+
+@pytest.mark.parametrize("svc", ALL_SERVICES, ids=lambda s: s.name)
+def test_the_k8s_settings_give_an_engine_without_statement_caches(svc: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The Deployment's variables, read by the service's own settings: PgBouncer on, statement caches off,
+    LISTEN on PostgreSQL's address (catches a misspelt variable, which settings would silently ignore)."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    from mif_common import db
+
+    config = config_env()
+    values = config | {f"MIF_{s.name.upper()}_DB_PASSWORD": "pw" for s in ALL_SERVICES}
+    for entry in deployments()[svc.name]["spec"]["template"]["spec"]["containers"][0]["env"]:
+        if "value" in entry:
+            values[entry["name"]] = render(entry["value"], values)
+    for name, value in values.items():
+        if name.startswith("MIF_"):
+            monkeypatch.setenv(name, value)
+    settings = service_settings_class(svc.name)()
+    assert settings.db_pgbouncer is True
+    assert make_url(settings.database_url).host == config["MIF_PGBOUNCER_HOST"]
+    assert make_url(settings.direct_database_url).host == config["MIF_DB_HOST"]
+    captured: dict[str, Any] = {}
+
+    def capture(url: Any, **kw: Any) -> Any:
+        captured.update(kw)
+        return create_async_engine(url, **kw)
+
+    monkeypatch.setattr(db, "create_async_engine", capture)
+    db.service_engine(settings)  # never connected: nothing to dispose
+    connect_args = captured["connect_args"]
+    assert connect_args["statement_cache_size"] == 0  # asyncpg's
+    assert connect_args["prepared_statement_cache_size"] == 0  # SQLAlchemy's
+    assert "search_path" not in connect_args["server_settings"]  # PgBouncer refuses it; the role's default
+
+
+def service_settings_class(name: str) -> Any:
+    from mif_common.config import ServiceSettings
+
+    module = importlib.import_module(f"mif_{name}.config")
+    (cls,) = [
+        v
+        for v in vars(module).values()
+        if isinstance(v, type) and issubclass(v, ServiceSettings) and v.service_name == name
+    ]
+    return cls
+
+
+def connection_budget(objects: tuple[dict[str, Any], ...]) -> dict[str, int]:
+    """At the most replicas the manifests allow (HPA maxima): PostgreSQL connections of the PgBouncer pods,
+    the services' LISTEN connections (straight to PostgreSQL), and client connections to PgBouncer."""
+    ini = pgbouncer_ini()["pgbouncer"]
+    hpa_max = {
+        h["spec"]["scaleTargetRef"]["name"]: h["spec"]["maxReplicas"]
+        for h in of_kind("HorizontalPodAutoscaler", objects)
+    }
+    replicas = {
+        d["metadata"]["name"]: hpa_max.get(d["metadata"]["name"], d["spec"].get("replicas", 1))
+        for d in of_kind("Deployment", objects)
+    }
+    budget = {"pgbouncer_to_postgres": replicas[PGBOUNCER] * int(ini["max_db_connections"]), "listen": 0, "clients": 0}
+    for svc in ALL_SERVICES:
+        cls = service_settings_class(svc.name)
+        pool = cls.model_fields["db_pool_size"].default + cls.model_fields["db_max_overflow"].default
+        budget["listen"] += replicas[svc.name] * cls.listen_connections
+        budget["clients"] += replicas[svc.name] * pool
+    return budget
+
+
+def test_the_base_stays_within_postgresqls_connections() -> None:
+    """PostgreSQL sees PgBouncer's server connections and the LISTEN connections, whatever the replicas of
+    the services (their pools are PgBouncer's clients); one PgBouncer pod takes every client when the
+    other is down; each service's role gets its default_pool_size within max_db_connections."""
+    ini = pgbouncer_ini()["pgbouncer"]
+    budget = connection_budget(base_objects())
+    assert budget["pgbouncer_to_postgres"] + budget["listen"] <= POSTGRES_CONNECTION_BUDGET, budget
+    assert budget["clients"] <= int(ini["max_client_conn"]), budget
+    assert int(ini["default_pool_size"]) * len(ALL_SERVICES) <= int(ini["max_db_connections"])
+
+
 # ------------------------------------------------------------------------- kustomize (where available)
 
 KUBECTL = shutil.which("kubectl")
@@ -971,7 +1167,7 @@ def kustomize_build(target: str) -> tuple[dict[str, Any], ...]:
 def test_kustomize_builds_a_consistent_suite(target: str) -> None:
     objects = kustomize_build(target)
     rendered_deployments = of_kind("Deployment", objects)
-    assert {d["metadata"]["name"] for d in rendered_deployments} == set(APPS)
+    assert {d["metadata"]["name"] for d in rendered_deployments} == {*APPS, PGBOUNCER}
     pdbs = of_kind("PodDisruptionBudget", objects)
     for deployment in rendered_deployments:
         assert sum(selects(p["spec"]["selector"], pod_labels(deployment)) for p in pdbs) == 1
@@ -984,8 +1180,11 @@ def test_kustomize_builds_a_consistent_suite(target: str) -> None:
     secrets = {doc["metadata"]["name"] for doc in of_kind("Secret", objects)}
     images = set()
     for doc in [*rendered_deployments, *of_kind("Job", objects)]:
-        for container in pod_spec(doc)["containers"]:  # type: ignore[index]
-            images.add(container["image"])
+        spec = pod_spec(doc)
+        assert spec is not None
+        for container in [*spec.get("initContainers", []), *spec["containers"]]:
+            if doc["metadata"]["name"] != PGBOUNCER:  # its own pinned image (test_pgbouncer_...)
+                images.add(container["image"])
             for source in container.get("envFrom", []):
                 assert source["configMapRef"]["name"] in configmaps
             if target != "overlays/prod":  # prod takes its Secrets from outside the repository
@@ -999,11 +1198,18 @@ def test_kustomize_builds_a_consistent_suite(target: str) -> None:
     if target == "overlays/prod":
         assert not secrets, "the prod overlay must not ship the placeholder Secrets"
         assert "/" in image, "prod pulls from a registry"
-        assert (
-            json.loads(next(d for d in of_kind("ConfigMap", objects))["data"]["MIF_GATEWAY_UPSTREAMS"])
-            == EXPECTED_UPSTREAMS
-        )
+        config = next(d for d in of_kind("ConfigMap", objects) if d["metadata"]["name"].startswith("mif-config"))
+        assert json.loads(config["data"]["MIF_GATEWAY_UPSTREAMS"]) == EXPECTED_UPSTREAMS
     if target == "overlays/dev":
         auth = next(d for d in rendered_deployments if d["metadata"]["name"] == "auth")
         env = {e["name"] for e in auth["spec"]["template"]["spec"]["containers"][0]["env"]}
         assert "MIF_AUTH_SIGNING_KEY_FILE" not in env, "dev generates its signing key"
+
+
+@pytest.mark.skipif(KUBECTL is None, reason="kubectl (with its built-in kustomize) is not installed")
+@pytest.mark.parametrize("target", ["overlays/dev", "overlays/prod"])
+def test_each_overlay_stays_within_postgresqls_connections(target: str) -> None:
+    ini = pgbouncer_ini()["pgbouncer"]
+    budget = connection_budget(kustomize_build(target))
+    assert budget["pgbouncer_to_postgres"] + budget["listen"] <= POSTGRES_CONNECTION_BUDGET, budget
+    assert budget["clients"] <= int(ini["max_client_conn"]), budget

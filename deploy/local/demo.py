@@ -908,7 +908,7 @@ async def load_everything(run: Run, missing: Missing, console: Console) -> None:
         await load_plans(run, missing)
         return
     # Technicians start, pause, resume and close their own work: each one signs in, meanwhile (signing in
-    # is slow on purpose: bcrypt) equipment and plans are created.
+    # costs a password verification each: argon2id) equipment and plans are created.
     usernames = [t.person.username for t in run.plan.technicians]
     signing_in = asyncio.create_task(sign_in(run, usernames, "Technicians sign in"))
     try:

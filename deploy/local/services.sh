@@ -30,6 +30,19 @@ ensure_rabbitmq() {
   echo "RabbitMQ is not reachable on 127.0.0.1:5672" >&2; return 1
 }
 
+# The browser test of the offline API docs drives Debian's Chromium (tests/test_docs_browser_e2e.py).
+ensure_chromium() {
+  if command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1; then return 0; fi
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    echo "==> installing Chromium (Debian package) for the browser test of the API docs"
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null 2>&1 \
+      || { apt-get update -qq >/dev/null 2>&1 && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null 2>&1; } \
+      || echo "    could not install chromium; the browser test will say so" >&2
+  else
+    echo "    no Chromium: install Debian's chromium package to run the browser test of the API docs" >&2
+  fi
+}
+
 ensure_servers() {
   ensure_postgres
   ensure_rabbitmq

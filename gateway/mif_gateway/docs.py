@@ -22,9 +22,9 @@ from typing import Any
 
 import httpx
 from fastapi import APIRouter, Request
-from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse, JSONResponse
 
+from mif_common.docs_assets import swagger_page
 from mif_common.openapi import SHARED_SCHEMAS, add_problem_schemas, document_errors, gateway_error_statuses
 from mif_gateway.policy import AccessKind, Policy
 from mif_gateway.routes import service_for
@@ -217,8 +217,7 @@ async def combined_openapi(request: Request) -> JSONResponse:
     return JSONResponse(await aggregator.document())
 
 
-_SWAGGER_ROOT = '<div id="swagger-ui">'
-# Plain HTML above Swagger UI: visible even where Swagger UI's assets (from a CDN) cannot load.
+# Plain HTML above Swagger UI: the event catalogue and the raw documents, one click away.
 _DOCS_LINKS = (
     '<p style="font-family: sans-serif; margin: 1rem">'
     f'<a href="{EVENTS_PAGE}">Domain events</a> (<a href="/asyncapi.json">asyncapi.json</a>) · '
@@ -228,6 +227,4 @@ _DOCS_LINKS = (
 
 @router.get("/docs")
 async def swagger_ui() -> HTMLResponse:
-    page = get_swagger_ui_html(openapi_url="/openapi.json", title="MIF maintenance suite API")
-    text = bytes(page.body).decode()
-    return HTMLResponse(text.replace(_SWAGGER_ROOT, _DOCS_LINKS + _SWAGGER_ROOT, 1))
+    return swagger_page(openapi_url="/openapi.json", title="MIF maintenance suite API", above=_DOCS_LINKS)

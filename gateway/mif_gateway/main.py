@@ -17,6 +17,7 @@ from starlette.routing import Route
 
 from mif_common.auth.token_state import TokenStateFollower, TokenStates, auth_lookup
 from mif_common.auth.tokens import JwksClient, TokenVerifier
+from mif_common.docs_assets import mount_swagger_assets
 from mif_common.errors import install_error_handlers, problem_response
 from mif_common.events.broker import Broker
 from mif_common.guard import add_request_guards
@@ -139,6 +140,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
     # Set here, not in the lifespan: it needs no I/O until the first request.
     app.state.event_catalogue = EventCatalogue(settings.asyncapi_path)
     app.include_router(docs_router)
+    mount_swagger_assets(app)  # /docs/static: for /docs and for every service's docs relayed through us
     app.include_router(events_docs_router)
     app.add_api_route("/health/live", live, methods=["GET"], include_in_schema=False)
     app.add_api_route("/health/ready", ready, methods=["GET"], include_in_schema=False)

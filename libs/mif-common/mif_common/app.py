@@ -19,7 +19,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from mif_common.auth.token_state import TokenStateFollower, TokenStates, auth_lookup
 from mif_common.auth.tokens import JwksClient, TokenVerifier
 from mif_common.config import ServiceSettings
-from mif_common.db import make_engine, make_sessionmaker
+from mif_common.db import make_sessionmaker, service_engine
+from mif_common.docs_assets import install_offline_docs
 from mif_common.errors import install_error_handlers
 from mif_common.events.broker import Broker
 from mif_common.events.consumer import EventConsumer, Handler
@@ -63,9 +64,7 @@ def create_service_app(settings: ServiceSettings, parts: ServiceParts) -> FastAP
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         configure_logging(name, level=settings.log_level, json=settings.log_json)
         app.state.settings = settings
-        app.state.engine = make_engine(
-            settings.database_url, schema=settings.db_schema, pool_size=settings.db_pool_size
-        )
+        app.state.engine = service_engine(settings)
         app.state.sessionmaker = make_sessionmaker(app.state.engine, source=name)
         app.state.http = httpx.AsyncClient(timeout=httpx.Timeout(5.0), headers={"user-agent": f"mif-{name}"})
         app.state.token_verifier = TokenVerifier(
@@ -89,6 +88,7 @@ def create_service_app(settings: ServiceSettings, parts: ServiceParts) -> FastAP
                 engine=app.state.engine,
                 broker=app.state.broker,
                 service=name,
+                listen_url=settings.direct_database_url,  # LISTEN never goes through PgBouncer
                 batch_size=settings.outbox_batch_size,
                 poll_interval=settings.outbox_poll_interval,
                 publish_timeout=settings.outbox_publish_timeout,
@@ -132,12 +132,13 @@ def create_service_app(settings: ServiceSettings, parts: ServiceParts) -> FastAP
         version=parts.version,
         lifespan=lifespan,
         openapi_url=f"{prefix}/openapi.json",
-        docs_url=f"{prefix}/docs",
+        docs_url=None,  # served below from local assets (mif_common.docs_assets)
         redoc_url=None,
         redirect_slashes=False,
         openapi_tags=parts.openapi_tags,
     )
     app.state.build = build_info(name)  # no I/O but one `git rev-parse` in a checkout
+    install_offline_docs(app, docs_url=f"{prefix}/docs", openapi_url=f"{prefix}/openapi.json", title=parts.title)
     install_error_handlers(app)
     for router in parts.routers:
         app.include_router(router)

@@ -27,10 +27,26 @@ class ServiceSettings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="MIF_", extra="ignore")
     service_name: ClassVar[str] = ""
+    # Connections the process holds outside its pool, straight to PostgreSQL, for LISTEN: the outbox
+    # relay's (notifications adds its live stream's).
+    listen_connections: ClassVar[int] = 1
 
     environment: Environment = "development"
     database_url: str = ""
-    db_pool_size: int = Field(default=10, ge=1, le=200)
+    # Database connections of one process (deploy/k8s/README.md, "Database connections"): its pool holds
+    # `db_pool_size` connections and opens up to `db_max_overflow` more under load (requests, consumers,
+    # the relay's batches, AUTOCOMMIT reads share it); beside it, `listen_connections` for LISTEN. At the
+    # defaults the six services open at most 37 together (libs/mif-common/tests/test_db_connections.py), well
+    # under PostgreSQL's default max_connections of 100. No overflow by default: at c=10 an overflow
+    # connection is opened and closed again and again (measured in bench/lists.py); a request rather
+    # waits a moment for one of the pool's.
+    db_pool_size: int = Field(default=5, ge=1, le=200)
+    db_max_overflow: int = Field(default=0, ge=0, le=200)
+    # `database_url` goes through PgBouncer in transaction mode: statement caches off, search_path from the
+    # role (mif_common.db.make_engine). LISTEN/NOTIFY cannot go through it: `direct_database_url` is then
+    # required, straight to PostgreSQL (empty otherwise: `database_url` itself).
+    db_pgbouncer: bool = False
+    direct_database_url: str = ""
     amqp_url: str = "amqp://guest:guest@127.0.0.1:5672/"
     auth_url: str = "http://127.0.0.1:8001"
     jwks_url: str = ""
@@ -87,6 +103,13 @@ class ServiceSettings(BaseSettings):
         name = self.service_name or "mif"
         if not self.database_url:
             self.database_url = f"postgresql+asyncpg://mif_{name}@127.0.0.1:5432/mif"
+        if not self.direct_database_url:
+            if self.db_pgbouncer:
+                raise ValueError(
+                    "behind PgBouncer (db_pgbouncer) the direct_database_url (MIF_<SVC>_DIRECT_DATABASE_URL, straight "
+                    "to PostgreSQL) is required: LISTEN/NOTIFY does not work through transaction pooling"
+                )
+            self.direct_database_url = self.database_url
         if not self.jwks_url:
             self.jwks_url = f"{self.auth_url.rstrip('/')}/api/v1/auth/.well-known/jwks.json"
         return self
@@ -94,6 +117,11 @@ class ServiceSettings(BaseSettings):
     @property
     def db_schema(self) -> str:
         return self.service_name
+
+    @property
+    def max_db_connections(self) -> int:
+        """The most connections this process opens to the database URL and the direct one together."""
+        return self.db_pool_size + self.db_max_overflow + self.listen_connections
 
     @property
     def is_production(self) -> bool:

@@ -1,11 +1,18 @@
 """Engine, sessions and the request session dependency, per service schema.
 
 Models carry no schema name: the engine maps them to the service's schema (`schema_translate_map`),
-and the connection's `search_path` points there too so raw SQL and triggers resolve the same way.
+and the connection's `search_path` points there too so raw SQL and triggers resolve the same way (sent
+at connection start, or, behind PgBouncer, the role's own default set by `mif_common.provision`).
+
+Connections of a process (deploy/k8s/README.md, "Database connections"): the engine's pool, at most
+`db_pool_size + db_max_overflow` (requests, consumers, the relay's batches, interventions' AUTOCOMMIT
+reads, readiness checks all share it), and beside it the LISTEN connections (`connect_direct`: the
+outbox relay's, and notifications' live stream), which always go straight to PostgreSQL.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
@@ -13,10 +20,11 @@ from typing import Annotated, Any
 import asyncpg
 from fastapi import Depends, Request
 from sqlalchemy import MetaData, event, exc
-from sqlalchemy.engine import ExceptionContext
+from sqlalchemy.engine import URL, ExceptionContext, make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.pool import ConnectionPoolEntry, PoolProxiedConnection
 
+from mif_common.config import ServiceSettings
 from mif_common.errors import is_connection_lost
 
 logger = logging.getLogger(__name__)
@@ -40,25 +48,98 @@ def new_metadata() -> MetaData:
 POOL_RECYCLE_SECONDS = 1800
 
 
-def make_engine(database_url: str, *, schema: str, pool_size: int = 10, **kwargs: Any) -> AsyncEngine:
-    """An asyncpg engine whose tables and raw SQL resolve to `schema`.
+def make_engine(
+    database_url: str | URL,
+    *,
+    schema: str,
+    pool_size: int = 4,
+    max_overflow: int | None = None,
+    pgbouncer: bool = False,
+    **kwargs: Any,
+) -> AsyncEngine:
+    """An asyncpg engine whose tables and raw SQL resolve to `schema`, holding at most
+    `pool_size + max_overflow` connections (`max_overflow` None: as many as `pool_size`, for tools and
+    tests; services pass their settings through `service_engine`).
+
+    `pgbouncer`: the URL goes through PgBouncer in transaction mode, where consecutive transactions of one
+    client connection may run on different server connections. So no statement outlives its exchange on
+    the client's side: asyncpg's statement cache and SQLAlchemy's prepared-statement cache are off, and the
+    statements SQLAlchemy still prepares are unnamed (`_unnamed_statement`); `search_path` is not sent at
+    connection start (PgBouncer refuses unknown startup parameters, and would not carry it to the server
+    connections): the role's default, set at provisioning, gives it.
 
     Connections are checked at checkout without a round trip (`_discard_closed`) instead of with
     SQLAlchemy's `pool_pre_ping`, which sends `BEGIN; SELECT; ROLLBACK` (three round trips, ~0.5 ms of
     CPU in this process and some in PostgreSQL) before every request's first statement.
     """
+    server_settings = {"application_name": f"mif-{schema}"}
+    connect_args: dict[str, Any] = {"server_settings": server_settings}
+    if pgbouncer:
+        connect_args |= {
+            "statement_cache_size": 0,  # asyncpg's own
+            "prepared_statement_cache_size": 0,  # SQLAlchemy's (its asyncpg adapter)
+            "prepared_statement_name_func": _unnamed_statement,
+        }
+    else:
+        server_settings["search_path"] = schema
     engine = create_async_engine(
         database_url,
         pool_size=pool_size,
-        max_overflow=pool_size,
+        max_overflow=pool_size if max_overflow is None else max_overflow,
         pool_recycle=POOL_RECYCLE_SECONDS,
-        connect_args={"server_settings": {"search_path": schema, "application_name": f"mif-{schema}"}},
+        connect_args=connect_args,
         execution_options={"schema_translate_map": {None: schema}},
         **kwargs,
     )
     event.listen(engine.sync_engine, "checkout", _discard_closed)
     event.listen(engine.sync_engine, "handle_error", _invalidate_lost)
     return engine
+
+
+def service_engine(settings: ServiceSettings) -> AsyncEngine:
+    """The engine of a service process, sized and configured by its settings."""
+    return make_engine(
+        settings.database_url,
+        schema=settings.db_schema,
+        pool_size=settings.db_pool_size,
+        max_overflow=settings.db_max_overflow,
+        pgbouncer=settings.db_pgbouncer,
+    )
+
+
+def _unnamed_statement() -> str:
+    """The name of every statement SQLAlchemy prepares behind PgBouncer: none. asyncpg sends an unnamed
+    statement's Parse/Describe and its Bind/Execute with no Sync between them, so one server connection runs
+    both even outside a transaction (interventions' AUTOCOMMIT reads); a named one could be prepared on one
+    server connection and executed on another (only PgBouncer >= 1.21 with `max_prepared_statements`
+    re-prepares it)."""
+    return ""
+
+
+# Options of a URL's query string that SQLAlchemy's asyncpg dialect reads itself, not asyncpg.connect.
+_DIALECT_ONLY_OPTIONS = frozenset({"prepared_statement_cache_size", "prepared_statement_name_func", "async_fallback"})
+
+
+async def connect_direct(url: str | URL, *, application_name: str) -> asyncpg.Connection:
+    """A connection of its own, outside any pool, for LISTEN: to the service's direct URL
+    (`direct_database_url`, straight to PostgreSQL: LISTEN/NOTIFY needs a session, which PgBouncer's
+    transaction pooling does not give). The caller closes it (`close_direct`)."""
+    parsed = make_url(url)
+    options: dict[str, Any] = parsed.translate_connect_args(username="user")
+    options |= {k: v for k, v in parsed.query.items() if k not in _DIALECT_ONLY_OPTIONS}
+    return await asyncpg.connect(**options, server_settings={"application_name": application_name})
+
+
+async def close_direct(connection: asyncpg.Connection) -> None:
+    """Close a `connect_direct` connection; a lost one (or a cancelled close) is dropped at once."""
+    try:
+        await connection.close(timeout=2)
+    except asyncio.CancelledError:
+        connection.terminate()
+        raise
+    except Exception as exc:
+        logger.debug("closing a direct connection failed: %r", exc)
+        connection.terminate()
 
 
 def _invalidate_lost(context: ExceptionContext) -> None:

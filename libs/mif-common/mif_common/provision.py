@@ -69,6 +69,12 @@ async def ensure_service_roles(
                 f"CREATE SCHEMA IF NOT EXISTS {_quote_ident(svc.schema)} AUTHORIZATION {_quote_ident(svc.db_role)}"
             )
             await conn.execute(f"REVOKE ALL ON SCHEMA {_quote_ident(svc.schema)} FROM PUBLIC")
+            # The role's own search_path in this database: what a connection gets when it cannot say it at
+            # start (through PgBouncer, mif_common.db.make_engine); the same as what services send directly.
+            await conn.execute(
+                f"ALTER ROLE {_quote_ident(svc.db_role)} IN DATABASE {_quote_ident(database)} "
+                f"SET search_path = {_quote_ident(svc.schema)}"
+            )
     finally:
         await conn.close()
 

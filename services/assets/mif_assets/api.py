@@ -6,7 +6,6 @@ from typing import Annotated
 
 import sqlalchemy as sa
 from fastapi import APIRouter, Depends, Query, Request, Response
-from fastapi.responses import JSONResponse
 
 from mif_assets import repository as repo
 from mif_assets import service
@@ -30,7 +29,9 @@ from mif_assets.schemas import (
 )
 from mif_common.auth import CurrentPrincipal, Manager, Principal, Role, require_roles
 from mif_common.db import Session
-from mif_common.pagination import PageParams, Sortable, fetch_page, order_by, page_params, page_response
+from mif_common.json_bodies import dump_rows
+from mif_common.listing import ReadConnections
+from mif_common.pagination import PageParams, Sortable, fetch_page, json_page, order_by, page_params, page_response
 from mif_common.params import MAX_ID, MAX_REPEATS, EntityId
 
 clients_router = APIRouter(prefix="/api/v1/clients", tags=["clients"])
@@ -53,6 +54,7 @@ _CLIENT_SORT: dict[str, Sortable] = {
     "date_creation": Client.date_creation,
     "date_modification": Client.date_modification,
 }
+_CLIENTS = repo.clients_list(_CLIENT_SORT)
 
 
 @clients_router.get(
@@ -60,24 +62,27 @@ _CLIENT_SORT: dict[str, Sortable] = {
 )
 async def list_clients(
     request: Request,
-    session: Session,
+    connections: ReadConnections,
     principal: ClientReader,
     params: Page,
     is_active: bool | None = None,
     type_client: TypeClient | None = None,
     niveau_service: NiveauService | None = None,
     ville: Annotated[str | None, Query(max_length=100)] = None,
-) -> JSONResponse:
-    query = repo.clients_query(
+) -> Response:
+    terms = repo.clients_terms(
         only_client_id=service.visible_client_id(principal),
         is_active=is_active,
-        type_client=type_client,
-        niveau_service=niveau_service,
+        type_client=type_client.value if type_client is not None else None,
+        niveau_service=niveau_service.value if niveau_service is not None else None,
         ville=ville,
         q=params.q,
-    ).order_by(*order_by(params.sort, _CLIENT_SORT, default=[Client.id]))
-    clients, total = await fetch_page(session, query, params)
-    return page_response(request, [ClientOut.model_validate(c) for c in clients], total=total, params=params)
+    )
+    async with connections() as connection:
+        rows, total = await _CLIENTS.page_and_total(
+            connection, terms=terms, sort=params.sort, limit=params.limit, offset=params.offset
+        )
+    return json_page(request, dump_rows(rows), total=total, params=params)
 
 
 @clients_router.post("", response_model=ClientOut, status_code=201, summary="Create a client organisation")
@@ -121,6 +126,7 @@ _EQUIPEMENT_SORT: dict[str, Sortable] = {
     "date_creation": Equipement.date_creation,
     "date_modification": Equipement.date_modification,
 }
+_EQUIPEMENTS = repo.equipements_list(_EQUIPEMENT_SORT)
 
 
 @equipements_router.get(
@@ -128,7 +134,7 @@ _EQUIPEMENT_SORT: dict[str, Sortable] = {
 )
 async def list_equipements(
     request: Request,
-    session: Session,
+    connections: ReadConnections,
     principal: CurrentPrincipal,
     params: Page,
     statut: Annotated[
@@ -140,8 +146,8 @@ async def list_equipements(
     client_id: Annotated[int | None, Query(gt=0, le=MAX_ID)] = None,
     type_: Annotated[str | None, Query(alias="type", max_length=100, description="Exact, case-insensitive.")] = None,
     localisation: Annotated[str | None, Query(max_length=200, description="Exact, case-insensitive.")] = None,
-) -> JSONResponse:
-    query = repo.equipements_query(
+) -> Response:
+    terms = repo.equipements_terms(
         only_client_id=service.visible_client_id(principal),
         statut=[s.value for s in statut or ()],
         criticite=[c.value for c in criticite or ()],
@@ -149,9 +155,12 @@ async def list_equipements(
         type_=type_,
         localisation=localisation,
         q=params.q,
-    ).order_by(*order_by(params.sort, _EQUIPEMENT_SORT, default=[Equipement.id]))
-    equipements, total = await fetch_page(session, query, params)
-    return page_response(request, [EquipementOut.model_validate(e) for e in equipements], total=total, params=params)
+    )
+    async with connections() as connection:
+        rows, total = await _EQUIPEMENTS.page_and_total(
+            connection, terms=terms, sort=params.sort, limit=params.limit, offset=params.offset
+        )
+    return json_page(request, dump_rows(rows), total=total, params=params)
 
 
 @equipements_router.post("", response_model=EquipementOut, status_code=201, summary="Create an equipment")
@@ -198,7 +207,7 @@ _HISTORIQUE_SORT: dict[str, Sortable] = {
 )
 async def historique_statut(
     equipement_id: EntityId, request: Request, session: Session, principal: CurrentPrincipal, params: Page
-) -> JSONResponse:
+) -> Response:
     await service.get_equipement(session, equipement_id=equipement_id, principal=principal)
     query = repo.historique_query(equipement_id).order_by(
         *order_by(

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import QueryableAttribute
 
 from mif_assets.models import (
     CLIENT_SEARCH_SQL,
@@ -18,6 +20,9 @@ from mif_assets.models import (
     EquipementStatutHistorique,
     InterventionRef,
 )
+from mif_assets.schemas import ClientOut, EquipementOut
+from mif_common.listing import ListQuery, model_columns
+from mif_common.pagination import Sortable
 
 
 def like_pattern(text: str) -> str:
@@ -47,7 +52,48 @@ async def client_named(session: AsyncSession, nom: str, *, except_id: int | None
     return await session.scalar(query)
 
 
-def clients_query(
+# The lists: one statement per request, compiled once per shape, rows as the response model's fields
+# (mif_common.listing). Each WHERE term's value is the parameter of its name; `q` is a search: its
+# matches are found through the trigram index first, whatever the sort.
+
+_VALUES = postgresql.ARRAY(sa.String(20))
+
+
+def _equals(column: QueryableAttribute[Any], name: str) -> sa.ColumnElement[bool]:
+    return column == sa.bindparam(name, type_=column.type)
+
+
+def _lower_equals(column: QueryableAttribute[Any], name: str) -> sa.ColumnElement[bool]:
+    return sa.func.lower(column) == sa.bindparam(name, type_=sa.String())
+
+
+def _any_of(column: QueryableAttribute[Any], name: str) -> sa.ColumnElement[bool]:
+    return column == sa.any_(sa.bindparam(name, type_=_VALUES))
+
+
+def _search(expression: str) -> sa.ColumnElement[bool]:
+    return sa.literal_column(expression).ilike(sa.bindparam("q", type_=sa.String()), escape="\\")
+
+
+def clients_list(sort: Mapping[str, Sortable]) -> ListQuery:
+    return ListQuery(
+        columns=model_columns(ClientOut, Client),
+        source=Client,
+        key=Client.id,
+        terms={
+            "only_client_id": lambda: _equals(Client.id, "only_client_id"),
+            "is_active": lambda: _equals(Client.is_active, "is_active"),  # NOT NULL: `=` is `IS`
+            "type_client": lambda: _equals(Client.type_client, "type_client"),
+            "niveau_service": lambda: _equals(Client.niveau_service, "niveau_service"),
+            "ville": lambda: _lower_equals(Client.ville, "ville"),
+            "q": lambda: _search(CLIENT_SEARCH_SQL),
+        },
+        sort=sort,
+        default=[Client.id],
+    )
+
+
+def clients_terms(
     *,
     only_client_id: int | None,
     is_active: bool | None,
@@ -55,22 +101,22 @@ def clients_query(
     niveau_service: str | None,
     ville: str | None,
     q: str | None,
-) -> sa.Select[Client]:
-    """The list of client organisations; `only_client_id` restricts it to one (a client user's own)."""
-    query = sa.select(Client)
+) -> dict[str, Any]:
+    """The list of client organisations' terms; `only_client_id` restricts it to one (a client user's own)."""
+    terms: dict[str, Any] = {}
     if only_client_id is not None:
-        query = query.where(Client.id == only_client_id)
+        terms["only_client_id"] = only_client_id
     if is_active is not None:
-        query = query.where(Client.is_active.is_(is_active))
+        terms["is_active"] = is_active
     if type_client is not None:
-        query = query.where(Client.type_client == type_client)
+        terms["type_client"] = type_client
     if niveau_service is not None:
-        query = query.where(Client.niveau_service == niveau_service)
+        terms["niveau_service"] = niveau_service
     if ville is not None:
-        query = query.where(sa.func.lower(Client.ville) == ville.lower())
+        terms["ville"] = ville.lower()
     if q is not None:
-        query = query.where(sa.literal_column(CLIENT_SEARCH_SQL).ilike(like_pattern(q), escape="\\"))
-    return query
+        terms["q"] = like_pattern(q)
+    return terms
 
 
 # --- equipements --------------------------------------------------------------------------------
@@ -99,7 +145,26 @@ async def equipement_with_serial(
     return await session.scalar(query)
 
 
-def equipements_query(
+def equipements_list(sort: Mapping[str, Sortable]) -> ListQuery:
+    return ListQuery(
+        columns=model_columns(EquipementOut, Equipement),
+        source=Equipement,
+        key=Equipement.id,
+        terms={
+            "only_client_id": lambda: _equals(Equipement.client_id, "only_client_id"),
+            "statut": lambda: _any_of(Equipement.statut, "statut"),
+            "criticite": lambda: _any_of(Equipement.criticite, "criticite"),
+            "client_id": lambda: _equals(Equipement.client_id, "client_id"),
+            "type": lambda: _lower_equals(Equipement.type, "type"),
+            "localisation": lambda: _lower_equals(Equipement.localisation, "localisation"),
+            "q": lambda: _search(EQUIPEMENT_SEARCH_SQL),
+        },
+        sort=sort,
+        default=[Equipement.id],
+    )
+
+
+def equipements_terms(
     *,
     only_client_id: int | None,
     statut: Sequence[str],
@@ -108,24 +173,24 @@ def equipements_query(
     type_: str | None,
     localisation: str | None,
     q: str | None,
-) -> sa.Select[Equipement]:
-    """The equipment list; `only_client_id` restricts it to one organisation (a client user's own)."""
-    query = sa.select(Equipement)
+) -> dict[str, Any]:
+    """The equipment list's terms; `only_client_id` restricts it to one organisation (a client user's own)."""
+    terms: dict[str, Any] = {}
     if only_client_id is not None:
-        query = query.where(Equipement.client_id == only_client_id)
+        terms["only_client_id"] = only_client_id
     if statut:
-        query = query.where(Equipement.statut.in_(statut))
+        terms["statut"] = list(statut)
     if criticite:
-        query = query.where(Equipement.criticite.in_(criticite))
+        terms["criticite"] = list(criticite)
     if client_id is not None:
-        query = query.where(Equipement.client_id == client_id)
+        terms["client_id"] = client_id
     if type_ is not None:
-        query = query.where(sa.func.lower(Equipement.type) == type_.lower())
+        terms["type"] = type_.lower()
     if localisation is not None:
-        query = query.where(sa.func.lower(Equipement.localisation) == localisation.lower())
+        terms["localisation"] = localisation.lower()
     if q is not None:
-        query = query.where(sa.literal_column(EQUIPEMENT_SEARCH_SQL).ilike(like_pattern(q), escape="\\"))
-    return query
+        terms["q"] = like_pattern(q)
+    return terms
 
 
 def historique_query(equipement_id: int) -> sa.Select[EquipementStatutHistorique]:

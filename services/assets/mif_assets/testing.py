@@ -17,6 +17,7 @@ from mif_assets.config import AssetsSettings
 from mif_assets.main import create_app
 from mif_common.auth.tokens import ChainedKeys, StaticKeys, TokenVerifier
 from mif_common.db import get_session, make_engine
+from mif_common.listing import connections_of, read_connections
 
 Headers = dict[str, str]
 # Fixtures of assets' tests: `make_client(**fields)` / `make_equipement(**fields)` return the created
@@ -105,6 +106,7 @@ async def assets_in_process(
                     raise
 
             app.dependency_overrides[get_session] = rolled_back_session
+            app.dependency_overrides[read_connections] = connections_of(session)
             try:
                 async with app.router.lifespan_context(app):
                     app.state.token_verifier = TokenVerifier(

@@ -37,7 +37,9 @@ async def run(settings: AuthSettings) -> int:
             print("MIF_ADMIN_PASSWORD is required outside development.", file=sys.stderr)
             return 2
         password, generated = generated_password(), True
-    engine = make_engine(settings.database_url, schema=settings.db_schema, pool_size=1)
+    engine = make_engine(
+        settings.database_url, schema=settings.db_schema, pool_size=1, max_overflow=0, pgbouncer=settings.db_pgbouncer
+    )
     try:
         async with make_sessionmaker(engine, source="auth")() as session:
             try:

@@ -5,9 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import ClassVar
 
-from pydantic import Field
+from pydantic import Field, model_validator
 from pydantic_settings import SettingsConfigDict
 
+from mif_auth.passwords import PasswordHashing, Scheme
 from mif_common.config import ServiceSettings
 from mif_common.suite import REPO_ROOT
 
@@ -18,6 +19,15 @@ class AuthSettings(ServiceSettings):
 
     access_token_ttl_seconds: int = Field(default=900, ge=60, le=3600)
     refresh_token_ttl_days: int = Field(default=14, ge=1, le=90)
+    # Password hashing (docs/auth.md, "Password hashing"). New hashes: argon2id at OWASP's m=19 MiB, t=2,
+    # p=1 (about 20 ms here), or bcrypt at `bcrypt_rounds` with `password_scheme=bcrypt`. Older hashes keep
+    # verifying and are re-hashed with these at the account's next successful sign-in. Production refuses
+    # parameters below OWASP's guidance; tests make hashing cheap (argon2 memory 1024, time cost 1).
+    # The bounds keep an argon2 hash within the 100 characters of `user.password_hash`.
+    password_scheme: Scheme = "argon2id"
+    argon2_memory_kib: int = Field(default=19_456, ge=1024, le=262_144)
+    argon2_time_cost: int = Field(default=2, ge=1, le=10)
+    argon2_parallelism: int = Field(default=1, ge=1, le=4)
     bcrypt_rounds: int = Field(default=12, ge=4, le=16)
     # PEM private key (Ed25519 or RSA) that signs tokens; earlier keys stay published for verification.
     signing_key_file: Path | None = None
@@ -45,3 +55,22 @@ class AuthSettings(ServiceSettings):
     # The assets service, asked about a client organisation missing from the local replica
     # (`MIF_AUTH_ASSETS_URL`, or suite-wide `MIF_ASSETS_URL`).
     assets_url: str = "http://127.0.0.1:8002"
+
+    @property
+    def password_hashing(self) -> PasswordHashing:
+        return PasswordHashing(
+            scheme=self.password_scheme,
+            argon2_memory_kib=self.argon2_memory_kib,
+            argon2_time_cost=self.argon2_time_cost,
+            argon2_parallelism=self.argon2_parallelism,
+            bcrypt_rounds=self.bcrypt_rounds,
+        )
+
+    @model_validator(mode="after")
+    def _owasp_in_production(self) -> AuthSettings:
+        if self.is_production and not self.password_hashing.meets_owasp():
+            raise ValueError(
+                f"password hashing ({self.password_hashing.describe()}) is below OWASP's guidance: use argon2id "
+                "with m=19456 KiB t=2 p=1 (or m=47104 t=1, m=12288 t=3, m=9216 t=4, m=7168 t=5) or bcrypt cost 10+"
+            )
+        return self

@@ -8,6 +8,7 @@ from mif_auth.api import auth_router, users_router
 from mif_auth.config import AuthSettings
 from mif_auth.handlers import HANDLERS
 from mif_auth.keys import KeyRing
+from mif_auth.passwords import prepare_hashing
 from mif_common.app import ServiceParts, create_service_app
 from mif_common.auth.tokens import StaticKeys, TokenVerifier
 
@@ -26,6 +27,10 @@ def create_app(settings: AuthSettings | None = None) -> FastAPI:
             leeway=settings.jwt_leeway_seconds,
         )
 
+    async def warm_hashing(_app: FastAPI) -> None:
+        # The dummy hash an unknown account is checked against, made once before the first sign-in.
+        await prepare_hashing(settings.password_hashing)
+
     return create_service_app(
         settings,
         ServiceParts(
@@ -36,7 +41,7 @@ def create_app(settings: AuthSettings | None = None) -> FastAPI:
             ),
             routers=[auth_router, users_router],
             handlers=HANDLERS,
-            on_startup=[load_keys],
+            on_startup=[load_keys, warm_hashing],
             # auth checks every authenticated request against its own database (api.current_user):
             # it follows no token states of its own.
             token_states=False,

@@ -25,7 +25,7 @@ from mif_auth.events import (
 )
 from mif_auth.keys import KeyRing
 from mif_auth.models import ClientRef, LoginAttempt, RefreshToken, User
-from mif_auth.passwords import DUMMY_HASH, hash_password, policy_failures, policy_refusal, verify_password
+from mif_auth.passwords import hash_password, needs_rehash, policy_failures, policy_refusal, verify_password
 from mif_auth.schemas import ProfileUpdate, TokenPair, UserAdminUpdate, UserCreate
 from mif_auth.tokens import access_token, hash_refresh_token, new_refresh_token
 from mif_common.errors import (
@@ -318,8 +318,10 @@ async def login(
     )
     if throttled is not None:
         return Refusal(throttled)  # not recorded: no password was checked
-    # Verify against a dummy hash for unknown accounts so timing does not reveal which exist.
-    valid = await verify_password(password, user.password_hash if user else DUMMY_HASH)
+    # An unknown account is checked against a dummy hash of the current scheme and parameters, at the same
+    # cost, so timing does not reveal which accounts exist.
+    hashing = settings.password_hashing
+    valid = await verify_password(password, user.password_hash if user else None, hashing=hashing)
     # Only a right password learns why an existing account may not sign in.
     organisation = await organisation_refusal(session, user) if user and valid and user.is_active else None
     succeeded = bool(user and valid and user.is_active and organisation is None)
@@ -346,6 +348,12 @@ async def login(
             return Refusal(organisation)
         return Refusal(Unauthorized("Wrong username/e-mail or password."))
     user.last_login = now()
+    if needs_rehash(user.password_hash, hashing):
+        # A hash of an older scheme or parameters (bcrypt cost 12, ...): replaced now that the password is
+        # known, in this sign-in's transaction. Not a password change: no event, tokens stay valid.
+        previous = user.password_hash[:7]
+        user.password_hash = await hash_password(password, hashing)
+        logger.info("password hash of user %s upgraded from %s... to %s", user.id, previous, hashing.describe())
     return await issue_tokens(session, user=user, settings=settings, keyring=keyring, client=client)
 
 
@@ -403,7 +411,7 @@ async def change_password(
     client: ClientInfo,
 ) -> TokenPair:
     """Change one's password; every other session ends, a fresh token pair is returned."""
-    if not await verify_password(current_password, user.password_hash):
+    if not await verify_password(current_password, user.password_hash, hashing=settings.password_hashing):
         raise BadRequest(
             "The current password is wrong.", errors=[{"field": "current_password", "message": "wrong password"}]
         )
@@ -415,7 +423,7 @@ async def _set_password(
     session: AsyncSession, *, user: User, password: str, settings: AuthSettings, field: str
 ) -> None:
     check_password_policy(password, username=user.username, email=user.email, field=field)
-    user.password_hash = await hash_password(password, rounds=settings.bcrypt_rounds)
+    user.password_hash = await hash_password(password, settings.password_hashing)
     user.token_version += 1
     user.updated_at = now()
     await repo.revoke_all_for_user(session, user.id)
@@ -595,7 +603,7 @@ async def create_user(
         client_id=data.client_id,
         is_active=True,
         token_version=0,
-        password_hash=await hash_password(data.password, rounds=settings.bcrypt_rounds),
+        password_hash=await hash_password(data.password, settings.password_hashing),
     )
     session.add(user)
     await _flush_unique(session)
@@ -661,7 +669,9 @@ async def update_profile(session: AsyncSession, *, user: User, data: ProfileUpda
         await session.flush()
         await _publish(session, UserUpdated, user, changed=["full_name"])
     if data.password is not None:
-        if data.current_password is None or not await verify_password(data.current_password, user.password_hash):
+        if data.current_password is None or not await verify_password(
+            data.current_password, user.password_hash, hashing=settings.password_hashing
+        ):
             raise BadRequest(
                 "Changing the password needs the correct current_password.",
                 errors=[{"field": "current_password", "message": "missing or wrong"}],

@@ -30,7 +30,8 @@ def mif_service(tmp_path_factory: pytest.TempPathFactory) -> ServiceUnderTest:
         AuthSettings,
         create_app,
         settings_overrides={
-            "bcrypt_rounds": 4,
+            "argon2_memory_kib": 1024,  # cheap hashing (production refuses less than OWASP)
+            "argon2_time_cost": 1,
             "key_dir": tmp_path_factory.mktemp("auth-keys"),
             "login_max_failures_per_account": 3,  # per (account, address)
             "login_max_failures_per_ip": 6,

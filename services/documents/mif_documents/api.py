@@ -14,7 +14,7 @@ from typing import Annotated, Any
 import sqlalchemy as sa
 from fastapi import APIRouter, BackgroundTasks, Depends, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, StreamingResponse
+from fastapi.responses import StreamingResponse
 from pydantic import ValidationError
 from starlette.requests import ClientDisconnect
 
@@ -114,7 +114,7 @@ def document_out(document: Document, signer: UrlSigner) -> DocumentOut:
     )
 
 
-async def _list(request: Request, session: Session, params: PageParams, query: sa.Select[Document]) -> JSONResponse:
+async def _list(request: Request, session: Session, params: PageParams, query: sa.Select[Document]) -> Response:
     query = query.order_by(*order_by(params.sort, _SORT, default=[Document.id]))
     documents, total = await fetch_page(session, query, params)
     signer = _signer(request)
@@ -135,7 +135,7 @@ async def list_documents(
     ] = None,
     mime: Annotated[str | None, Query(max_length=100)] = None,
     uploaded_by: Annotated[int | None, Query(gt=0, le=MAX_ID)] = None,
-) -> JSONResponse:
+) -> Response:
     query = repo.documents_query(
         only_client_id=service.visible_client_id(principal),
         only_technicien_user_id=principal.user_id if principal.role is Role.technicien else None,
@@ -233,7 +233,7 @@ async def get_document(
 )
 async def list_intervention_documents(
     intervention_id: EntityId, request: Request, session: Session, principal: CurrentPrincipal, params: Page
-) -> JSONResponse:
+) -> Response:
     await service.visible_intervention(
         session, intervention_id=intervention_id, principal=principal, interventions=_interventions(request)
     )

@@ -150,7 +150,7 @@ async def encrypt_stream(chunks: AsyncIterator[bytes], *, size: int, key_id: str
             yield aead.encrypt(_nonce(prefix, index), bytes(pending[:CHUNK]), _aad(key_id, index, False))
             del pending[:CHUNK]
             index += 1
-    if index != count - 1 or len(pending) > CHUNK:
+    if index != count - 1 or index * CHUNK + len(pending) != size:
         raise DecryptionError("the plaintext stream does not have the expected size")
     yield aead.encrypt(_nonce(prefix, index), bytes(pending), _aad(key_id, index, True))
 

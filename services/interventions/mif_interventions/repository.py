@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-import asyncpg
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -16,7 +15,7 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlalchemy.orm import QueryableAttribute
 
-from mif_common.db import DRIVER_ERRORS, driver_error
+from mif_common.listing import CompiledSql, ListSql, fetch, plain_page, search_page
 from mif_common.replicas import upsert_if_newer
 from mif_interventions.models import (
     OPEN_STATUTS,
@@ -111,7 +110,7 @@ LIST_COLUMNS: tuple[Any, ...] = (
     .label("equipement_nom"),
 )
 
-# Built once: requests only add their WHERE, ORDER BY and LIMIT (coercing ~40 columns per request costs).
+# Built once (coercing ~40 columns per request costs): single reads add their WHERE.
 LIST_SELECT = sa.select(*LIST_COLUMNS).select_from(Intervention)
 
 
@@ -223,65 +222,28 @@ def term_clauses(terms: Sequence[str]) -> list[sa.ColumnElement[bool]]:
     return [_TERMS[name]() for name in terms]
 
 
-@dataclass(frozen=True, slots=True)
-class CompiledSql:
-    """A statement's SQL text for asyncpg (`$1`, `$2`, ...) and what goes in its parameters, in order:
-    a request's value (by name, `_PARAMETERS`) or a constant the statement carries (`sa.case` values
-    of a sort, for instance)."""
-
-    text: str
-    names: tuple[str, ...]
-    constants: Mapping[str, Any]
-
-    @classmethod
-    def of(cls, statement: sa.Select[Any], dialect: Dialect) -> CompiledSql:
-        compiled = statement.compile(dialect=dialect)
-        names = tuple(compiled.positiontup or ())
-        constants = {}
-        for name in names:
-            if name in _PARAMETERS:
-                continue
-            bind = compiled.binds[name]
-            if bind.required or bind.expanding or bind.callable is not None:
-                raise AssertionError(f"the list statement's parameter {name} is neither named nor a constant")
-            constants[name] = bind.effective_value
-        return cls(str(compiled), names, constants)
-
-    def args(self, values: Mapping[str, Any]) -> list[Any]:
-        constants = self.constants
-        return [constants[name] if name in constants else values[name] for name in self.names]
-
-
 _PARAMETERS = frozenset(_TERMS) | {"now", "limit", "offset"}
-
-
-@dataclass(frozen=True, slots=True)
-class ListSql:
-    page: CompiledSql  # the page's rows (LIST_COLUMNS) and, in the last column, the total
-    count: CompiledSql  # the total alone (asked for past the last page)
-
-
 _LIST_SQL: dict[tuple[tuple[str, ...], str | None], ListSql] = {}
 _LIST_SQL_SIZE = 512  # shapes kept (the sort is the caller's text: bounded, oldest out first)
 
 
 def list_sql(terms: tuple[str, ...], sort: str | None, order: Callable[[], Sequence[Any]], dialect: Dialect) -> ListSql:
     """The compiled page and count statements of a shape. `order()` gives the ORDER BY clauses (and
-    raises for an unknown sort field): it is called only the first time a sort is seen."""
+    raises for an unknown sort field): it is called only the first time a sort is seen. A search (`q`)
+    finds its matches through the full-text index first, whatever the sort (`listing.search_page`)."""
     key = (terms, sort)
     cached = _LIST_SQL.get(key)
     if cached is not None:
         return cached
     clauses = term_clauses(terms)
+    if "q" in terms:
+        page = search_page(LIST_COLUMNS, Intervention, Intervention.id, clauses, order())
+    else:
+        page = plain_page(LIST_COLUMNS, Intervention, clauses, order())
     total = sa.select(sa.func.count()).select_from(Intervention).where(*clauses)
-    page = (
-        LIST_SELECT.add_columns(total.scalar_subquery().correlate(None).label("_total"))
-        .where(*clauses)
-        .order_by(*order())
-        .limit(sa.bindparam("limit", type_=sa.Integer()))
-        .offset(sa.bindparam("offset", type_=sa.Integer()))
+    compiled = ListSql(
+        page=CompiledSql.of(page, dialect, _PARAMETERS), count=CompiledSql.of(total, dialect, _PARAMETERS)
     )
-    compiled = ListSql(page=CompiledSql.of(page, dialect), count=CompiledSql.of(total, dialect))
     if len(_LIST_SQL) >= _LIST_SQL_SIZE:
         _LIST_SQL.pop(next(iter(_LIST_SQL)))
     _LIST_SQL[key] = compiled
@@ -303,28 +265,13 @@ async def page_and_total(
     its own. Runs on the asyncpg connection itself (see above)."""
     terms, values = list_terms(filtres, visibilite)
     sql = list_sql(terms, sort, order, connection.dialect)
-    driver = (await connection.get_raw_connection()).driver_connection
-    assert driver is not None
-    records = await _fetch(connection, driver, sql.page, {**values, "limit": limit, "offset": offset})
+    records = await fetch(connection, sql.page, {**values, "limit": limit, "offset": offset})
     if records:
         keys = list(records[0].keys())[:-1]  # the last column is the total
         return [dict(zip(keys, r, strict=False)) for r in records], int(records[0][-1])
     if offset == 0:
         return [], 0
-    return [], int((await _fetch(connection, driver, sql.count, values))[0][0])
-
-
-async def _fetch(
-    connection: AsyncConnection, driver: asyncpg.Connection, sql: CompiledSql, values: Mapping[str, Any]
-) -> list[asyncpg.Record]:
-    """Run on the asyncpg connection; its errors come out as SQLAlchemy's `DBAPIError` carrying them, as
-    from any other statement, so the app answers alike (a database shutting down or a connection closed
-    by the server is a 503, and that connection is never reused: `mif_common.db.driver_error`)."""
-    try:
-        records: list[asyncpg.Record] = await driver.fetch(sql.text, *sql.args(values))
-    except DRIVER_ERRORS as error:
-        raise await driver_error(connection, sql.text, error) from error
-    return records
+    return [], int((await fetch(connection, sql.count, values))[0][0])
 
 
 async def row_of(session: AsyncSession, intervention_id: int) -> dict[str, Any] | None:

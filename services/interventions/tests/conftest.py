@@ -2,13 +2,12 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
 from typing import Any
 
 import httpx
 import pytest
 from fastapi import FastAPI
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from mif_assets.testing import InProcessAssets, assets_in_process
 from mif_common.app import consumer_for
@@ -17,8 +16,7 @@ from mif_common.db import get_session
 from mif_common.events import CloudEvent
 from mif_common.testing.keys import TestKeys
 from mif_common.testing.plugin import ServiceUnderTest, TestDatabase
-from mif_interventions import api
-from mif_interventions.api import ConnectionSource, get_read_session
+from mif_interventions.api import get_read_session
 from mif_interventions.config import InterventionsSettings
 from mif_interventions.handlers import make_handlers
 from mif_interventions.main import create_app
@@ -32,18 +30,10 @@ def mif_service() -> ServiceUnderTest:
 
 
 @pytest.fixture
-def app(app: FastAPI, db_session: AsyncSession) -> FastAPI:
-    """The plugin's app; reads outside a transaction use the test's rolled-back session too."""
+def app(app: FastAPI) -> FastAPI:
+    """The plugin's app (lists' connections are the test's: the plugin overrides
+    `mif_common.listing.read_connections`); reads outside a transaction use the test's session too."""
     app.dependency_overrides[get_read_session] = app.dependency_overrides[get_session]
-
-    @asynccontextmanager
-    async def test_connection() -> AsyncIterator[AsyncConnection]:
-        yield await db_session.connection()
-
-    async def read_connections() -> ConnectionSource:
-        return test_connection
-
-    app.dependency_overrides[api.read_connections] = read_connections
     return app
 
 

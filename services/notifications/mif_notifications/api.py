@@ -7,16 +7,18 @@ managers' manual send.
 from __future__ import annotations
 
 import time
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Query, Request, Response
-from fastapi.responses import JSONResponse, StreamingResponse
+from fastapi.responses import StreamingResponse
 
 from mif_common.auth import CurrentPrincipal, Manager
 from mif_common.auth.tokens import TokenVerifier, bearer_token
 from mif_common.db import Session
 from mif_common.errors import ServiceUnavailable, Unauthorized
-from mif_common.pagination import PageParams, Sortable, fetch_page, order_by, page_params, page_response
+from mif_common.json_bodies import dump_rows
+from mif_common.listing import ReadConnections
+from mif_common.pagination import PageParams, Sortable, json_page, page_params
 from mif_common.params import EntityId
 from mif_notifications import repository as repo
 from mif_notifications import service
@@ -45,19 +47,28 @@ _SORT: dict[str, Sortable] = {
 }
 
 
+_NOTIFICATIONS = repo.notifications_list(_SORT)
+
+
 async def _own_list(
     request: Request,
-    session: Session,
+    connections: ReadConnections,
     principal: CurrentPrincipal,
     params: Page,
     lue: bool | None = None,
     type_: Annotated[TypeNotification | None, Query(alias="type")] = None,
-) -> JSONResponse:
-    query = repo.notifications_query(user_id=principal.user_id, lue=lue, type_=type_).order_by(
-        *order_by(params.sort, _SORT, default=[Notification.id.desc()])
-    )
-    rows, total = await fetch_page(session, query, params)
-    return page_response(request, [NotificationOut.model_validate(n) for n in rows], total=total, params=params)
+) -> Response:
+    terms: dict[str, Any] = {"user_id": principal.user_id}
+    if lue is not None:
+        terms["lue"] = lue
+    if type_ is not None:
+        terms["type"] = type_.value
+    async with connections() as connection:
+        rows, total = await _NOTIFICATIONS.page_and_total(
+            connection, terms=terms, sort=params.sort, limit=params.limit, offset=params.offset
+        )
+        rows = await repo.with_deliveries(connection, rows)
+    return json_page(request, dump_rows(rows), total=total, params=params)
 
 
 router.add_api_route(

@@ -13,6 +13,8 @@ from mif_common.config import ServiceSettings
 class NotificationsSettings(ServiceSettings):
     model_config = SettingsConfigDict(env_prefix="MIF_NOTIFICATIONS_", extra="ignore")
     service_name: ClassVar[str] = "notifications"
+    # The outbox relay's LISTEN connection, and the live stream's (mif_notifications.stream).
+    listen_connections: ClassVar[int] = 2
 
     # SMTP relay (development: `python -m aiosmtpd -n -l 127.0.0.1:1025`, compose: Mailpit).
     smtp_host: str = "127.0.0.1"

@@ -19,7 +19,9 @@ def create_app(settings: NotificationsSettings | None = None) -> FastAPI:
         sender = DeliverySender(sessionmaker=app.state.sessionmaker, settings=settings)
         app.state.sender = sender
         # One LISTEN connection per process: wakes the live streams and the sender.
-        app.state.hub = NotificationHub(app.state.engine, on_new=sender.wake.set)
+        app.state.hub = NotificationHub(
+            app.state.engine, on_new=sender.wake.set, listen_url=settings.direct_database_url
+        )
 
     async def live_stream_hub(app: FastAPI) -> None:
         hub: NotificationHub = app.state.hub

@@ -8,10 +8,13 @@ from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlalchemy.orm import selectinload
 
+from mif_common.listing import ListQuery, Statement
+from mif_common.pagination import Sortable
 from mif_common.replicas import upsert_if_newer
 from mif_notifications.models import (
     DEFAULT_PREFERENCES,
@@ -21,9 +24,11 @@ from mif_notifications.models import (
     Livraison,
     Notification,
     Preference,
+    StatutLivraison,
     TechnicienRef,
     UserRef,
 )
+from mif_notifications.schemas import NotificationOut
 
 # --- replicas -----------------------------------------------------------------------------------
 
@@ -223,6 +228,68 @@ def notifications_query(*, user_id: int, lue: bool | None, type_: str | None) ->
     if type_ is not None:
         query = query.where(Notification.type == type_)
     return query
+
+
+# The caller's list: one statement for the page and its total, compiled once per shape, and one for the
+# page's deliveries (mif_common.listing), rows as `NotificationOut`'s fields.
+
+_NOTIFICATION_FIELDS = [name for name in NotificationOut.model_fields if name != "livraisons"]
+
+
+def notifications_list(sort: Mapping[str, Sortable]) -> ListQuery:
+    return ListQuery(
+        columns=[getattr(Notification, name).label(name) for name in _NOTIFICATION_FIELDS],
+        source=Notification,
+        key=Notification.id,
+        terms={
+            "user_id": lambda: Notification.user_id == sa.bindparam("user_id", type_=sa.BigInteger()),
+            "lue": lambda: Notification.lue == sa.bindparam("lue", type_=sa.Boolean()),  # NOT NULL: `=` is `IS`
+            "type": lambda: Notification.type == sa.bindparam("type", type_=sa.String()),
+        },
+        sort=sort,
+        default=[Notification.id.desc()],
+    )
+
+
+_DELIVERIES = Statement(
+    lambda: (
+        sa.select(
+            Livraison.notification_id,
+            Livraison.canal,
+            Livraison.statut,
+            Livraison.attempts,
+            Livraison.last_error,
+            Livraison.next_attempt_at,
+            Livraison.sent_at,
+        )
+        .where(Livraison.notification_id == sa.any_(sa.bindparam("ids", type_=postgresql.ARRAY(sa.BigInteger()))))
+        .order_by(Livraison.id)
+    ),
+    ["ids"],
+)
+
+
+async def with_deliveries(connection: AsyncConnection, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The rows with their `livraisons`, as `NotificationOut` shows them (`LivraisonOut`'s fields, in its
+    order, and no `prochaine_tentative` once a delivery is done), in delivery id order."""
+    by_id: dict[int, list[dict[str, Any]]] = {}
+    for row in rows:
+        row["livraisons"] = by_id[row["id"]] = []
+    if not rows:
+        return rows
+    for d in await _DELIVERIES.fetch(connection, {"ids": list(by_id)}):
+        pending = d["statut"] == StatutLivraison.pending.value
+        by_id[d["notification_id"]].append(
+            {
+                "canal": d["canal"],
+                "statut": d["statut"],
+                "tentatives": d["attempts"],
+                "derniere_erreur": d["last_error"],
+                "prochaine_tentative": d["next_attempt_at"] if pending else None,
+                "date_envoi": d["sent_at"],
+            }
+        )
+    return rows
 
 
 async def notifications_by_ids(session: AsyncSession, ids: Sequence[int]) -> list[Notification]:

@@ -26,8 +26,10 @@ from collections.abc import AsyncIterator, Callable
 from types import FrameType
 from typing import Any
 
+from sqlalchemy.engine import URL
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from mif_common.db import close_direct, connect_direct
 from mif_notifications import repository as repo
 from mif_notifications.metrics import LIVE_STREAMS
 from mif_notifications.schemas import NotificationOut
@@ -54,8 +56,12 @@ class Subscription:
 class NotificationHub:
     """The process's LISTEN connection, fanning signals out to in-process subscribers."""
 
-    def __init__(self, engine: AsyncEngine, *, on_new: Callable[[], None] | None = None) -> None:
+    def __init__(
+        self, engine: AsyncEngine, *, on_new: Callable[[], None] | None = None, listen_url: str | URL | None = None
+    ) -> None:
         self.engine = engine
+        # The LISTEN connection is its own, straight to PostgreSQL (the direct URL behind PgBouncer).
+        self.listen_url = listen_url or engine.url
         self.on_new = on_new
         self.stopping = False
         self.listening = asyncio.Event()
@@ -111,26 +117,21 @@ class NotificationHub:
         """Hold the LISTEN connection; re-established after a database restart."""
         while True:
             try:
-                async with self.engine.connect() as conn:
-                    try:
-                        raw = await conn.get_raw_connection()
-                        driver = raw.driver_connection
-                        assert driver is not None
-                        lost = asyncio.Event()
-                        driver.add_termination_listener(lambda *_, lost=lost: lost.set())
-                        await driver.add_listener(NEW_NOTIFICATION_CHANNEL, lambda *a: self._on_new(str(a[-1])))
-                        await driver.add_listener(USER_REVOKED_CHANNEL, lambda *a: self._on_revoked(str(a[-1])))
-                        self.listening.set()
-                        # Signals sent while nobody listened are lost: everyone re-reads once.
-                        self.wake_all()
-                        if self.on_new is not None:
-                            self.on_new()
-                        await lost.wait()
-                    finally:
-                        self.listening.clear()
-                        # Never hand a LISTENing connection back to the pool.
-                        with contextlib.suppress(Exception):
-                            await conn.invalidate()
+                conn = await connect_direct(self.listen_url, application_name="mif-notifications-stream")
+                try:
+                    lost = asyncio.Event()
+                    conn.add_termination_listener(lambda *_, lost=lost: lost.set())
+                    await conn.add_listener(NEW_NOTIFICATION_CHANNEL, lambda *a: self._on_new(str(a[-1])))
+                    await conn.add_listener(USER_REVOKED_CHANNEL, lambda *a: self._on_revoked(str(a[-1])))
+                    self.listening.set()
+                    # Signals sent while nobody listened are lost: everyone re-reads once.
+                    self.wake_all()
+                    if self.on_new is not None:
+                        self.on_new()
+                    await lost.wait()
+                finally:
+                    self.listening.clear()
+                    await close_direct(conn)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:

@@ -7,14 +7,15 @@ from typing import Annotated
 
 import sqlalchemy as sa
 from fastapi import APIRouter, Depends, Path, Query, Request, Response
-from fastapi.responses import JSONResponse
 
 from mif_common.auth import Manager, Principal, Role, require_roles
 from mif_common.datetimes import DateTimeIn
 from mif_common.db import Session
 from mif_common.errors import Unprocessable
+from mif_common.json_bodies import dump_rows
+from mif_common.listing import ReadConnections
 from mif_common.openapi import problem_responses
-from mif_common.pagination import PageParams, Sortable, fetch_page, order_by, page_params, page_response
+from mif_common.pagination import PageParams, Sortable, fetch_page, json_page, order_by, page_params, page_response
 from mif_common.params import MAX_ID, MAX_REPEATS, EntityId
 from mif_planning import calendrier, service
 from mif_planning import repository as repo
@@ -75,21 +76,23 @@ _COMPETENCE_SORT: dict[str, Sortable] = {
     "domaine": sa.func.lower(Competence.domaine),
     "date_creation": Competence.date_creation,
 }
+_COMPETENCES = repo.competences_list(_COMPETENCE_SORT)
 
 
 @techniciens_router.get("/competences", response_model=list[CompetenceOut], summary="List competences")
 async def list_competences(
     request: Request,
-    session: Session,
+    connections: ReadConnections,
     _: Staff,
     params: Page,
     domaine: Annotated[str | None, Query(max_length=100, description="Exact, case-insensitive.")] = None,
-) -> JSONResponse:
-    query = repo.competences_query(domaine=domaine, q=params.q).order_by(
-        *order_by(params.sort, _COMPETENCE_SORT, default=[Competence.id])
-    )
-    rows, total = await fetch_page(session, query, params)
-    return page_response(request, [CompetenceOut.model_validate(c) for c in rows], total=total, params=params)
+) -> Response:
+    terms = repo.competences_terms(domaine=domaine, q=params.q)
+    async with connections() as connection:
+        rows, total = await _COMPETENCES.page_and_total(
+            connection, terms=terms, sort=params.sort, limit=params.limit, offset=params.offset
+        )
+    return json_page(request, dump_rows(rows), total=total, params=params)
 
 
 @techniciens_router.post("/competences", response_model=CompetenceOut, status_code=201, summary="Create a competence")
@@ -154,7 +157,7 @@ async def list_techniciens(
     zone: Annotated[str | None, Query(max_length=100, description="Exact, case-insensitive.")] = None,
     competence_id: OptId = None,
     is_active: bool | None = None,
-) -> JSONResponse:
+) -> Response:
     only_id = None
     if service.is_technicien(principal):
         own = await service.own_profile(session, principal)
@@ -326,7 +329,7 @@ async def list_plans(
     frequence: Annotated[str | None, Query(max_length=40, description="Any accepted spelling.")] = None,
     equipement_id: OptId = None,
     technicien_id: OptId = None,
-) -> JSONResponse:
+) -> Response:
     only = None
     if service.is_technicien(principal):
         own = await service.own_profile(session, principal)
@@ -431,7 +434,7 @@ _HISTORIQUE_SORT: dict[str, Sortable] = {"id": PlanHistorique.id, "horodatage": 
 )
 async def plan_historique(
     plan_id: EntityId, request: Request, session: Session, principal: Staff, params: Page
-) -> JSONResponse:
+) -> Response:
     plan = await service.get_plan(session, plan_id=plan_id, principal=principal)
     query = repo.historique_query(plan.id).order_by(
         *order_by(params.sort, _HISTORIQUE_SORT, default=[PlanHistorique.id])

@@ -10,6 +10,8 @@ import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from mif_common.listing import ListQuery, model_columns
+from mif_common.pagination import Sortable
 from mif_planning.models import (
     INTERVENTION_EN_COURS,
     INTERVENTION_OUVERTE,
@@ -26,6 +28,7 @@ from mif_planning.models import (
     TechnicienCompetence,
     UserRef,
 )
+from mif_planning.schemas import CompetenceOut
 
 
 def like_pattern(text: str) -> str:
@@ -205,14 +208,31 @@ async def competence_for_type(session: AsyncSession, equipement_type: str) -> Co
     )
 
 
-def competences_query(*, domaine: str | None, q: str | None) -> sa.Select[Competence]:
-    query = sa.select(Competence)
+def competences_list(sort: Mapping[str, Sortable]) -> ListQuery:
+    """The competences list (mif_common.listing): rows as `CompetenceOut`'s fields. `q` has no index to
+    find its matches with (a scan either way), hence no `search`."""
+    text = sa.func.concat_ws(" ", Competence.nom, Competence.domaine, Competence.description)
+    return ListQuery(
+        columns=model_columns(CompetenceOut, Competence),
+        source=Competence,
+        key=Competence.id,
+        terms={
+            "domaine": lambda: sa.func.lower(Competence.domaine) == sa.bindparam("domaine", type_=sa.String()),
+            "q": lambda: text.ilike(sa.bindparam("q", type_=sa.String()), escape="\\"),
+        },
+        sort=sort,
+        default=[Competence.id],
+        search=(),
+    )
+
+
+def competences_terms(*, domaine: str | None, q: str | None) -> dict[str, Any]:
+    terms: dict[str, Any] = {}
     if domaine is not None:
-        query = query.where(sa.func.lower(Competence.domaine) == domaine.lower())
+        terms["domaine"] = domaine.lower()
     if q is not None:
-        text = sa.func.concat_ws(" ", Competence.nom, Competence.domaine, Competence.description)
-        query = query.where(text.ilike(like_pattern(q), escape="\\"))
-    return query
+        terms["q"] = like_pattern(q)
+    return terms
 
 
 async def competence_holders(session: AsyncSession, competence_id: int) -> list[int]:

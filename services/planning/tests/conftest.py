@@ -235,7 +235,8 @@ async def auth_in_process(
         amqp_url=amqp_url,
         background_tasks=False,
         log_json=False,
-        bcrypt_rounds=4,
+        argon2_memory_kib=1024,  # cheap hashing
+        argon2_time_cost=1,
         key_dir=key_dir,
     )
     app = create_auth_app(settings)

@@ -22,8 +22,10 @@ from typing import Any
 
 import aio_pika
 from sqlalchemy import func, select, update
+from sqlalchemy.engine import URL
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from mif_common.db import close_direct, connect_direct
 from mif_common.events.broker import Broker
 from mif_common.events.outbox import notify_channel
 from mif_common.events.tables import outbox
@@ -67,9 +69,13 @@ class OutboxRelay:
         poll_interval: float = 2.0,
         publish_timeout: float = 5.0,
         max_backoff: float = 60.0,
+        listen_url: str | URL | None = None,
     ) -> None:
-        """`service` names the NOTIFY channel: it must be the `source` of the sessions writing events."""
+        """`service` names the NOTIFY channel: it must be the `source` of the sessions writing events.
+        `listen_url`: where the LISTEN connection goes, outside the pool (default: the engine's URL; a
+        service behind PgBouncer gives its direct URL)."""
         self.engine = engine
+        self.listen_url = listen_url or engine.url
         self.broker = broker
         self.service = service
         self.batch_size = batch_size
@@ -196,26 +202,22 @@ class OutboxRelay:
         )
 
     async def _listen(self) -> None:
-        """Hold a LISTEN connection; reconnects after a database restart."""
+        """Hold a LISTEN connection of its own (not the pool's: a session straight to PostgreSQL, which
+        PgBouncer's transaction pooling would not give); reconnects after a database restart."""
         channel = notify_channel(self.service)
         while True:
             _check_cancelled()
             try:
-                async with self.engine.connect() as conn:
-                    try:
-                        raw = await conn.get_raw_connection()
-                        driver = raw.driver_connection
-                        assert driver is not None
-                        lost = asyncio.Event()
-                        driver.add_termination_listener(lambda *_, lost=lost: lost.set())
-                        await driver.add_listener(channel, lambda *_: self._wake.set())
-                        # A commit notified before LISTEN was in place would otherwise wait for the poll.
-                        self._wake.set()
-                        await lost.wait()
-                    finally:
-                        # Never hand a LISTENing connection back to the pool.
-                        with contextlib.suppress(Exception):
-                            await conn.invalidate()
+                conn = await connect_direct(self.listen_url, application_name=f"mif-{self.service}-listen")
+                try:
+                    lost = asyncio.Event()
+                    conn.add_termination_listener(lambda *_, lost=lost: lost.set())
+                    await conn.add_listener(channel, lambda *_: self._wake.set())
+                    # A commit notified before LISTEN was in place would otherwise wait for the poll.
+                    self._wake.set()
+                    await lost.wait()
+                finally:
+                    await close_direct(conn)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:

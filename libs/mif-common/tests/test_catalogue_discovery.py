@@ -1,0 +1,181 @@
+"""Discovery of the event catalogue in the code, on made-up service packages: what a package that is
+missing, broken or wrongly shaped gives (nothing, or a CatalogueError naming the module), not just the
+real suite's happy path (tests/test_event_catalogue.py)."""
+
+from __future__ import annotations
+
+import sys
+import textwrap
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+from pydantic_settings import BaseSettings
+
+from mif_common.events.catalogue import discovery
+from mif_common.events.catalogue.discovery import (
+    contract_doc,
+    discover_catalogue,
+    handled_types,
+    service_consumer,
+    service_publications,
+    token_state_consumer,
+)
+from mif_common.events.catalogue.model import CatalogueError
+from mif_common.suite import ServiceInfo
+
+MakePackage = Callable[[str, dict[str, str]], ServiceInfo]
+
+
+@pytest.fixture
+def make_package(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[MakePackage]:
+    """A package on sys.path with the given modules (`{"handlers": "source"}`); a ServiceInfo naming it."""
+    made: list[str] = []
+    monkeypatch.syspath_prepend(str(tmp_path))
+
+    def make(name: str, modules: dict[str, str]) -> ServiceInfo:
+        package = tmp_path / name
+        package.mkdir()
+        (package / "__init__.py").write_text(modules.pop("__init__", ""))
+        for module, source in modules.items():
+            (package / f"{module}.py").write_text(textwrap.dedent(source))
+        made.append(name)
+        return ServiceInfo(name=name.removeprefix("fake_"), package=name, port=1)
+
+    yield make
+    for name in made:
+        for module in [m for m in sys.modules if m == name or m.startswith(name + ".")]:
+            del sys.modules[module]
+
+
+def _module(name: str, **attributes: object) -> ModuleType:
+    module = ModuleType(name)
+    for key, value in attributes.items():
+        setattr(module, key, value)
+    return module
+
+
+def test_a_package_without_events_or_handlers_publishes_and_consumes_nothing(make_package: MakePackage) -> None:
+    svc = make_package("fake_silent", {})
+    assert service_publications(svc, docs_dir=Path("/nowhere"), repo_root=Path("/")) == ([], None)
+    assert service_consumer(svc) is None
+    # Nor does a service that is not in this checkout at all.
+    gone = ServiceInfo(name="gone", package="fake_not_installed_anywhere", port=1)
+    assert discover_catalogue([gone], include_gateway=False).publications == ()
+
+
+def test_an_import_error_inside_a_module_is_not_taken_for_a_missing_module(make_package: MakePackage) -> None:
+    svc = make_package("fake_broken", {"handlers": "import fake_dependency_that_is_not_installed\nHANDLERS = {}\n"})
+    with pytest.raises(ModuleNotFoundError, match="fake_dependency_that_is_not_installed"):
+        service_consumer(svc)
+
+
+def test_a_service_with_no_handler_has_no_queue(make_package: MakePackage) -> None:
+    svc = make_package("fake_idle", {"handlers": "HANDLERS = {}\n"})
+    assert service_consumer(svc) is None
+
+
+def test_handlers_made_from_settings_are_found(make_package: MakePackage) -> None:
+    svc = make_package(
+        "fake_settings",
+        {
+            "handlers": """
+            from pydantic_settings import BaseSettings
+
+            class FakeSettings(BaseSettings):
+                label: str = "unused"
+
+            def make_handlers(settings: FakeSettings) -> dict:
+                assert isinstance(settings, FakeSettings)  # built from defaults, no environment
+                return {"assets.equipement.created.v1": print, "auth.user.created.v1": print}
+            """
+        },
+    )
+    consumer = service_consumer(svc)
+    assert consumer is not None
+    assert consumer.queue == "mif.settings"
+    assert consumer.bindings == ("assets.equipement.created.v1", "auth.user.created.v1")
+
+
+class _Settings(BaseSettings):
+    pass
+
+
+def _takes_int(value: int) -> dict[str, object]:
+    return {}
+
+
+def _takes_nothing() -> dict[str, object]:
+    return {}
+
+
+def _takes_settings(settings: _Settings) -> object:
+    return ["a.b.c.v1"]
+
+
+def _takes_settings_gives_int_keys(settings: _Settings) -> object:
+    return {1: print}
+
+
+@pytest.mark.parametrize(
+    ("attributes", "message"),
+    [
+        ({}, "defines neither HANDLERS nor make_handlers"),
+        ({"make_handlers": _takes_int}, "make_handlers must take the service's settings as first parameter"),
+        ({"make_handlers": _takes_nothing}, "make_handlers must take the service's settings as first parameter"),
+        ({"make_handlers": _takes_settings}, "the handlers must be a mapping of event type to handler"),
+        ({"make_handlers": _takes_settings_gives_int_keys}, "the handlers must be a mapping"),
+        ({"HANDLERS": ["a.b.c.v1"]}, "the handlers must be a mapping"),
+    ],
+)
+def test_handlers_of_the_wrong_shape_are_refused_naming_the_module(attributes: dict[str, object], message: str) -> None:
+    with pytest.raises(CatalogueError, match=message) as refused:
+        handled_types(_module("fake_pkg.handlers", **attributes))
+    # Named by the module (a factory it cannot call: by the module that defines the factory).
+    wrong_factory = "must take the service's settings" in message
+    where = getattr(attributes.get("make_handlers"), "__module__", "") if wrong_factory else "fake_pkg.handlers"
+    assert str(refused.value).startswith(where)
+
+
+def test_contract_pages(tmp_path: Path) -> None:
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "assets.md").write_text("Publishes assets.equipement.created.v1 and friends.\n")
+    (docs / "planning-contract.md").write_text("planning.plan.* is the contract.\n")
+    assert contract_doc("assets.equipement.created.v1", "assets", docs, tmp_path) == "docs/assets.md"
+    assert contract_doc("planning.plan.created.v1", "planning", docs, tmp_path) == "docs/planning-contract.md"
+    # A page outside the repository root is named by its full path.
+    assert contract_doc("assets.equipement.created.v1", "assets", docs, tmp_path / "elsewhere") == (
+        (docs / "assets.md").as_posix()
+    )
+    assert contract_doc("assets.client.created.v1", "assets", docs, tmp_path) is None  # not mentioned
+    assert contract_doc("not an event type", "assets", docs, tmp_path) is None
+
+
+@pytest.mark.parametrize(
+    ("attributes", "message"),
+    [
+        ({"STATE_EVENT_TYPES": {"auth.user.created.v1"}}, "STATE_EVENT_TYPES must be a frozenset of event types"),
+        ({"STATE_EVENT_TYPES": frozenset({1})}, "STATE_EVENT_TYPES must be a frozenset"),
+        ({"STATE_EVENT_TYPES": frozenset({"auth.user.created.v1"})}, "QUEUE_PREFIX must be a string"),
+        (
+            {"STATE_EVENT_TYPES": frozenset({"auth.user.created.v1"}), "QUEUE_PREFIX": "mif.ts"},
+            "ROUTING_KEY must be a string",
+        ),
+    ],
+)
+def test_the_token_state_feed_must_be_described(
+    monkeypatch: pytest.MonkeyPatch, attributes: dict[str, object], message: str
+) -> None:
+    monkeypatch.setitem(sys.modules, "fake_token_state", _module("fake_token_state", **attributes))
+    monkeypatch.setattr(discovery, "TOKEN_STATE_CONSUMER_MODULE", "fake_token_state")
+    with pytest.raises(CatalogueError, match=message):
+        token_state_consumer()
+
+
+def test_without_the_token_state_module_there_is_no_feed(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(discovery, "TOKEN_STATE_CONSUMER_MODULE", "fake_no_token_state_module")
+    assert token_state_consumer() is None
+    catalogue = discover_catalogue([], include_gateway=True)
+    assert catalogue.consumers == ()
