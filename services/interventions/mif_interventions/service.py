@@ -618,7 +618,8 @@ async def apply_action(
     assigns the one planning recommends (`planning` asks it)."""
     choix = None
     if action is Action.affecter and technicien_id is None:
-        choix = await _recommandation(session, intervention_id=intervention_id, auteur=auteur, planning=planning)
+        current = await get_intervention(session, intervention_id=intervention_id, principal=_principal(auteur))
+        choix = await _recommandation(session, current, auteur=auteur, planning=planning)
         technicien_id = choix.technicien.id
     intervention = await _pour_ecrire(session, intervention_id=intervention_id, auteur=auteur, if_match=if_match)
     return await _transition(
@@ -653,7 +654,7 @@ async def change_statut(
     action = _action_towards(current, statut)
     choix = None
     if action is Action.affecter and technicien_id is None:
-        choix = await _recommandation(session, intervention_id=intervention_id, auteur=auteur, planning=planning)
+        choix = await _recommandation(session, current, auteur=auteur, planning=planning)
         technicien_id = choix.technicien.id
     intervention = await _pour_ecrire(session, intervention_id=intervention_id, auteur=auteur, if_match=if_match)
     action = _action_towards(intervention, statut)  # again, on what is locked now
@@ -694,12 +695,11 @@ def _action_towards(intervention: Intervention, statut: Statut) -> Action:
 
 
 async def _recommandation(
-    session: AsyncSession, *, intervention_id: int, auteur: Auteur, planning: PlanningClient | None
+    session: AsyncSession, intervention: Intervention, *, auteur: Auteur, planning: PlanningClient | None
 ) -> Recommande:
-    """The technician planning recommends for this intervention, asked only once the caller is known to
-    be allowed to assign it (so a refusal is the workflow's sentence, not planning's), and before the
-    intervention is locked (no lock held across the question). The replica learns that technician."""
-    intervention = await get_intervention(session, intervention_id=intervention_id, principal=_principal(auteur))
+    """The technician planning recommends for this intervention (read, not yet locked: no lock is held
+    across the question), asked only once the caller is known to be allowed to assign it (so a refusal
+    is the workflow's sentence, not planning's). The replica learns that technician."""
     _allowed_move(intervention, Action.affecter, auteur)
     if planning is None:
         raise DonneesIncoherentes(
