@@ -6,7 +6,6 @@ import json
 from collections.abc import Awaitable, Callable
 from typing import Annotated, Any, TypeVar
 
-import sqlalchemy as sa
 from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -33,7 +32,6 @@ from mif_common.auth import CurrentPrincipal, Role, role_allows
 from mif_common.db import Session
 from mif_common.errors import BadRequest, Forbidden, Unauthorized, Unprocessable, UnsupportedMediaType, problem_response
 from mif_common.json_bodies import dump_rows
-from mif_common.listing import ListQuery, model_columns
 from mif_common.openapi import problem_responses
 from mif_common.pagination import PageParams, json_page, page_params
 from mif_common.params import MAX_ID, EntityId
@@ -204,14 +202,12 @@ _CREDENTIALS_DOC: dict[str, Any] = {
     }
 }
 _EMAIL_DOC: dict[str, Any] = json.loads(json.dumps(_CREDENTIALS_DOC).replace('"username"', '"email"'))
-# A sign-in is refused with a problem: wrong credentials or a deactivated account (401), a deactivated
-# organisation (403), too many failures for the account or the address (429, with Retry-After).
+# A sign-in is refused with a problem: wrong credentials, a deactivated account or a deactivated client
+# organisation (401, service.login), too many failures for the account or the address (429, with Retry-After).
 _SIGN_IN_REFUSALS = problem_responses(
     401,
-    403,
     429,
-    s401="Wrong username/e-mail or password, or a deactivated account.",
-    s403="The account's organisation is deactivated.",
+    s401="Wrong username/e-mail or password, a deactivated account, or the account's client organisation deactivated.",
     s429="Too many failed sign-ins: on this account from this address, from this address on any accounts, or "
     "(a short, growing delay) on this account from everywhere: retry after `Retry-After` seconds.",
 )
@@ -263,9 +259,8 @@ async def token(request: Request, session: Session) -> JSONResponse:
     summary="Rotate a refresh token",
     responses=problem_responses(
         401,
-        403,
-        s401="Unknown, used, revoked or expired refresh token.",
-        s403="The account's organisation is deactivated.",
+        s401="Unknown, used, revoked or expired refresh token, a deactivated account, or the account's client "
+        "organisation deactivated.",
     ),
 )
 async def refresh(body: RefreshRequest, request: Request, session: Session) -> JSONResponse:
@@ -354,29 +349,7 @@ _USER_SORT = {
     "last_login": User.last_login,
 }
 
-
-# The list: one statement per request, compiled once per shape, rows as `UserOut`'s fields
-# (mif_common.listing). `q` has no index to find its matches with (a scan either way), hence no `search`.
-_USERS = ListQuery(
-    columns=model_columns(UserOut, User),
-    source=User,
-    key=User.id,
-    terms={
-        "role": lambda: User.role == sa.bindparam("role", type_=sa.String()),
-        "is_active": lambda: User.is_active == sa.bindparam("is_active", type_=sa.Boolean()),  # NOT NULL
-        "client_id": lambda: User.client_id == sa.bindparam("client_id", type_=sa.BigInteger()),
-        # Case-insensitive substring of the username, e-mail or name (`%` and `_` in `q` are wildcards).
-        "q": lambda: sa.or_(
-            *(
-                sa.func.lower(column).like(sa.bindparam("q", type_=sa.String()))
-                for column in (User.username, User.email, User.full_name)
-            )
-        ),
-    },
-    sort=_USER_SORT,
-    default=[User.id],
-    search=(),
-)
+_USERS = repo.users_list(_USER_SORT)
 
 
 @users_router.get("", response_model=list[UserOut], summary="List users (managers)")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -11,6 +12,10 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mif_auth.models import ClientRef, LoginAttempt, RefreshToken, SignInGuard, User
+from mif_auth.schemas import UserOut
+from mif_common.listing import ListQuery, model_columns
+from mif_common.pagination import Sortable
+from mif_common.replicas import upsert_if_newer
 
 
 async def user_by_login(session: AsyncSession, identifier: str) -> User | None:
@@ -57,14 +62,18 @@ class Attempt:
 
 async def attempts_on(session: AsyncSession, *, user_id: int | None, account: str, since: datetime) -> list[Attempt]:
     """The checked sign-ins on one account since `since`, oldest first: by id for an existing account
-    (whether its username or its e-mail was typed), by what was typed for an unknown one."""
-    query = sa.select(LoginAttempt.attempted_at, LoginAttempt.ip, LoginAttempt.succeeded).where(
-        LoginAttempt.attempted_at > since
-    )
+    (whether its username or its e-mail was typed), counted from an administrator's unlock of it instead
+    when that is later (earlier failures no longer count); by what was typed for an unknown one."""
+    query = sa.select(LoginAttempt.attempted_at, LoginAttempt.ip, LoginAttempt.succeeded)
     if user_id is not None:
-        query = query.where(LoginAttempt.user_id == user_id)
+        unlocked_at = sa.select(SignInGuard.unlocked_at).where(SignInGuard.user_id == user_id).scalar_subquery()
+        # GREATEST ignores a NULL: an account never unlocked counts from `since`.
+        start = sa.func.greatest(sa.literal(since, type_=LoginAttempt.attempted_at.type), unlocked_at)
+        query = query.where(LoginAttempt.user_id == user_id, LoginAttempt.attempted_at > start)
     else:
-        query = query.where(LoginAttempt.account == account, LoginAttempt.user_id.is_(None))
+        query = query.where(
+            LoginAttempt.account == account, LoginAttempt.user_id.is_(None), LoginAttempt.attempted_at > since
+        )
     rows = await session.execute(query.order_by(LoginAttempt.attempted_at))
     return [Attempt(r.attempted_at, r.ip, r.succeeded) for r in rows]
 
@@ -175,6 +184,31 @@ async def token_state(session: AsyncSession, user_id: int) -> tuple[int, bool, i
     return None if row is None else (row.id, row.is_active, row.token_version, row.organisation_active)
 
 
+# The users list: one statement per request, compiled once per shape, rows as `UserOut`'s fields
+# (mif_common.listing). `q` has no index to find its matches with (a scan either way), hence no `search`.
+def users_list(sort: Mapping[str, Sortable]) -> ListQuery:
+    return ListQuery(
+        columns=model_columns(UserOut, User),
+        source=User,
+        key=User.id,
+        terms={
+            "role": lambda: User.role == sa.bindparam("role", type_=sa.String()),
+            "is_active": lambda: User.is_active == sa.bindparam("is_active", type_=sa.Boolean()),  # NOT NULL
+            "client_id": lambda: User.client_id == sa.bindparam("client_id", type_=sa.BigInteger()),
+            # Case-insensitive substring of the username, e-mail or name (`%` and `_` in `q` are wildcards).
+            "q": lambda: sa.or_(
+                *(
+                    sa.func.lower(column).like(sa.bindparam("q", type_=sa.String()))
+                    for column in (User.username, User.email, User.full_name)
+                )
+            ),
+        },
+        sort=sort,
+        default=[User.id],
+        search=(),
+    )
+
+
 async def users_of_client(session: AsyncSession, client_id: int) -> list[User]:
     """The users of one client organisation, locked for update (in id order: no deadlock between two)."""
     return list(
@@ -199,19 +233,15 @@ async def client_ref(session: AsyncSession, client_id: int, *, for_update: bool 
 
 async def upsert_client_ref(
     session: AsyncSession, *, client_id: int, nom_entreprise: str, is_active: bool, updated_at: datetime
-) -> None:
-    """Insert or refresh one replica row, unless it already holds newer news of that organisation."""
-    insert = pg_insert(ClientRef).values(
-        client_id=client_id, nom_entreprise=nom_entreprise, is_active=is_active, updated_at=updated_at
-    )
-    await session.execute(
-        insert.on_conflict_do_update(
-            index_elements=[ClientRef.client_id],
-            set_={
-                "nom_entreprise": insert.excluded.nom_entreprise,
-                "is_active": insert.excluded.is_active,
-                "updated_at": insert.excluded.updated_at,
-            },
-            where=ClientRef.updated_at <= insert.excluded.updated_at,
-        )
+) -> bool:
+    """Insert or refresh one replica row, unless it already holds newer news of that organisation; False
+    when stale (nothing written)."""
+    values = {
+        "client_id": client_id,
+        "nom_entreprise": nom_entreprise,
+        "is_active": is_active,
+        "updated_at": updated_at,
+    }
+    return await upsert_if_newer(
+        session, ClientRef, key=ClientRef.client_id, freshness=ClientRef.updated_at, values=values
     )

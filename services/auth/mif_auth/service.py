@@ -255,13 +255,17 @@ async def _tell_owner_if_guessed(
     at: datetime,
     settings: AuthSettings,
 ) -> None:
-    """Past `login_alert_after_failures` failures within the window, publish once per window that the
-    account is being guessed (notifications tells its owner)."""
+    """Past `login_alert_after_failures` failures within the window (since `since`, or an administrator's
+    unlock when later), publish once per window that the account is being guessed (notifications tells
+    its owner)."""
     if len(failures) < settings.login_alert_after_failures:
         return
     window = timedelta(seconds=settings.login_window_seconds)
     if not await repo.claim_alert(session, user_id=user.id, at=at, unless_since=at - window):
         return
+    guard = await repo.sign_in_guard(session, user.id)  # the row the claim just wrote
+    if guard is not None and guard.unlocked_at is not None and guard.unlocked_at > since:
+        since = guard.unlocked_at
     await add_event(
         session,
         SignInAttemptsFailed(
@@ -308,10 +312,7 @@ async def login(
             )
         )
     user = await repo.user_by_login(session, account)
-    if user is not None:
-        guard = await repo.sign_in_guard(session, user.id)
-        if guard is not None and guard.unlocked_at is not None and guard.unlocked_at > since:
-            since = guard.unlocked_at  # an administrator's unlock: earlier failures no longer count
+    # A known account's attempts count from an administrator's unlock when later (in the same statement).
     attempts = await repo.attempts_on(session, user_id=user.id if user else None, account=account, since=since)
     throttled = await _throttle(
         session, attempts=attempts, user=user, account=account, ip=client.ip, at=at, settings=settings
@@ -486,34 +487,31 @@ async def remember_client_organisation(
     before = await repo.client_ref(session, client_id, for_update=True)
     # An organisation auth hears of for the first time was active as far as its users are concerned.
     was_active = True if before is None else before.is_active
-    await repo.upsert_client_ref(
+    written = await repo.upsert_client_ref(
         session, client_id=client_id, nom_entreprise=nom_entreprise, is_active=is_active, updated_at=updated_at
     )
-    after = await repo.client_ref(session, client_id)
-    if after is not None and after.is_active != was_active:
-        await organisation_access_changed(session, after)
+    if written and is_active != was_active:
+        await organisation_access_changed(session, client_id=client_id, is_active=is_active)
 
 
-async def organisation_access_changed(session: AsyncSession, organisation: ClientRef) -> None:
+async def organisation_access_changed(session: AsyncSession, *, client_id: int, is_active: bool) -> None:
     """An organisation was deactivated or reactivated: every user of it gets a new token version (so a
     token issued before stays refused, even after a reactivation) and an `auth.user.updated.v1` saying
     `organisation_active`, which the gateway's and the services' token states follow. A deactivation
     also ends their refresh tokens; sign-in is refused while it lasts (`organisation_refusal`)."""
-    users = await repo.users_of_client(session, organisation.client_id)
+    users = await repo.users_of_client(session, client_id)
     for user in users:
         user.token_version += 1
         user.updated_at = now()
-        if not organisation.is_active:
+        if not is_active:
             await repo.revoke_all_for_user(session, user.id)
     await session.flush()
     for user in users:
-        await _publish(
-            session, UserUpdated, user, changed=["organisation_active"], organisation_active=organisation.is_active
-        )
+        await _publish(session, UserUpdated, user, changed=["organisation_active"], organisation_active=is_active)
     logger.info(
         "client organisation %s %s: %d users' tokens renewed",
-        organisation.client_id,
-        "reactivated" if organisation.is_active else "deactivated",
+        client_id,
+        "reactivated" if is_active else "deactivated",
         len(users),
     )
 

@@ -47,7 +47,8 @@ def create_app(settings: NotificationsSettings | None = None) -> FastAPI:
                 "messages. Consumes `auth.user.*.v1`, `planning.technicien.*.v1`, "
                 "`interventions.intervention.*.v1`, `planning.occurrence.reminder.v1`, `planning.plan.overdue.v1`, "
                 "`planning.plan.suspended.v1`, "
-                "`documents.document.uploaded.v1`; publishes `notifications.notification.sent|failed.v1`."
+                "`documents.document.uploaded.v1`, `auth.sign_in_attempts.failed.v1`; publishes "
+                "`notifications.notification.sent|failed.v1`."
             ),
             routers=[router],
             handlers=HANDLERS,

@@ -218,18 +218,6 @@ async def queue_digests(session: AsyncSession, user_ids: Sequence[int]) -> None:
     )
 
 
-def notifications_query(*, user_id: int, lue: bool | None, type_: str | None) -> sa.Select[Notification]:
-    """A user's own notifications, deliveries loaded with them."""
-    query = (
-        sa.select(Notification).where(Notification.user_id == user_id).options(selectinload(Notification.livraisons))
-    )
-    if lue is not None:
-        query = query.where(Notification.lue.is_(lue))
-    if type_ is not None:
-        query = query.where(Notification.type == type_)
-    return query
-
-
 # The caller's list: one statement for the page and its total, compiled once per shape, and one for the
 # page's deliveries (mif_common.listing), rows as `NotificationOut`'s fields.
 
@@ -316,10 +304,12 @@ async def own_notification(
 
 
 async def notifications_after(session: AsyncSession, *, user_id: int, after_id: int, limit: int) -> list[Notification]:
-    """The user's notifications newer than `after_id`, oldest first (the live stream's replay)."""
+    """The user's notifications newer than `after_id`, oldest first, deliveries loaded with them (the live
+    stream's replay)."""
     rows = await session.scalars(
-        notifications_query(user_id=user_id, lue=None, type_=None)
-        .where(Notification.id > after_id)
+        sa.select(Notification)
+        .where(Notification.user_id == user_id, Notification.id > after_id)
+        .options(selectinload(Notification.livraisons))
         .order_by(Notification.id)
         .limit(limit)
     )

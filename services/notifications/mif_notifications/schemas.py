@@ -58,45 +58,38 @@ class InterventionFact(Fact):
     occurred_at: AwareDatetime
 
 
-class OccurrenceFact(Fact):
+class PlanFact(Fact):
+    """What every `planning.*` fact about a plan's occurrence says."""
+
+    planning_id: Id
+    equipement_id: Id
+    equipement_nom: str | None = None
+    technicien_id: Id | None = None
+    due_at: AwareDatetime
+    occurred_at: AwareDatetime
+
+
+class OccurrenceFact(PlanFact):
     """`planning.occurrence.reminder.v1`."""
 
     occurrence_key: str
-    planning_id: Id
-    equipement_id: Id
-    equipement_nom: str | None = None
-    technicien_id: Id | None = None
-    due_at: AwareDatetime
     lead_minutes: int | None = None
-    occurred_at: AwareDatetime
 
 
-class OverdueFact(Fact):
+class OverdueFact(PlanFact):
     """`planning.plan.overdue.v1`."""
 
-    planning_id: Id
-    equipement_id: Id
-    equipement_nom: str | None = None
-    technicien_id: Id | None = None
     occurrence_key: str
     intervention_id: Id | None = None
-    due_at: AwareDatetime
-    occurred_at: AwareDatetime
 
 
-class SuspendedFact(Fact):
+class SuspendedFact(PlanFact):
     """`planning.plan.suspended.v1`."""
 
-    planning_id: Id
-    equipement_id: Id
-    equipement_nom: str | None = None
-    technicien_id: Id | None = None
     frequence: str
-    due_at: AwareDatetime
     generated_last_hour: int
     max_per_hour: int
     reason: str
-    occurred_at: AwareDatetime
 
 
 class DocumentFact(Fact):

@@ -12,6 +12,7 @@ from mif_common.auth import Manager, Principal, Role, require_roles
 from mif_common.datetimes import DateTimeIn
 from mif_common.db import Session
 from mif_common.errors import Unprocessable
+from mif_common.frequences import JOURS
 from mif_common.json_bodies import dump_rows
 from mif_common.listing import ReadConnections
 from mif_common.openapi import problem_responses
@@ -20,7 +21,6 @@ from mif_common.params import MAX_ID, MAX_REPEATS, EntityId
 from mif_planning import calendrier, service
 from mif_planning import repository as repo
 from mif_planning.config import PlanningSettings
-from mif_planning.frequence import JOURS
 from mif_planning.models import Competence, Disponibilite, Plan, PlanHistorique, StatutPlan, Technicien, UserRef
 from mif_planning.schemas import (
     CalendrierEntree,

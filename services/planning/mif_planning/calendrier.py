@@ -9,8 +9,9 @@ from datetime import datetime, timedelta
 from icalendar import Calendar, Event
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from mif_common.frequences import Frequence
 from mif_planning import repository as repo
-from mif_planning.frequence import Frequence, interval
+from mif_planning.frequence import interval
 from mif_planning.models import INTERVENTION_RESOLUE, Plan
 from mif_planning.schemas import CalendrierEntree
 from mif_planning.service import occurrence_key

@@ -12,7 +12,7 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 from mif_common.db import new_metadata
-from mif_planning.frequence import Frequence
+from mif_common.frequences import Frequence
 
 
 class Disponibilite(StrEnum):

@@ -200,11 +200,12 @@ async def competence_for_type(session: AsyncSession, equipement_type: str) -> Co
     """The competence an equipment type calls for: the one named like the type, else the one whose
     domain is the type (case-insensitive; the lowest id when several share that domain)."""
     label = equipement_type.strip().lower()
-    named = await session.scalar(sa.select(Competence).where(sa.func.lower(Competence.nom) == label))
-    if named is not None:
-        return named
+    named = sa.func.lower(Competence.nom) == label  # at most one: names are unique, case-insensitively
     return await session.scalar(
-        sa.select(Competence).where(sa.func.lower(Competence.domaine) == label).order_by(Competence.id).limit(1)
+        sa.select(Competence)
+        .where(sa.or_(named, sa.func.lower(Competence.domaine) == label))
+        .order_by(named.desc(), Competence.id)
+        .limit(1)
     )
 
 
@@ -405,23 +406,23 @@ def historique_query(planning_id: int) -> sa.Select[PlanHistorique]:
     return sa.select(PlanHistorique).where(PlanHistorique.planning_id == planning_id)
 
 
-async def last_automatic_suspension(session: AsyncSession, planning_id: int) -> datetime | None:
-    """When the circuit breaker last suspended a plan, if ever."""
-    value: datetime | None = await session.scalar(
-        sa.select(sa.func.max(PlanHistorique.horodatage)).where(
+async def emitted_between(session: AsyncSession, planning_id: int, *, after: datetime, until: datetime) -> int:
+    """How many occurrences of a plan were generated in (after, until], counted from the circuit breaker's
+    last suspension of the plan instead when that is later (one statement)."""
+    last_suspension = (
+        sa.select(sa.func.max(PlanHistorique.horodatage))
+        .where(
             PlanHistorique.planning_id == planning_id,
             PlanHistorique.action == ActionHistorique.suspension_automatique.value,
         )
+        .scalar_subquery()
     )
-    return value
-
-
-async def emitted_between(session: AsyncSession, planning_id: int, *, after: datetime, until: datetime) -> int:
-    """How many occurrences of a plan were generated in (after, until]."""
+    # GREATEST ignores a NULL: a plan never suspended counts from `after`.
+    start = sa.func.greatest(sa.literal(after, type_=Occurrence.emitted_at.type), last_suspension)
     value = await session.scalar(
         sa.select(sa.func.count())
         .select_from(Occurrence)
-        .where(Occurrence.planning_id == planning_id, Occurrence.emitted_at > after, Occurrence.emitted_at <= until)
+        .where(Occurrence.planning_id == planning_id, Occurrence.emitted_at > start, Occurrence.emitted_at <= until)
     )
     return int(value or 0)
 

@@ -23,12 +23,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from mif_common.auth import Principal, Role
 from mif_common.errors import BadRequest, Conflict, Forbidden, NotFound, ServiceUnavailable, Unprocessable
 from mif_common.events import add_event
+from mif_common.frequences import JOURS, Frequence, FrequenceInconnue, parse_frequence
 from mif_common.owners import ask_owner
 from mif_planning import repository as repo
 from mif_planning.config import PlanningSettings
 from mif_planning.events import (
     CompetenceNiveau,
     OccurrenceDue,
+    OccurrenceEvent,
     OccurrenceReminder,
     PlanOverdue,
     PlanSuspended,
@@ -37,7 +39,7 @@ from mif_planning.events import (
     TechnicienEvent,
     TechnicienUpdated,
 )
-from mif_planning.frequence import JOURS, Frequence, FrequenceInconnue, interval, parse_frequence
+from mif_planning.frequence import interval
 from mif_planning.models import (
     DISPONIBILITES_MANUELLES,
     INTERVENTION_EN_COURS,
@@ -947,26 +949,52 @@ async def emit_due_occurrences(session: AsyncSession, *, plan: Plan, at: datetim
         stamp="emitted_at",
     )
     if fresh:
-        await add_event(
+        await _publish_occurrence(
             session,
-            OccurrenceDue(
-                occurrence_key=key,
-                planning_id=plan.id,
-                equipement_id=plan.equipement_id,
-                equipement_nom=equipement.nom if equipement else None,
-                technicien_id=technicien_id,
-                due_at=due,
-                frequence=plan.frequence,
-                commentaire=plan.commentaire,
-                occurred_at=at,
-            ),
-            subject=plan.id,
+            OccurrenceDue,
+            plan=plan,
+            key=key,
+            due=due,
+            equipement=equipement,
+            technicien_id=technicien_id,
+            at=at,
         )
     plan.derniere_date = due
     plan.prochaine_date = due + step
     plan.date_modification = at
     await session.flush()
     return int(fresh)
+
+
+async def _publish_occurrence(
+    session: AsyncSession,
+    event_cls: type[OccurrenceEvent],
+    *,
+    plan: Plan,
+    key: str,
+    due: datetime,
+    equipement: EquipementRef | None,
+    technicien_id: int | None,
+    at: datetime,
+    **extra: Any,
+) -> None:
+    """`planning.occurrence.due|reminder.v1` for one occurrence of `plan`."""
+    await add_event(
+        session,
+        event_cls(
+            occurrence_key=key,
+            planning_id=plan.id,
+            equipement_id=plan.equipement_id,
+            equipement_nom=equipement.nom if equipement else None,
+            technicien_id=technicien_id,
+            due_at=due,
+            frequence=plan.frequence,
+            commentaire=plan.commentaire,
+            occurred_at=at,
+            **extra,
+        ),
+        subject=plan.id,
+    )
 
 
 def _skipped_rows(
@@ -1020,11 +1048,7 @@ async def _circuit_breaker_trips(
     it a fresh hour). If so the plan is suspended, its history says why, and `planning.plan.suspended.v1`
     tells the managers, once (the plan, suspended, is no longer claimed)."""
     limit = settings.max_occurrences_per_plan_per_hour
-    since = at - timedelta(hours=1)
-    suspended_before = await repo.last_automatic_suspension(session, plan.id)
-    if suspended_before is not None and suspended_before > since:
-        since = suspended_before
-    generated = await repo.emitted_between(session, plan.id, after=since, until=at)
+    generated = await repo.emitted_between(session, plan.id, after=at - timedelta(hours=1), until=at)
     if generated < limit:
         return False
     reason = (
@@ -1082,22 +1106,16 @@ async def send_reminder(session: AsyncSession, *, plan: Plan, at: datetime, sett
         stamp="reminder_sent_at",
     )
     if fresh:
-        equipement = await repo.equipement_ref(session, plan.equipement_id)
-        await add_event(
+        await _publish_occurrence(
             session,
-            OccurrenceReminder(
-                occurrence_key=key,
-                planning_id=plan.id,
-                equipement_id=plan.equipement_id,
-                equipement_nom=equipement.nom if equipement else None,
-                technicien_id=technicien_id,
-                due_at=due,
-                frequence=plan.frequence,
-                commentaire=plan.commentaire,
-                occurred_at=at,
-                lead_minutes=settings.reminder_lead_minutes,
-            ),
-            subject=plan.id,
+            OccurrenceReminder,
+            plan=plan,
+            key=key,
+            due=due,
+            equipement=await repo.equipement_ref(session, plan.equipement_id),
+            technicien_id=technicien_id,
+            at=at,
+            lead_minutes=settings.reminder_lead_minutes,
         )
     return fresh
 

@@ -1,68 +1,16 @@
-"""Plan frequencies: every spelling clients send, and the next-date arithmetic (DOMAIN.md §2: whole
-days, so month ends and leap years only matter through the calendar dates they produce)."""
+"""Plan frequencies: the next-date arithmetic (DOMAIN.md §2: whole days, so month ends and leap years only
+matter through the calendar dates they produce). The vocabulary itself (every spelling clients send, the
+domain days, the messages) is mif_common's: libs/mif-common/tests/test_frequences.py."""
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
-from mif_planning.frequence import JOURS, Frequence, FrequenceInconnue, next_date, parse_frequence
+from mif_common.frequences import Frequence
+from mif_planning.frequence import interval
 from mif_planning.schemas import as_utc
-
-
-@pytest.mark.parametrize(
-    ("text", "expected"),
-    [
-        ("journalier", "journalier"),
-        ("journaliere", "journalier"),
-        ("Journalière", "journalier"),
-        ("daily", "journalier"),
-        ("hebdomadaire", "hebdomadaire"),
-        ("weekly", "hebdomadaire"),
-        ("WEEKLY", "hebdomadaire"),
-        ("mensuel", "mensuel"),
-        ("mensuelle", "mensuel"),
-        ("Monthly", "mensuel"),
-        ("trimestriel", "trimestriel"),
-        ("trimestrielle", "trimestriel"),
-        ("quarterly", "trimestriel"),
-        ("semestriel", "semestriel"),
-        ("semestrielle", "semestriel"),
-        ("semiannual", "semestriel"),
-        ("semi-annual", "semestriel"),
-        ("biannual", "semestriel"),
-        ("annuel", "annuel"),
-        ("annuelle", "annuel"),
-        ("yearly", "annuel"),
-        ("annual", "annuel"),
-        ("  Annuel  ", "annuel"),
-    ],
-)
-def test_every_accepted_spelling_gives_the_canonical_value(text: str, expected: str) -> None:
-    assert parse_frequence(text) == Frequence(expected)
-
-
-@pytest.mark.parametrize("text", ["", "biennal", "every day", "30", "mensuels", "hebdo"])
-def test_unknown_frequencies_name_the_accepted_values(text: str) -> None:
-    with pytest.raises(FrequenceInconnue) as raised:
-        parse_frequence(text)
-    message = str(raised.value)
-    assert f"Unknown frequency '{text}'" in message
-    for canonical in Frequence:
-        assert canonical.value in message
-    assert "mensuelle" in message and "monthly" in message and "biannual" in message
-
-
-def test_intervals_are_the_domain_days() -> None:
-    assert {f.value: d for f, d in JOURS.items()} == {
-        "journalier": 1,
-        "hebdomadaire": 7,
-        "mensuel": 30,
-        "trimestriel": 90,
-        "semestriel": 182,
-        "annuel": 365,
-    }
 
 
 def at(*parts: int) -> datetime:
@@ -89,13 +37,19 @@ def at(*parts: int) -> datetime:
     ],
 )
 def test_next_date_adds_whole_days(start: datetime, frequence: str, expected: datetime) -> None:
-    assert next_date(start, Frequence(frequence)) == expected
+    assert start + interval(Frequence(frequence)) == expected
+
+
+@pytest.mark.parametrize("frequence", list(Frequence))
+def test_the_interval_is_the_frequencys_domain_days(frequence: Frequence) -> None:
+    days = {"journalier": 1, "hebdomadaire": 7, "mensuel": 30, "trimestriel": 90, "semestriel": 182, "annuel": 365}
+    assert interval(frequence) == timedelta(days=days[frequence.value])
 
 
 def test_twelve_monthly_occurrences_drift_from_calendar_months_by_design() -> None:
     due = at(2026, 1, 15, 8)
     for _ in range(12):
-        due = next_date(due, Frequence.mensuel)
+        due += interval(Frequence.mensuel)
     assert due == at(2027, 1, 10, 8)  # 360 days later
 
 
