@@ -387,7 +387,7 @@ def fake_services(monkeypatch: pytest.MonkeyPatch) -> list[ServiceInfo]:
 def test_discovery_by_importlib(fake_services: list[ServiceInfo], tmp_path: Path) -> None:
     (tmp_path / "shop.md").write_text("# `shop.order.*.v1`\n", encoding="utf-8")
     catalogue = discover_catalogue(
-        fake_services, include_gateway=False, docs_dir=tmp_path, repo_root=tmp_path.parent, accepted={}
+        fake_services, include_token_states=False, docs_dir=tmp_path, repo_root=tmp_path.parent, accepted={}
     )
     assert [(p.event_type, p.service, p.model.__name__) for p in catalogue.publications] == [
         ("billing.invoice.paid.v1", "billing", "InvoicePaid"),
@@ -405,7 +405,7 @@ def test_discovery_by_importlib(fake_services: list[ServiceInfo], tmp_path: Path
 
 def test_a_service_without_modules_is_skipped() -> None:
     catalogue = discover_catalogue(
-        [ServiceInfo("ghost", "mif_ghost_not_installed", 9199)], include_gateway=False, accepted={}
+        [ServiceInfo("ghost", "mif_ghost_not_installed", 9199)], include_token_states=False, accepted={}
     )
     assert catalogue.publications == () and catalogue.consumers == ()
 

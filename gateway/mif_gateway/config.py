@@ -84,9 +84,8 @@ class GatewaySettings(ServiceSettings):
     login_attempts_per_ip: int = Field(default=600, ge=1)
     rate_max_keys: int = Field(default=100_000, ge=100)
 
-    # Revocation: per-user state from auth, kept fresh from `auth.user.*` events.
-    revocation_enabled: bool = True
-    token_states_retry_seconds: float = Field(default=2.0, gt=0)
+    # Revocation: `revocation_enabled` and `token_states_retry_seconds` come from ServiceSettings (the same
+    # token-state check as every service's, mif_common.auth.token_state).
     # Verified tokens are remembered this long (never past their expiry) to skip re-verifying signatures.
     token_cache_seconds: float = Field(default=30.0, ge=0)
     token_cache_size: int = Field(default=10_000, ge=0)

@@ -25,7 +25,13 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, JSONResponse
 
 from mif_common.docs_assets import swagger_page
-from mif_common.openapi import SHARED_SCHEMAS, add_problem_schemas, document_errors, gateway_error_statuses
+from mif_common.openapi import (
+    HTTP_METHODS,
+    SHARED_SCHEMAS,
+    add_problem_schemas,
+    document_errors,
+    gateway_error_statuses,
+)
 from mif_gateway.policy import AccessKind, Policy
 from mif_gateway.routes import service_for
 
@@ -33,7 +39,6 @@ logger = logging.getLogger(__name__)
 
 # The event catalogue's page (mif_gateway.events_docs), linked from the OpenAPI document and /docs.
 EVENTS_PAGE = "/docs/events"
-HTTP_METHODS = ("get", "put", "post", "delete", "options", "head", "patch", "trace")
 _TEMPLATE_PARAM = re.compile(r"\{[^}/]+\}")
 
 Document = dict[str, Any]

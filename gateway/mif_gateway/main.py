@@ -21,6 +21,7 @@ from mif_common.docs_assets import mount_swagger_assets
 from mif_common.errors import install_error_handlers, problem_response
 from mif_common.events.broker import Broker
 from mif_common.guard import add_request_guards
+from mif_common.health import live  # the services' own: no I/O, and which build answers
 from mif_common.logging import configure_logging
 from mif_common.metrics import MetricsMiddleware, metrics_endpoint
 from mif_common.request_context import RequestIdMiddleware, StripTrailingSlashMiddleware
@@ -177,11 +178,6 @@ class ProblemCORSMiddleware(CORSMiddleware):
         return problem_response(
             400, f"This cross-origin request is not allowed (refused: {refused}).", slug="cors-refused", headers=keep
         )
-
-
-async def live(request: Request) -> dict[str, str]:
-    """Process is up (no I/O), and which build it runs."""
-    return {"status": "ok", **request.app.state.build.as_dict()}
 
 
 async def ready(request: Request) -> JSONResponse:

@@ -4,6 +4,9 @@ Kept as a raw ASGI callable (not a FastAPI endpoint) because it sits on the path
 no request parsing it does not need, response bodies passed through as ASGI messages. Small bodies
 are read in one piece; uploads and large or unsized responses are streamed chunk by chunk, never
 held whole in memory. A streamed response stops as soon as the client goes away.
+
+Longer than our usual ~450 lines on purpose: the request's whole path (admission, body, upstream,
+answer) reads top to bottom in one place, and the helpers it calls on every request stay beside it.
 """
 
 from __future__ import annotations
@@ -236,7 +239,7 @@ class Gateway:
                 await self._too_large(scope, receive, send, limit)
                 return
             body = buffered
-            if rule.login:
+            if rule.login and self.limits.enabled:  # the account only matters to the sign-in limits
                 account = await login_account(buffered, content_type or "")
                 refusal = self._admit_login_account(account, client_ip)
                 if refusal is not None:
@@ -245,7 +248,7 @@ class Gateway:
 
         forward.append(("x-request-id", request_id))
         # The gateway is the trust boundary: services get the one client address it determined
-        # (uvicorn's --proxy-headers resolves it when an ingress sits in front), never a client-made chain.
+        # (mif_gateway.forwarded: the peer, or behind a trusted ingress its entry), never a client-made chain.
         forward.append(("x-forwarded-for", client_ip))
         forward.append(("x-forwarded-proto", scope.get("scheme", "http")))
         if host:

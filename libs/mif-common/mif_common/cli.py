@@ -65,12 +65,12 @@ def setup(admin_dsn: str, database: str) -> None:
         print(f"  event queues declared: {', '.join(queues)}")
 
 
-def replay_dlq(service: str, *, limit: int | None, amqp_url: str | None = None) -> int:
-    """The `replay-dlq` command; `amqp_url` replaces the service's broker (tests: a vhost of their own)."""
+def replay_dlq(service: str, *, limit: int | None) -> int:
+    """The `replay-dlq` command, on the service's own broker (`MIF_<SVC>_AMQP_URL`, then `MIF_AMQP_URL`)."""
     svc = next(s for s in built_services() if s.name == service)
     queue = consumer_queue_name(service)
     try:
-        moved = asyncio.run(replay_dead_letters(amqp_url or consumer_settings(svc).amqp_url, queue, limit=limit))
+        moved = asyncio.run(replay_dead_letters(consumer_settings(svc).amqp_url, queue, limit=limit))
     except (OSError, TimeoutError, AMQPError) as exc:
         print(f"Cannot replay {queue}.dlq: {exc!r}", file=sys.stderr)
         return 1

@@ -32,7 +32,8 @@ from typing import Any
 
 from fastapi import FastAPI
 
-PROBLEM_JSON = "application/problem+json"
+from mif_common.errors import PROBLEM_JSON
+
 PROBLEM = "Problem"
 FIELD_ERROR = "ProblemFieldError"
 PROBLEM_REF = f"#/components/schemas/{PROBLEM}"

@@ -13,7 +13,7 @@ from types import ModuleType
 import pytest
 from pydantic_settings import BaseSettings
 
-from mif_common.events.catalogue import discovery
+from mif_common.auth.token_state import QUEUE_PREFIX, ROUTING_KEY, STATE_EVENT_TYPES
 from mif_common.events.catalogue.discovery import (
     contract_doc,
     discover_catalogue,
@@ -62,7 +62,7 @@ def test_a_package_without_events_or_handlers_publishes_and_consumes_nothing(mak
     assert service_consumer(svc) is None
     # Nor does a service that is not in this checkout at all.
     gone = ServiceInfo(name="gone", package="fake_not_installed_anywhere", port=1)
-    assert discover_catalogue([gone], include_gateway=False).publications == ()
+    assert discover_catalogue([gone], include_token_states=False).publications == ()
 
 
 def test_an_import_error_inside_a_module_is_not_taken_for_a_missing_module(make_package: MakePackage) -> None:
@@ -153,29 +153,13 @@ def test_contract_pages(tmp_path: Path) -> None:
     assert contract_doc("not an event type", "assets", docs, tmp_path) is None
 
 
-@pytest.mark.parametrize(
-    ("attributes", "message"),
-    [
-        ({"STATE_EVENT_TYPES": {"auth.user.created.v1"}}, "STATE_EVENT_TYPES must be a frozenset of event types"),
-        ({"STATE_EVENT_TYPES": frozenset({1})}, "STATE_EVENT_TYPES must be a frozenset"),
-        ({"STATE_EVENT_TYPES": frozenset({"auth.user.created.v1"})}, "QUEUE_PREFIX must be a string"),
-        (
-            {"STATE_EVENT_TYPES": frozenset({"auth.user.created.v1"}), "QUEUE_PREFIX": "mif.ts"},
-            "ROUTING_KEY must be a string",
-        ),
-    ],
-)
-def test_the_token_state_feed_must_be_described(
-    monkeypatch: pytest.MonkeyPatch, attributes: dict[str, object], message: str
-) -> None:
-    monkeypatch.setitem(sys.modules, "fake_token_state", _module("fake_token_state", **attributes))
-    monkeypatch.setattr(discovery, "TOKEN_STATE_CONSUMER_MODULE", "fake_token_state")
-    with pytest.raises(CatalogueError, match=message):
-        token_state_consumer()
-
-
-def test_without_the_token_state_module_there_is_no_feed(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(discovery, "TOKEN_STATE_CONSUMER_MODULE", "fake_no_token_state_module")
-    assert token_state_consumer() is None
-    catalogue = discover_catalogue([], include_gateway=True)
-    assert catalogue.consumers == ()
+def test_the_token_state_feed_is_in_the_catalogue_only_when_asked_for() -> None:
+    feed = token_state_consumer()
+    assert (feed.name, feed.queue, feed.bindings) == (
+        "token-states",
+        f"{QUEUE_PREFIX}.<process>.<replica>",
+        (ROUTING_KEY,),
+    )
+    assert feed.handles == STATE_EVENT_TYPES and not feed.ack and feed.exclusive and not feed.durable
+    assert discover_catalogue([], include_token_states=True).consumers == (feed,)
+    assert discover_catalogue([], include_token_states=False).consumers == ()

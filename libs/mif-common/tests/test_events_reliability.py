@@ -30,8 +30,6 @@ from aio_pika.abc import AbstractChannel, AbstractIncomingMessage, AbstractQueue
 from prometheus_client import REGISTRY
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from mif_common.cli import main as cli_main
-from mif_common.cli import replay_dlq
 from mif_common.config import ServiceSettings
 from mif_common.db import make_engine, make_sessionmaker, new_metadata
 from mif_common.events import (
@@ -46,12 +44,7 @@ from mif_common.events import (
 )
 from mif_common.events.dead_letters import replay_dead_letters
 from mif_common.events.tables import event_metadata, inbox, outbox
-from mif_common.events.topology import (
-    DEAD_LETTER_EXCHANGE,
-    dead_letter_queue_name,
-    declare_consumer_queue,
-    declare_exchanges,
-)
+from mif_common.events.topology import DEAD_LETTER_EXCHANGE, dead_letter_queue_name, declare_exchanges
 from mif_common.provision import ensure_database
 from mif_common.request_context import causation_id_var, request_id_var
 from mif_common.testing.infra import Infra
@@ -1083,23 +1076,6 @@ async def test_a_handler_failing_past_the_window_is_dead_lettered_then_replayed_
     assert await replay_dead_letters(mif_amqp_url, name) == 1
     await wait_until(lambda: consumed(name, "duplicate") == 1, limit=10)
     assert await db.count(effects, consumer=name) == 1
-
-
-def test_replay_dlq_command_names_a_service_and_reports(mif_amqp_url: str, capsys: pytest.CaptureFixture[str]) -> None:
-    """`python -m mif_common.cli replay-dlq <service>` on a broker whose planning queue is empty."""
-
-    async def declare() -> None:
-        connection = await aio_pika.connect(mif_amqp_url)
-        async with connection:
-            await declare_consumer_queue(
-                await connection.channel(), "mif.planning", routing_keys=["x.y.z.v1"], delivery_limit=5
-            )
-
-    asyncio.run(declare())
-    assert replay_dlq("planning", limit=None, amqp_url=mif_amqp_url) == 0
-    assert "0 message(s) moved from mif.planning.dlq back to mif.planning" in capsys.readouterr().out
-    with pytest.raises(SystemExit):
-        cli_main(["replay-dlq", "nowhere"])
 
 
 # 7. Per-row back-off ----------------------------------------------------------------------------------

@@ -1,6 +1,7 @@
 """The token state every service and the gateway check (mif_common.auth.token_state): merge rules of
 events, snapshots and answers; an unknown user asked about once and the answer remembered; unknown
-refused; auth silent is a 503, never a pass; and the principal dependency of every service using it."""
+refused; auth silent is a 503, never a pass; the memory of questions bounded; and the principal
+dependency of every service using it."""
 
 from __future__ import annotations
 
@@ -206,6 +207,52 @@ async def test_a_known_user_costs_a_dict_lookup_and_no_io() -> None:
     assert auth.asked == []
     # About 0.2 µs on the build machine; the bound only catches an accidental I/O or a scan.
     assert per_check < 20e-6, f"{per_check * 1e6:.2f} µs per check"
+
+
+# --- a bounded memory of questions ------------------------------------------------------------------
+# Tokens naming ever new unknown users, or ever new token versions, cannot grow the table past
+# `max_unknown`; the oldest remembered answer goes first.
+
+
+async def test_remembered_unknown_users_are_bounded_oldest_forgotten_first() -> None:
+    auth = FakeAuth()
+    states = TokenStates(lookup=auth, max_unknown=2)
+    for user_id in (101, 102, 103):  # 103 pushes 101 out
+        assert await refusal(states, who(user_id)) == UNKNOWN_USER
+    assert await refusal(states, who(102)) == UNKNOWN_USER
+    assert await refusal(states, who(103)) == UNKNOWN_USER
+    assert auth.asked == [101, 102, 103]  # still remembered: no new question
+    assert await refusal(states, who(101)) == UNKNOWN_USER
+    assert auth.asked == [101, 102, 103, 101]  # forgotten: asked again
+
+
+async def test_remembered_newer_token_versions_are_bounded() -> None:
+    auth = FakeAuth({5: UserState(False, 1)})
+    states = TokenStates(lookup=auth, max_unknown=2)
+    states.apply_event(5, is_active=False, token_version=1)
+    for tv in (2, 3, 4):  # versions auth never issued; 4 pushes 2 out
+        assert await refusal(states, who(5, tv=tv)) == DEACTIVATED
+    assert auth.asked == [5, 5, 5]
+    assert await refusal(states, who(5, tv=4)) == DEACTIVATED
+    assert auth.asked == [5, 5, 5]
+    assert await refusal(states, who(5, tv=2)) == DEACTIVATED
+    assert auth.asked == [5, 5, 5, 5]
+
+
+async def test_an_answer_that_an_event_overtook_is_not_remembered_as_unknown() -> None:
+    """auth answered "unknown" (its replica was behind) while the user's creation event arrived: the
+    event wins, the user is not refused for the unknown-user period."""
+    states: TokenStates
+
+    async def auth(user_id: int) -> UserState | None:
+        states.apply_event(user_id, is_active=True, token_version=0)  # the event, while auth answers
+        await asyncio.sleep(0)
+        return None
+
+    states = TokenStates(lookup=auth)
+    assert await refusal(states, who(77)) is None
+    assert await refusal(states, who(77)) is None
+    assert states.lookups == 1
 
 
 # --- in every service ------------------------------------------------------------------------------

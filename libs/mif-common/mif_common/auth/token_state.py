@@ -141,12 +141,6 @@ class TokenStates:
                 return
         raise Unauthorized(state.refusal(principal.token_version) or REVOKED)
 
-    def refusal(self, principal: Principal) -> str | None:
-        """Why a known user's token is refused, None when it may pass or when the user is not known here
-        (no I/O; `check` is the full rule)."""
-        state = self.users.get(principal.user_id)
-        return None if state is None else state.refusal(principal.token_version)
-
     async def _resolve(self, user_id: int) -> UserState:
         until = self._unknown.get(user_id)
         if until is not None:

@@ -152,11 +152,11 @@ class EventConsumer:
         failing for `dead_letter_after` seconds. The copy is confirmed before the original is acked
         (a crash in between redelivers the original: the inbox absorbs the duplicate)."""
         assert self.channel is not None
-        headers = dict(message.headers or {})
-        retries = _header_int(headers, RETRIES_HEADER)
+        received = message.headers or {}
+        retries = _header_int(received, RETRIES_HEADER)
         now = self._clock()
         # In whole milliseconds: AMQP tables carry a Python float as 32 bits (about two minutes of error).
-        first_failure = _header_int(headers, FIRST_FAILURE_HEADER) / 1000 or now
+        first_failure = _header_int(received, FIRST_FAILURE_HEADER) / 1000 or now
         if now - first_failure >= self.dead_letter_after:
             logger.exception(
                 "%s: handling %s %s has failed for %.0f s (%s retries); dead-lettering it",
@@ -178,8 +178,7 @@ class EventConsumer:
             delay,
             exc_info=True,
         )
-        for transient in _BROKER_HEADERS:
-            headers.pop(transient, None)
+        headers = reset_headers(received)  # the broker's bookkeeping dropped: the copy starts afresh
         headers[RETRIES_HEADER] = retries + 1
         headers[FIRST_FAILURE_HEADER] = round(first_failure * 1000)
         await self.channel.default_exchange.publish(

@@ -2,8 +2,9 @@
 (consumptions) for every service of `mif_common.suite`, plus the token-state feed that the gateway and
 every service but auth follow (mif_common.auth.token_state).
 
-Everything is imported by name with importlib: mif_common must not depend on the services statically
-(they depend on it), and a checkout without some service still yields the catalogue of the others.
+The services are imported by name with importlib: mif_common must not depend on them statically (they
+depend on it), and a checkout without some service still yields the catalogue of the others. The
+token-state feed is mif_common's own, imported as any module.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from typing import Any
 
 from pydantic_settings import BaseSettings
 
+from mif_common.auth import token_state
 from mif_common.events.catalogue.model import (
     Catalogue,
     CatalogueError,
@@ -31,7 +33,6 @@ from mif_common.events.topology import consumer_queue_name, dead_letter_queue_na
 from mif_common.suite import ALL_SERVICES, REPO_ROOT, ServiceInfo
 
 DOCS_DIR = REPO_ROOT / "docs" / "events"
-TOKEN_STATE_CONSUMER_MODULE = "mif_common.auth.token_state"
 TOKEN_STATE_CONSUMER = "token-states"
 
 # Known violations, kept on purpose, each with the reason the catalogue shows next to it. An entry that
@@ -152,29 +153,16 @@ def service_consumer(service: ServiceInfo) -> Consumer | None:
     )
 
 
-def _str_attribute(module: ModuleType, name: str) -> str:
-    value = getattr(module, name, None)
-    if not isinstance(value, str):
-        raise CatalogueError(f"{module.__name__}.{name} must be a string")
-    return value
-
-
-def token_state_consumer() -> Consumer | None:
+def token_state_consumer() -> Consumer:
     """Every process of the gateway and of every service but auth follows `auth.user.*` on an exclusive,
     auto-delete queue of its own, auto-acked: a lost event is covered by reloading the token-state
     snapshot (mif_common.auth.token_state)."""
-    module = _import_optional(TOKEN_STATE_CONSUMER_MODULE)
-    if module is None:
-        return None
-    types = getattr(module, "STATE_EVENT_TYPES", None)
-    if not isinstance(types, frozenset) or not all(isinstance(t, str) for t in types):
-        raise CatalogueError(f"{module.__name__}.STATE_EVENT_TYPES must be a frozenset of event types")
-    prefix = _str_attribute(module, "QUEUE_PREFIX")
+    prefix = token_state.QUEUE_PREFIX
     return Consumer(
         name=TOKEN_STATE_CONSUMER,
         queue=f"{prefix}.<process>.<replica>",
-        bindings=(_str_attribute(module, "ROUTING_KEY"),),
-        handles=frozenset(types),
+        bindings=(token_state.ROUTING_KEY,),
+        handles=token_state.STATE_EVENT_TYPES,
         description=(
             f"One exclusive, auto-delete queue per process of the gateway and of every service but auth "
             f"(`{prefix}.<gateway|service>.<random id>`), auto-acked; keeps the token states that refuse "
@@ -189,7 +177,7 @@ def token_state_consumer() -> Consumer | None:
 def discover_catalogue(
     services: Iterable[ServiceInfo] = ALL_SERVICES,
     *,
-    include_gateway: bool = True,  # the token-state feed (the gateway's and the services')
+    include_token_states: bool = True,  # the token-state feed (the gateway's and the services')
     docs_dir: Path = DOCS_DIR,
     repo_root: Path = REPO_ROOT,
     accepted: Mapping[tuple[str, str, str], str] = ACCEPTED_VIOLATIONS,
@@ -206,8 +194,6 @@ def discover_catalogue(
         consumer = service_consumer(service)
         if consumer is not None:
             consumers.append(consumer)
-    if include_gateway:
-        followers = token_state_consumer()
-        if followers is not None:
-            consumers.append(followers)
+    if include_token_states:
+        consumers.append(token_state_consumer())
     return build_catalogue(publications, consumers, service_descriptions=descriptions, accepted=accepted)
