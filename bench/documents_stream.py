@@ -40,9 +40,8 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+from support import PYTHON, REPO, add_admin_dsn, free_port, provision_databases  # bench/support.py, next to this script
 
-REPO = Path(__file__).resolve().parents[1]
-PYTHON = sys.executable
 MB = 1024 * 1024
 TARGET_GROWTH_MB = 64
 DATABASE = "mif_bench_documents"
@@ -68,8 +67,6 @@ class Processes:
     procs: list[Proc] = field(default_factory=list)
 
     def start(self, name: str, factory: str, env: dict[str, str]) -> Proc:
-        from mif_common.testing.processes import free_port
-
         port = free_port()
         log = self.tmp / f"{name}.log"
         popen = subprocess.Popen(  # fixed argv
@@ -251,18 +248,6 @@ async def download(http: aiohttp.ClientSession, base: str, path: str, watched: l
 # --- setup ----------------------------------------------------------------------------------------------
 
 
-async def prepare_database(admin_dsn: str) -> str:
-    from mif_common.migrations import upgrade
-    from mif_common.provision import provision, service_database_url
-    from mif_common.suite import service
-
-    info = service("documents")
-    await asyncio.to_thread(provision, admin_dsn, DATABASE, [info], recreate=True)
-    url = service_database_url(admin_dsn, DATABASE, info)
-    await asyncio.to_thread(upgrade, info.alembic_ini, url)
-    return url
-
-
 def _memory(row: dict[str, Any], name: str) -> str:
     if name not in row["before"]:
         return "-"
@@ -302,7 +287,7 @@ async def main(args: argparse.Namespace) -> int:
     source = tmp / "bench.pdf"
     expected = make_file(source, size)
     try:
-        url = await prepare_database(args.admin_dsn)
+        url = (await provision_databases(args.admin_dsn, DATABASE, ["documents"]))["documents"]
         common = {
             "MIF_ENVIRONMENT": "test",
             "MIF_LOG_JSON": "false",
@@ -395,10 +380,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--modes", type=lambda s: s.split(","), default=["clear", "encrypted"])
     parser.add_argument("--json", help="also write the figures to this file")
-    parser.add_argument(
-        "--admin-dsn",
-        default=os.environ.get("MIF_BENCH_ADMIN_DSN", "postgresql://postgres@127.0.0.1:5432/postgres"),
-    )
+    add_admin_dsn(parser)
     return parser.parse_args()
 
 

@@ -19,17 +19,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import json
-import os
 import shlex
-import shutil
-import signal
-import socket
 import statistics
-import subprocess
 import sys
-import tempfile
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -38,73 +31,23 @@ from typing import Any
 
 import aiohttp
 from fastapi import Request  # module level: the stub's route annotations resolve here
+from support import (  # bench/support.py, next to this script
+    PYTHON,
+    Processes,
+    add_admin_dsn,
+    bootstrap_admin,
+    cpu_seconds,
+    free_port,
+    percentile,
+    provision_databases,
+    spread,
+    uvicorn_argv,
+    wait_ready,
+)
 
 THIS_FILE = Path(__file__).resolve()
-REPO = THIS_FILE.parents[1]
-PYTHON = sys.executable
 ADMIN_PASSWORD = "Gw-Overhead-7!xQz"  # a throwaway account in a throwaway database
 CLIENTS = ("aiohttp", "httpx2")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@dataclass
-class Proc:
-    name: str
-    popen: subprocess.Popen[bytes]
-    log: Path
-
-
-@dataclass
-class Processes:
-    procs: list[Proc] = field(default_factory=list)
-    tmp: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="mif-bench-gw-")))
-
-    def start(self, name: str, argv: list[str], env: dict[str, str]) -> Proc:
-        log = self.tmp / f"{name}.log"
-        handle = log.open("wb")
-        popen = subprocess.Popen(  # fixed argv built here or given explicitly by the operator
-            argv, env={**os.environ, **env}, stdout=handle, stderr=subprocess.STDOUT, cwd=REPO
-        )
-        proc = Proc(name, popen, log)
-        self.procs.append(proc)
-        return proc
-
-    def stop_all(self) -> None:
-        for proc in self.procs:
-            if proc.popen.poll() is None:
-                proc.popen.send_signal(signal.SIGTERM)
-        for proc in self.procs:
-            try:
-                proc.popen.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.popen.kill()
-                proc.popen.wait(timeout=5)
-
-
-def uvicorn_argv(factory: str, port: int) -> list[str]:
-    return [
-        PYTHON, "-m", "uvicorn", "--factory", factory, "--host", "127.0.0.1", "--port", str(port),
-        "--workers", "1", "--no-access-log", "--log-level", "warning",
-    ]  # fmt: skip
-
-
-async def wait_ready(url: str, proc: Proc, limit: float = 60.0) -> None:
-    deadline = time.monotonic() + limit
-    async with aiohttp.ClientSession() as session:
-        while time.monotonic() < deadline:
-            if proc.popen.poll() is not None:
-                raise RuntimeError(f"{proc.name} exited; see {proc.log}:\n{proc.log.read_text()[-3000:]}")
-            with contextlib.suppress(aiohttp.ClientError, TimeoutError):
-                async with session.get(url, timeout=aiohttp.ClientTimeout(total=1)) as response:
-                    if response.status == 200:
-                        return
-            await asyncio.sleep(0.1)
-    raise RuntimeError(f"{proc.name} not ready at {url} after {limit:.0f}s; see {proc.log}")
 
 
 # --- upstreams -------------------------------------------------------------------------------------
@@ -124,15 +67,7 @@ class Upstream:
 
 async def start_auth(procs: Processes, admin_dsn: str) -> Upstream:
     """Provision a database, migrate auth, bootstrap an admin, start auth, sign in."""
-    from mif_common.migrations import upgrade
-    from mif_common.provision import provision, service_database_url
-    from mif_common.suite import service
-
-    info = service("auth")
-    database = "mif_bench_gateway"
-    await asyncio.to_thread(provision, admin_dsn, database, [info], recreate=True)
-    url = service_database_url(admin_dsn, database, info)
-    await asyncio.to_thread(upgrade, info.alembic_ini, url)
+    url = (await provision_databases(admin_dsn, "mif_bench_gateway", ["auth"]))["auth"]
     env = {
         "MIF_AUTH_DATABASE_URL": url,
         "MIF_AUTH_KEY_DIR": str(procs.tmp / "auth-keys"),
@@ -144,16 +79,7 @@ async def start_auth(procs: Processes, admin_dsn: str) -> Upstream:
         "MIF_ADMIN_USERNAME": "bench",
         "MIF_ADMIN_PASSWORD": ADMIN_PASSWORD,
     }
-    boot = await asyncio.to_thread(
-        subprocess.run,
-        [PYTHON, "-m", "mif_auth.bootstrap"],
-        env={**os.environ, **env},
-        capture_output=True,
-        cwd=REPO,
-        timeout=120,
-    )
-    if boot.returncode != 0:
-        raise RuntimeError(f"bootstrap failed: {boot.stdout.decode()} {boot.stderr.decode()}")
+    await bootstrap_admin(env)
     port = free_port()
     proc = procs.start("auth", uvicorn_argv("mif_auth.main:create_app", port), env)
     base = f"http://127.0.0.1:{port}"
@@ -165,7 +91,7 @@ async def start_auth(procs: Processes, admin_dsn: str) -> Upstream:
         body = await response.json()
         if response.status != 200:
             raise RuntimeError(f"login failed: {response.status} {body}")
-    return Upstream(url=base, service="auth", path="/api/v1/auth/me", token=body["access_token"], pid=proc.popen.pid)
+    return Upstream(url=base, service="auth", path="/api/v1/auth/me", token=body["access_token"], pid=proc.pid)
 
 
 async def start_stub(procs: Processes) -> Upstream:
@@ -191,7 +117,7 @@ async def start_stub(procs: Processes) -> Upstream:
     base = f"http://127.0.0.1:{port}"
     await wait_ready(f"{base}/health/live", proc)
     return Upstream(
-        url=base, service="auth", path="/api/v1/auth/me", token=keys.token("admin", user_id=1), pid=proc.popen.pid
+        url=base, service="auth", path="/api/v1/auth/me", token=keys.token("admin", user_id=1), pid=proc.pid
     )
 
 
@@ -253,7 +179,7 @@ async def start_command(procs: Processes, args: argparse.Namespace) -> Upstream:
     if not args.token:
         raise SystemExit("--upstream-cmd needs --token (a bearer token the upstream and the gateway accept)")
     return Upstream(
-        url=base, service=args.service, path=args.path, token=args.token, jwks_url=args.jwks_url, pid=proc.popen.pid
+        url=base, service=args.service, path=args.path, token=args.token, jwks_url=args.jwks_url, pid=proc.pid
     )
 
 
@@ -282,7 +208,7 @@ async def start_gateway(procs: Processes, upstream: Upstream, client: str) -> Ta
     proc = procs.start(f"gateway-{client}", uvicorn_argv("mif_gateway.main:create_app", port), env)
     base = f"http://127.0.0.1:{port}"
     await wait_ready(f"{base}/health/live", proc)
-    return Target(f"gateway[{client}]", base + upstream.path, proc.popen.pid)
+    return Target(f"gateway[{client}]", base + upstream.path, proc.pid)
 
 
 # --- load ------------------------------------------------------------------------------------------
@@ -293,17 +219,6 @@ class Target:
     name: str
     url: str
     gateway_pid: int | None = None  # None: the service itself
-
-
-def cpu_seconds(pid: int | None) -> float:
-    """User + system CPU time of a process so far (Linux /proc; 0 elsewhere)."""
-    if pid is None:
-        return 0.0
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return 0.0
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 @dataclass
@@ -324,7 +239,6 @@ async def run_load(session: aiohttp.ClientSession, url: str, token: str, concurr
     """`total` GETs split over `concurrency` workers, each sequential on its keep-alive connection."""
     sample = Sample()
     headers = {"Authorization": f"Bearer {token}"}
-    per_worker = [total // concurrency + (1 if i < total % concurrency else 0) for i in range(concurrency)]
 
     async def worker(n: int) -> None:
         for _ in range(n):
@@ -340,14 +254,9 @@ async def run_load(session: aiohttp.ClientSession, url: str, token: str, concurr
                     sample.first_error = f"{url}: HTTP {response.status} {body[:300]!r}"
 
     started = time.perf_counter()
-    await asyncio.gather(*(worker(n) for n in per_worker))
+    await asyncio.gather(*(worker(n) for n in spread(total, concurrency)))
     sample.elapsed = time.perf_counter() - started
     return sample
-
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
 @dataclass
@@ -434,7 +343,7 @@ def report(results: list[Result], upstream: Upstream) -> dict[str, Any]:
 
 
 async def main(args: argparse.Namespace) -> int:
-    procs = Processes()
+    procs = Processes("mif-bench-gw-")
     failed = True
     try:
         if args.upstream_cmd:
@@ -454,11 +363,7 @@ async def main(args: argparse.Namespace) -> int:
         failed = any(r.errors for r in results)
         return 1 if failed else 0
     finally:
-        procs.stop_all()
-        if failed:
-            print(f"process logs kept in {procs.tmp}", file=sys.stderr)
-        else:
-            shutil.rmtree(procs.tmp, ignore_errors=True)
+        procs.close(failed=failed)
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -474,9 +379,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--requests-c1", type=int, default=3000, help="requests per target at concurrency 1")
     parser.add_argument("--requests-c16", type=int, default=12000, help="requests per target at concurrency 16")
     parser.add_argument("--rounds", type=int, default=10, help="alternating rounds per concurrency")
-    parser.add_argument(
-        "--admin-dsn", default=os.environ.get("MIF_BENCH_ADMIN_DSN", "postgresql://postgres@127.0.0.1:5432/postgres")
-    )
+    add_admin_dsn(parser)
     parser.add_argument("--json", help="also write the results to this file")
     parser.add_argument("--serve-stub", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--stub-key", help=argparse.SUPPRESS)

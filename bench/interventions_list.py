@@ -32,27 +32,34 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
-import json
 import os
-import signal
-import socket
-import subprocess
 import sys
-import tempfile
 import time
 import uuid
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import aiohttp
 import asyncpg
-from aiohttp import web
-from lists import export_tree, imported_from, tree_env  # bench/lists.py, next to this script
+from support import (  # bench/support.py, next to this script
+    REPO,
+    Build,
+    Processes,
+    add_admin_dsn,
+    cpu_seconds,
+    cpu_spent,
+    database_dsn,
+    export_tree,
+    imported_from,
+    load,
+    percentile_ms,
+    postgres_cpu,
+    provision_databases,
+    serve_jwks,
+    start_build,
+    tree_cpu_seconds,
+    tree_env,
+)
 
-REPO = Path(__file__).resolve().parents[1]
-PYTHON = sys.executable
 DATABASE = "mif_bench_interventions"
 FILTERED = "/api/v1/interventions/?statut=en_cours&priorite=haute&sort=-date_creation&limit=50"
 # A broad word (in ~16 % of the rows: the worst case) and an asset reference (~50 rows: the usual search).
@@ -89,27 +96,14 @@ WORDS = [
 ]  # fmt: skip
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 # --- database ----------------------------------------------------------------------------------------
 
 
 async def seed(admin_dsn: str, rows: int) -> str:
     """Provision and migrate the bench database, then fill it; returns the service's database URL."""
-    from mif_common.migrations import upgrade
-    from mif_common.provision import provision, service_database_url
-    from mif_common.suite import service
-
-    info = service("interventions")
-    await asyncio.to_thread(provision, admin_dsn, DATABASE, [info], recreate=True)
-    url = service_database_url(admin_dsn, DATABASE, info)
-    await asyncio.to_thread(upgrade, info.alembic_ini, url)
+    url = (await provision_databases(admin_dsn, DATABASE, ["interventions"]))["interventions"]
     words = "ARRAY[" + ", ".join(f"'{w}'" for w in WORDS) + "]"
-    conn = await asyncpg.connect(admin_dsn.rsplit("/", 1)[0] + "/" + DATABASE)
+    conn = await asyncpg.connect(database_dsn(admin_dsn, DATABASE))
     try:
         await conn.execute("SET search_path TO interventions")
         started = time.perf_counter()
@@ -195,7 +189,7 @@ async def explain(admin_dsn: str) -> None:
     from mif_interventions.models import Intervention
 
     dialect = pg_asyncpg.dialect()  # type: ignore[no-untyped-call]
-    conn = await asyncpg.connect(admin_dsn.rsplit("/", 1)[0] + "/" + DATABASE)
+    conn = await asyncpg.connect(database_dsn(admin_dsn, DATABASE))
     try:
         await conn.execute("SET search_path TO interventions")
         for name, fields, sort in EXPLAINED:
@@ -215,194 +209,6 @@ async def explain(admin_dsn: str) -> None:
                     print("  " + line[0])
     finally:
         await conn.close()
-
-
-# --- processes -----------------------------------------------------------------------------------------
-
-
-@dataclass
-class Processes:
-    procs: list[subprocess.Popen[bytes]] = field(default_factory=list)
-    tmp: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="mif-bench-intv-")))
-
-    def start(
-        self, name: str, factory: str, port: int, env: dict[str, str], workers: int = 1, cwd: Path = REPO
-    ) -> subprocess.Popen[bytes]:
-        log = (self.tmp / f"{name}.log").open("wb")
-        argv = [
-            PYTHON, "-m", "uvicorn", "--factory", factory, "--host", "127.0.0.1", "--port", str(port),
-            "--workers", str(workers), "--no-access-log", "--log-level", "warning",
-        ]  # fmt: skip
-        popen = subprocess.Popen(argv, env={**os.environ, **env}, stdout=log, stderr=subprocess.STDOUT, cwd=cwd)
-        self.procs.append(popen)
-        return popen
-
-    def stop_all(self) -> None:
-        for p in self.procs:
-            if p.poll() is None:
-                p.send_signal(signal.SIGTERM)
-        for p in self.procs:
-            try:
-                p.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                p.kill()
-
-
-async def wait_ready(url: str, popen: subprocess.Popen[bytes], limit: float = 60.0) -> None:
-    deadline = time.monotonic() + limit
-    async with aiohttp.ClientSession() as session:
-        while time.monotonic() < deadline:
-            if popen.poll() is not None:
-                raise RuntimeError(f"{url}: process exited")
-            with contextlib.suppress(aiohttp.ClientError, TimeoutError):
-                async with session.get(url, timeout=aiohttp.ClientTimeout(total=1)) as response:
-                    if response.status == 200:
-                        return
-            await asyncio.sleep(0.1)
-    raise RuntimeError(f"{url} not ready after {limit:.0f}s")
-
-
-async def serve_jwks(jwks: dict[str, Any]) -> tuple[web.AppRunner, str]:
-    """The JWKS (and an empty revocation snapshot) the service and the gateway trust."""
-    app = web.Application()
-
-    async def keys(_: web.Request) -> web.Response:
-        return web.json_response(jwks)
-
-    async def token_states(_: web.Request) -> web.Response:
-        return web.json_response([])
-
-    async def token_state(request: web.Request) -> web.Response:  # every bench user exists
-        return web.json_response({"user_id": int(request.match_info["user_id"]), "is_active": True, "token_version": 0})
-
-    app.router.add_get("/api/v1/auth/.well-known/jwks.json", keys)
-    app.router.add_get("/api/v1/auth/internal/token-states", token_states)
-    app.router.add_get("/api/v1/auth/internal/token-states/{user_id}", token_state)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    port = free_port()
-    await web.TCPSite(runner, "127.0.0.1", port).start()
-    return runner, f"http://127.0.0.1:{port}"
-
-
-# --- load --------------------------------------------------------------------------------------------
-
-
-async def load(session: aiohttp.ClientSession, url: str, token: str, concurrency: int, total: int) -> list[float]:
-    latencies: list[float] = []
-    errors: list[str] = []
-    headers = {"Authorization": f"Bearer {token}"}
-
-    async def worker(n: int) -> None:
-        for _ in range(n):
-            start = time.perf_counter()
-            async with session.get(url, headers=headers) as response:
-                body = await response.read()
-                if response.status != 200:
-                    errors.append(f"{response.status} {body[:200]!r}")
-                    continue
-            latencies.append(time.perf_counter() - start)
-
-    per = [total // concurrency + (1 if i < total % concurrency else 0) for i in range(concurrency)]
-    await asyncio.gather(*(worker(n) for n in per))
-    if errors:
-        print(f"  {len(errors)} errors on {url}, the first: {errors[0]}", file=sys.stderr)
-    return latencies
-
-
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU of a process so far (Linux /proc)."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return 0.0
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def tree_cpu_seconds(pid: int) -> float:
-    """CPU of a process and of its children (uvicorn's workers when there are several)."""
-    total = cpu_seconds(pid)
-    try:
-        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
-    except OSError:
-        children = []
-    return total + sum(cpu_seconds(int(child)) for child in children)
-
-
-async def postgres_cpu(admin_dsn: str) -> dict[int, float]:
-    """CPU so far of each PostgreSQL backend connected to the bench database (the service's pool)."""
-    conn = await asyncpg.connect(admin_dsn)
-    try:
-        rows = await conn.fetch(
-            "SELECT pid FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()", DATABASE
-        )
-    finally:
-        await conn.close()
-    return {row["pid"]: cpu_seconds(row["pid"]) for row in rows}
-
-
-def cpu_spent(before: dict[int, float], after: dict[int, float]) -> float:
-    return sum(max(0.0, seconds - before.get(pid, 0.0)) for pid, seconds in after.items())
-
-
-def pct(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000
-
-
-@dataclass
-class Build:
-    name: str
-    tree: Path
-    env: dict[str, str]
-    service: subprocess.Popen[bytes] | None = None
-    gateway: subprocess.Popen[bytes] | None = None
-    base: str = ""
-
-
-async def start_build(build: Build, procs: Processes, url: str, jwks_base: str, workers: int, pool_size: int) -> None:
-    from mif_common.suite import ALL_SERVICES
-
-    service_port, gateway_port = free_port(), free_port()
-    build.service = procs.start(
-        f"{build.name}-interventions",
-        "mif_interventions.main:create_app",
-        service_port,
-        {
-            **build.env,
-            "MIF_INTERVENTIONS_DATABASE_URL": url,
-            "MIF_INTERVENTIONS_JWKS_URL": f"{jwks_base}/api/v1/auth/.well-known/jwks.json",
-            "MIF_INTERVENTIONS_AUTH_URL": jwks_base,  # the token states of the bench's user
-            "MIF_INTERVENTIONS_BACKGROUND_TASKS": "false",
-            # The same pool in both builds (HEAD: 10 + 10 overflow; the working tree's default may differ).
-            "MIF_INTERVENTIONS_DB_POOL_SIZE": str(pool_size),
-            "MIF_INTERVENTIONS_DB_MAX_OVERFLOW": str(pool_size),
-            "MIF_INTERVENTIONS_LOG_LEVEL": "WARNING",
-        },
-        workers=workers,
-        cwd=build.tree,
-    )
-    dead = f"http://127.0.0.1:{free_port()}"
-    upstreams = {s.name: dead for s in ALL_SERVICES}
-    upstreams.update(auth=jwks_base, interventions=f"http://127.0.0.1:{service_port}")
-    build.gateway = procs.start(
-        f"{build.name}-gateway",
-        "mif_gateway.main:create_app",
-        gateway_port,
-        {
-            **build.env,
-            "MIF_GATEWAY_UPSTREAMS": json.dumps(upstreams),
-            "MIF_GATEWAY_LOG_LEVEL": "WARNING",
-            "MIF_GATEWAY_BACKGROUND_TASKS": "false",
-            "MIF_GATEWAY_REVOCATION_ENABLED": "false",
-            "MIF_GATEWAY_RATE_USER_PER_WINDOW": "100000000",
-            "MIF_GATEWAY_RATE_ANONYMOUS_PER_WINDOW": "100000000",
-        },
-        cwd=build.tree,
-    )
-    await wait_ready(f"http://127.0.0.1:{service_port}/health/live", build.service)
-    build.base = f"http://127.0.0.1:{gateway_port}"
-    await wait_ready(f"{build.base}/health/live", build.gateway)
 
 
 async def compare(session: aiohttp.ClientSession, builds: list[Build], token: str) -> int:
@@ -437,11 +243,19 @@ async def main(args: argparse.Namespace) -> int:
     keys = TestKeys(Ed25519PrivateKey.generate(), kid=f"bench-{uuid.uuid4().hex[:8]}")
     token = keys.token("responsable", user_id=1, ttl=7200)
     runner, jwks_base = await serve_jwks(keys.jwks)
-    procs = Processes()
+    procs = Processes("mif-bench-intv-")
     failed = 0
     try:
         for build in builds:
-            await start_build(build, procs, url, jwks_base, args.workers, args.db_pool_size)
+            await start_build(
+                build,
+                procs,
+                service="interventions",
+                database_url=url,
+                jwks_base=jwks_base,
+                pool_size=args.db_pool_size,
+                workers=args.workers,
+            )
         paths = {
             "filtered list": FILTERED,
             "search q": SEARCH_SELECTIVE,
@@ -478,7 +292,7 @@ async def main(args: argparse.Namespace) -> int:
                         assert build.gateway is not None
                         key = (build.name, name)
                         count = args.requests // rounds // (5 if concurrency == 1 else 1)
-                        pg0 = await postgres_cpu(args.admin_dsn)
+                        pg0 = await postgres_cpu(args.admin_dsn, DATABASE)
                         svc0, gw0 = tree_cpu_seconds(build.service.pid), cpu_seconds(build.gateway.pid)
                         load0 = time.process_time()
                         started = time.perf_counter()
@@ -487,7 +301,7 @@ async def main(args: argparse.Namespace) -> int:
                         cpu[key]["load"] += time.process_time() - load0
                         cpu[key]["svc"] += tree_cpu_seconds(build.service.pid) - svc0
                         cpu[key]["gw"] += cpu_seconds(build.gateway.pid) - gw0
-                        cpu[key]["pg"] += cpu_spent(pg0, await postgres_cpu(args.admin_dsn))
+                        cpu[key]["pg"] += cpu_spent(pg0, await postgres_cpu(args.admin_dsn, DATABASE))
                 results += [(b, n, concurrency, samples[(b, n)], elapsed[(b, n)], cpu[(b, n)]) for b, n in keys_]
         load_avg = ", ".join(f"{x:.1f}" for x in os.getloadavg())
         print(
@@ -501,15 +315,14 @@ async def main(args: argparse.Namespace) -> int:
         print(f"{header} {'svc':>6} {'gw':>6} {'pg':>6} {'load':>6} {'total':>6} {'target p95':>11}")
         for build_name, name, concurrency, values, seconds, spent in results:
             target = 25 if name == "filtered list" else 50
-            verdict = (
-                ""
-                if concurrency != args.concurrency
-                else (f"<= {target} " + ("ok" if pct(values, 0.95) <= target else "MISSED"))
-            )
+            p50, p95, p99 = (percentile_ms(values, q) for q in (0.5, 0.95, 0.99))
+            verdict = ""
+            if concurrency == args.concurrency:
+                verdict = f"<= {target} " + ("ok" if p95 <= target else "MISSED")
             per = {key: seconds_ / len(values) * 1000 for key, seconds_ in spent.items()}
             print(
-                f"{build_name:<7} {name:<15} {concurrency:>3} {len(values):>6} {pct(values, 0.5):>8.1f} "
-                f"{pct(values, 0.95):>8.1f} {pct(values, 0.99):>8.1f} {len(values) / seconds:>7.0f} "
+                f"{build_name:<7} {name:<15} {concurrency:>3} {len(values):>6} {p50:>8.1f} "
+                f"{p95:>8.1f} {p99:>8.1f} {len(values) / seconds:>7.0f} "
                 f"{per['svc']:>6.2f} {per['gw']:>6.2f} {per['pg']:>6.2f} {per['load']:>6.2f} "
                 f"{sum(per.values()):>6.2f} {verdict:>11}"
             )
@@ -533,10 +346,7 @@ if __name__ == "__main__":
     parser.add_argument("--before", default="/tmp/mif-before", help="where that build's tree is (exported if absent)")
     parser.add_argument("--db-pool-size", type=int, default=10, help="the service's pool (and as many overflow)")
     parser.add_argument("--explain-only", action="store_true", help="seed, print the plans, stop")
-    parser.add_argument(
-        "--admin-dsn",
-        default=os.environ.get("MIF_BENCH_ADMIN_DSN", "postgresql://postgres@127.0.0.1:5432/postgres"),
-    )
+    add_admin_dsn(parser)
     arguments = parser.parse_args()
     if arguments.before_rev and not arguments.explain_only and not Path(arguments.before).exists():
         print(f"exporting {arguments.before_rev} into {arguments.before} (git archive)", flush=True)

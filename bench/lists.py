@@ -25,27 +25,34 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import json
 import os
-import signal
-import socket
-import subprocess
 import sys
-import tarfile
-import tempfile
 import time
 import uuid
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import aiohttp
 import asyncpg
-from aiohttp import web
+from support import (  # bench/support.py, next to this script
+    REPO,
+    Build,
+    Processes,
+    add_admin_dsn,
+    cpu_seconds,
+    cpu_spent,
+    database_dsn,
+    export_tree,
+    imported_from,
+    load,
+    percentile_ms,
+    postgres_cpu,
+    provision_databases,
+    serve_jwks,
+    start_build,
+    tree_env,
+)
 
-REPO = Path(__file__).resolve().parents[1]
-PYTHON = sys.executable
 DATABASE = "mif_bench_lists"
 LIST = "/api/v1/equipements/?limit=50"
 # The monolith's figures for the same list (issue 14): requests per second at c=1 and c=10.
@@ -84,59 +91,17 @@ COMPARED = [
 ]
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-# --- the old tree ---------------------------------------------------------------------------------------
-
-
-def export_tree(rev: str, target: Path) -> None:
-    """`git archive <rev>` unpacked into `target` (read-only for the repository's state)."""
-    target.mkdir(parents=True)
-    archive = subprocess.run(["git", "archive", "--format=tar", rev], cwd=REPO, check=True, capture_output=True)
-    with tempfile.TemporaryFile() as tmp:
-        tmp.write(archive.stdout)
-        tmp.seek(0)
-        with tarfile.open(fileobj=tmp) as tar:
-            tar.extractall(target, filter="data")
-
-
-def tree_env(tree: Path) -> dict[str, str]:
-    """PYTHONPATH putting `tree`'s packages before the editable installs of this repository."""
-    packages = [tree / "libs" / "mif-common", tree / "gateway", *sorted((tree / "services").iterdir())]
-    return {"PYTHONPATH": os.pathsep.join(str(p) for p in packages if p.is_dir())}
-
-
-def imported_from(env: dict[str, str], cwd: Path, module: str = "mif_assets.api") -> str:
-    """Which files a process started with `env` in `cwd` imports (the build it really runs)."""
-    code = f"import mif_common.pagination as p, {module} as m; print('imports', p.__file__, m.__file__)"
-    result = subprocess.run(
-        [PYTHON, "-c", code], env={**os.environ, **env}, cwd=cwd, check=True, capture_output=True, text=True
-    )
-    return result.stdout.strip()
-
-
 # --- database -------------------------------------------------------------------------------------------
 
 
 async def seed(admin_dsn: str, clients: int, equipements: int) -> str:
     """Provision and migrate the bench database, then fill it; returns the service's database URL."""
-    from mif_common.migrations import upgrade
-    from mif_common.provision import provision, service_database_url
-    from mif_common.suite import service
-
-    info = service("assets")
-    await asyncio.to_thread(provision, admin_dsn, DATABASE, [info], recreate=True)
-    url = service_database_url(admin_dsn, DATABASE, info)
-    await asyncio.to_thread(upgrade, info.alembic_ini, url)
+    url = (await provision_databases(admin_dsn, DATABASE, ["assets"]))["assets"]
 
     def array(values: list[str]) -> str:
         return "ARRAY[" + ", ".join("'" + v.replace("'", "''") + "'" for v in values) + "]"
 
-    conn = await asyncpg.connect(admin_dsn.rsplit("/", 1)[0] + "/" + DATABASE)
+    conn = await asyncpg.connect(database_dsn(admin_dsn, DATABASE))
     try:
         await conn.execute("SET search_path TO assets")
         started = time.perf_counter()
@@ -217,7 +182,7 @@ async def explain(admin_dsn: str) -> None:
     from mif_common.pagination import order_by
 
     dialect = pg_asyncpg.dialect()  # type: ignore[no-untyped-call]
-    conn = await asyncpg.connect(admin_dsn.rsplit("/", 1)[0] + "/" + DATABASE)
+    conn = await asyncpg.connect(database_dsn(admin_dsn, DATABASE))
     try:
         await conn.execute("SET search_path TO assets")
         for name, filters, sort in SEARCHES:
@@ -243,178 +208,6 @@ async def explain(admin_dsn: str) -> None:
                     print("  " + line[0])
     finally:
         await conn.close()
-
-
-# --- processes -----------------------------------------------------------------------------------------
-
-
-@dataclass
-class Build:
-    name: str
-    tree: Path
-    env: dict[str, str]
-    service: subprocess.Popen[bytes] | None = None
-    gateway: subprocess.Popen[bytes] | None = None
-    base: str = ""
-
-
-@dataclass
-class Processes:
-    procs: list[subprocess.Popen[bytes]] = field(default_factory=list)
-    tmp: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="mif-bench-lists-")))
-
-    def start(self, name: str, factory: str, port: int, env: dict[str, str], cwd: Path) -> subprocess.Popen[bytes]:
-        log = (self.tmp / f"{name}.log").open("wb")
-        argv = [
-            PYTHON, "-m", "uvicorn", "--factory", factory, "--host", "127.0.0.1", "--port", str(port),
-            "--no-access-log", "--log-level", "warning",
-        ]  # fmt: skip
-        popen = subprocess.Popen(argv, env={**os.environ, **env}, stdout=log, stderr=subprocess.STDOUT, cwd=cwd)
-        self.procs.append(popen)
-        return popen
-
-    def stop_all(self) -> None:
-        for p in self.procs:
-            if p.poll() is None:
-                p.send_signal(signal.SIGTERM)
-        for p in self.procs:
-            try:
-                p.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                p.kill()
-
-
-async def wait_ready(url: str, popen: subprocess.Popen[bytes], limit: float = 60.0) -> None:
-    deadline = time.monotonic() + limit
-    async with aiohttp.ClientSession() as session:
-        while time.monotonic() < deadline:
-            if popen.poll() is not None:
-                raise RuntimeError(f"{url}: process exited")
-            with contextlib.suppress(aiohttp.ClientError, TimeoutError):
-                async with session.get(url, timeout=aiohttp.ClientTimeout(total=1)) as response:
-                    if response.status == 200:
-                        return
-            await asyncio.sleep(0.1)
-    raise RuntimeError(f"{url} not ready after {limit:.0f}s")
-
-
-async def serve_jwks(jwks: dict[str, Any]) -> tuple[web.AppRunner, str]:
-    """The JWKS (and token states) that the services and the gateways trust."""
-    app = web.Application()
-
-    async def keys(_: web.Request) -> web.Response:
-        return web.json_response(jwks)
-
-    async def token_states(_: web.Request) -> web.Response:
-        return web.json_response([])
-
-    async def token_state(request: web.Request) -> web.Response:  # every bench user exists
-        return web.json_response({"user_id": int(request.match_info["user_id"]), "is_active": True, "token_version": 0})
-
-    app.router.add_get("/api/v1/auth/.well-known/jwks.json", keys)
-    app.router.add_get("/api/v1/auth/internal/token-states", token_states)
-    app.router.add_get("/api/v1/auth/internal/token-states/{user_id}", token_state)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    port = free_port()
-    await web.TCPSite(runner, "127.0.0.1", port).start()
-    return runner, f"http://127.0.0.1:{port}"
-
-
-async def start_build(build: Build, procs: Processes, database_url: str, jwks_base: str, pool_size: int) -> None:
-    from mif_common.suite import ALL_SERVICES
-
-    service_port, gateway_port = free_port(), free_port()
-    build.service = procs.start(
-        f"{build.name}-assets",
-        "mif_assets.main:create_app",
-        service_port,
-        {
-            **build.env,
-            "MIF_ASSETS_DATABASE_URL": database_url,
-            "MIF_ASSETS_JWKS_URL": f"{jwks_base}/api/v1/auth/.well-known/jwks.json",
-            "MIF_ASSETS_AUTH_URL": jwks_base,
-            "MIF_ASSETS_BACKGROUND_TASKS": "false",
-            # The same pool in both builds (HEAD: 10 + 10 overflow; the working tree's default may differ).
-            "MIF_ASSETS_DB_POOL_SIZE": str(pool_size),
-            "MIF_ASSETS_DB_MAX_OVERFLOW": str(pool_size),
-            "MIF_ASSETS_LOG_LEVEL": "WARNING",
-        },
-        build.tree,
-    )
-    dead = f"http://127.0.0.1:{free_port()}"
-    upstreams = {s.name: dead for s in ALL_SERVICES}
-    upstreams.update(auth=jwks_base, assets=f"http://127.0.0.1:{service_port}")
-    build.gateway = procs.start(
-        f"{build.name}-gateway",
-        "mif_gateway.main:create_app",
-        gateway_port,
-        {
-            **build.env,
-            "MIF_GATEWAY_UPSTREAMS": json.dumps(upstreams),
-            "MIF_GATEWAY_LOG_LEVEL": "WARNING",
-            "MIF_GATEWAY_BACKGROUND_TASKS": "false",
-            "MIF_GATEWAY_REVOCATION_ENABLED": "false",
-            "MIF_GATEWAY_RATE_USER_PER_WINDOW": "100000000",
-            "MIF_GATEWAY_RATE_ANONYMOUS_PER_WINDOW": "100000000",
-        },
-        build.tree,
-    )
-    await wait_ready(f"http://127.0.0.1:{service_port}/health/live", build.service)
-    build.base = f"http://127.0.0.1:{gateway_port}"
-    await wait_ready(f"{build.base}/health/live", build.gateway)
-
-
-# --- measures -------------------------------------------------------------------------------------------
-
-
-async def load(session: aiohttp.ClientSession, url: str, token: str, concurrency: int, total: int) -> list[float]:
-    latencies: list[float] = []
-    errors: list[str] = []
-    headers = {"Authorization": f"Bearer {token}"}
-
-    async def worker(n: int) -> None:
-        for _ in range(n):
-            start = time.perf_counter()
-            async with session.get(url, headers=headers) as response:
-                body = await response.read()
-                if response.status != 200:
-                    errors.append(f"{response.status} {body[:200]!r}")
-                    continue
-            latencies.append(time.perf_counter() - start)
-
-    per = [total // concurrency + (1 if i < total % concurrency else 0) for i in range(concurrency)]
-    await asyncio.gather(*(worker(n) for n in per))
-    if errors:
-        print(f"  {len(errors)} errors on {url}, the first: {errors[0]}", file=sys.stderr)
-    return latencies
-
-
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU of a process so far (Linux /proc)."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return 0.0
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-async def postgres_cpu(admin_dsn: str) -> dict[int, float]:
-    """CPU so far of each PostgreSQL backend connected to the bench database (both builds' pools: only one
-    build is under load at a time)."""
-    conn = await asyncpg.connect(admin_dsn)
-    try:
-        rows = await conn.fetch(
-            "SELECT pid FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()", DATABASE
-        )
-    finally:
-        await conn.close()
-    return {row["pid"]: cpu_seconds(row["pid"]) for row in rows}
-
-
-def pct(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000
 
 
 async def compare(session: aiohttp.ClientSession, builds: list[Build], tokens: dict[str, str]) -> int:
@@ -464,11 +257,13 @@ async def main(args: argparse.Namespace) -> int:
         "client": keys.token("client", user_id=2, client_id=8, ttl=7200),
     }
     runner, jwks_base = await serve_jwks(keys.jwks)
-    procs = Processes()
+    procs = Processes("mif-bench-lists-")
     failed = 0
     try:
         for build in builds:
-            await start_build(build, procs, url, jwks_base, args.db_pool_size)
+            await start_build(
+                build, procs, service="assets", database_url=url, jwks_base=jwks_base, pool_size=args.db_pool_size
+            )
         connector = aiohttp.TCPConnector(limit=0)
         async with aiohttp.ClientSession(connector=connector) as session:
             print("\nanswers compared between the builds:")
@@ -489,7 +284,7 @@ async def main(args: argparse.Namespace) -> int:
                         assert build.service is not None
                         assert build.gateway is not None
                         key = (build.name, path)
-                        pg0 = await postgres_cpu(args.admin_dsn)
+                        pg0 = await postgres_cpu(args.admin_dsn, DATABASE)
                         svc0, gw0 = cpu_seconds(build.service.pid), cpu_seconds(build.gateway.pid)
                         load0 = time.process_time()
                         started = time.perf_counter()
@@ -498,8 +293,7 @@ async def main(args: argparse.Namespace) -> int:
                         cpu[key]["load"] += time.process_time() - load0
                         cpu[key]["svc"] += cpu_seconds(build.service.pid) - svc0
                         cpu[key]["gw"] += cpu_seconds(build.gateway.pid) - gw0
-                        pg1 = await postgres_cpu(args.admin_dsn)
-                        cpu[key]["pg"] += sum(max(0.0, s - pg0.get(pid, 0.0)) for pid, s in pg1.items())
+                        cpu[key]["pg"] += cpu_spent(pg0, await postgres_cpu(args.admin_dsn, DATABASE))
                 results += [(b, p, concurrency, samples[(b, p)], elapsed[(b, p)], cpu[(b, p)]) for b, p in samples]
         load_avg = ", ".join(f"{x:.1f}" for x in os.getloadavg())
         print(
@@ -515,16 +309,17 @@ async def main(args: argparse.Namespace) -> int:
             per = {key: s / len(values) * 1000 for key, s in spent.items()}
             rate = len(values) / seconds
             rates[(name, path, concurrency)] = rate
+            p50, p95, p99 = (percentile_ms(values, q) for q in (0.5, 0.95, 0.99))
             report.append(
                 {
-                    "build": name, "path": path, "c": concurrency, "n": len(values), "p50": pct(values, 0.5),
-                    "p95": pct(values, 0.95), "p99": pct(values, 0.99), "rps": rate, "cpu_ms": per,
+                    "build": name, "path": path, "c": concurrency, "n": len(values), "p50": p50, "p95": p95,
+                    "p99": p99, "rps": rate, "cpu_ms": per,
                 }
             )  # fmt: skip
             print(
-                f"{name:<7} {path:<34} {concurrency:>3} {len(values):>6} {pct(values, 0.5):>7.1f} "
-                f"{pct(values, 0.95):>7.1f} {pct(values, 0.99):>7.1f} {rate:>6.0f} {per['svc']:>6.2f} "
-                f"{per['gw']:>6.2f} {per['pg']:>6.2f} {per['load']:>6.2f} {sum(per.values()):>6.2f}"
+                f"{name:<7} {path:<34} {concurrency:>3} {len(values):>6} {p50:>7.1f} {p95:>7.1f} {p99:>7.1f} "
+                f"{rate:>6.0f} {per['svc']:>6.2f} {per['gw']:>6.2f} {per['pg']:>6.2f} {per['load']:>6.2f} "
+                f"{sum(per.values()):>6.2f}"
             )
         print()
         for path in paths:
@@ -562,10 +357,7 @@ if __name__ == "__main__":
     parser.add_argument("--explain-only", action="store_true", help="seed, print the search plans, stop")
     parser.add_argument("--db-pool-size", type=int, default=10, help="the service's pool (and as many overflow)")
     parser.add_argument("--json", help="write the figures to this file")
-    parser.add_argument(
-        "--admin-dsn",
-        default=os.environ.get("MIF_BENCH_ADMIN_DSN", "postgresql://postgres@127.0.0.1:5432/postgres"),
-    )
+    add_admin_dsn(parser)
     arguments = parser.parse_args()
     if not arguments.skip_before and not arguments.explain_only and not Path(arguments.before).exists():
         print(f"exporting {arguments.before_rev} into {arguments.before} (git archive)", flush=True)

@@ -30,86 +30,28 @@ import asyncio
 import contextlib
 import json
 import os
-import signal
-import socket
 import statistics
-import subprocess
-import sys
-import tempfile
 import time
 import uuid
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import aio_pika
 import httpx
+from support import (  # bench/support.py, next to this script
+    PYTHON,
+    Processes,
+    add_admin_dsn,
+    bootstrap_admin,
+    cpu_seconds,
+    free_port,
+    provision_databases,
+    wait_ready,
+)
 
-REPO = Path(__file__).resolve().parents[1]
-PYTHON = sys.executable
 DATABASE = "mif_bench_notifications"
 ADMIN_PASSWORD = "Mesure-Latence-7!xQz"  # a throwaway account in a throwaway database
 SERVICES = ("auth", "assets", "interventions", "notifications")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@dataclass
-class Processes:
-    procs: list[tuple[str, subprocess.Popen[bytes], Path]] = field(default_factory=list)
-    tmp: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="mif-bench-notif-")))
-
-    def start(self, name: str, factory: str, port: int, env: dict[str, str]) -> str:
-        argv = [
-            PYTHON, "-m", "uvicorn", "--factory", factory, "--host", "127.0.0.1", "--port", str(port),
-            "--workers", "1", "--no-access-log", "--log-level", "warning",
-        ]  # fmt: skip
-        self.start_raw(name, argv, env)
-        return f"http://127.0.0.1:{port}"
-
-    def start_raw(self, name: str, argv: list[str], env: dict[str, str] | None = None) -> None:
-        log = self.tmp / f"{name}.log"
-        popen = subprocess.Popen(
-            argv, env={**os.environ, **(env or {})}, stdout=log.open("wb"), stderr=subprocess.STDOUT
-        )
-        self.procs.append((name, popen, log))
-
-    async def wait_live(self, name: str, url: str, limit: float = 60.0) -> None:
-        _, popen, log = next(p for p in self.procs if p[0] == name)
-        deadline = time.monotonic() + limit
-        async with httpx.AsyncClient(timeout=1) as http:
-            while time.monotonic() < deadline:
-                if popen.poll() is not None:
-                    raise RuntimeError(f"{name} exited; see {log}:\n{log.read_text()[-3000:]}")
-                with contextlib.suppress(httpx.HTTPError):
-                    if (await http.get(f"{url}/health/live")).status_code == 200:
-                        return
-                await asyncio.sleep(0.1)
-        raise RuntimeError(f"{name} not live after {limit:.0f}s; see {log}")
-
-    def stop_all(self) -> None:
-        for _, popen, _ in self.procs:
-            if popen.poll() is None:
-                popen.send_signal(signal.SIGTERM)
-        for _, popen, _ in self.procs:
-            try:
-                popen.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                popen.kill()
-                popen.wait(timeout=5)
-
-
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of a process so far (Linux /proc; 0 elsewhere)."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return 0.0
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def percentiles(values: list[float]) -> dict[str, float]:
@@ -126,21 +68,6 @@ def percentiles(values: list[float]) -> dict[str, float]:
         "max": ordered[-1],
         "mean": statistics.fmean(ordered),
     }
-
-
-async def prepare(admin_dsn: str) -> dict[str, str]:
-    """Database (provisioned + migrated) and the services' database URLs."""
-    from mif_common.migrations import upgrade
-    from mif_common.provision import provision, service_database_url
-    from mif_common.suite import service
-
-    infos = [service(name) for name in SERVICES]
-    await asyncio.to_thread(provision, admin_dsn, DATABASE, infos, recreate=True)
-    urls = {}
-    for info in infos:
-        urls[info.name] = service_database_url(admin_dsn, DATABASE, info)
-        await asyncio.to_thread(upgrade, info.alembic_ini, urls[info.name])
-    return urls
 
 
 async def publish(amqp_url: str, event_type: str, data: dict[str, Any]) -> None:
@@ -218,15 +145,15 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     from mif_notifications.testing import technicien_data
 
     infra = start_infra()
-    procs = Processes()
+    procs = Processes("mif-bench-notif-")
     try:
         print(f"==> database {DATABASE}, vhost, processes (logs in {procs.tmp})", flush=True)
-        urls = await prepare(args.admin_dsn)
+        urls = await provision_databases(args.admin_dsn, DATABASE, SERVICES)
         amqp_url = await asyncio.to_thread(infra.new_vhost)
         # A real SMTP server in a process of its own (it would compete with the poller for this one's GIL),
         # discarding what it receives; delivered e-mails are counted from the delivery table.
         smtp_port = free_port()
-        procs.start_raw(
+        procs.start(
             "smtp", [PYTHON, "-m", "aiosmtpd", "-n", "-l", f"127.0.0.1:{smtp_port}", "-c", "aiosmtpd.handlers.Sink"]
         )
         ports = {name: free_port() for name in (*SERVICES, "gateway")}
@@ -249,15 +176,10 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             "MIF_ADMIN_PASSWORD": ADMIN_PASSWORD,
             **{f"MIF_{name.upper()}_DATABASE_URL": url for name, url in urls.items()},
         }
-        boot = await asyncio.to_thread(
-            subprocess.run, [PYTHON, "-m", "mif_auth.bootstrap"], env={**os.environ, **env}, capture_output=True
-        )
-        if boot.returncode != 0:
-            raise RuntimeError(f"bootstrap failed: {boot.stdout.decode()} {boot.stderr.decode()}")
-        for name in (*SERVICES, "gateway"):
-            procs.start(name, f"mif_{name}.main:create_app", ports[name], env)
-        for name in (*SERVICES, "gateway"):
-            await procs.wait_live(name, base[name])
+        await bootstrap_admin(env)
+        started = {name: procs.uvicorn(name, f"mif_{name}.main:create_app", ports[name], env) for name in ports}
+        for name, proc in started.items():
+            await wait_ready(f"{base[name]}/health/live", proc)
 
         async with httpx.AsyncClient(base_url=base["gateway"], timeout=10) as http:
             admin = await login(http, "bench", ADMIN_PASSWORD)
@@ -313,7 +235,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             await asyncio.wait_for(stream.open.wait(), 10)
 
             call, from_sent, from_answer, pushed = [], [], [], []
-            pids = {name: popen.pid for name, popen, _ in procs.procs}
+            pids = {proc.name: proc.pid for proc in procs.procs}
             cpu_before: dict[str, float] = {}
             print(f"==> {args.warmup} warm-up + {args.assignments} measured assignments, one at a time", flush=True)
             for n, iid in enumerate(ids[1:], start=1):
@@ -376,10 +298,7 @@ def main() -> None:
         "--poll-ms", type=float, default=10.0, help="pause between two reads of the list (each read costs CPU too)"
     )
     parser.add_argument("--json", type=Path, default=None, help="also write the results here")
-    parser.add_argument(
-        "--admin-dsn",
-        default=os.environ.get("MIF_BENCH_ADMIN_DSN", "postgresql://postgres@127.0.0.1:5432/postgres"),
-    )
+    add_admin_dsn(parser)
     args = parser.parse_args()
     results = asyncio.run(run(args))
     print()

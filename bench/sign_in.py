@@ -28,9 +28,7 @@ import argparse
 import asyncio
 import json
 import os
-import shutil
 import statistics
-import subprocess
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -39,15 +37,16 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from gateway_overhead import (  # the sibling bench script's process helpers
-    PYTHON,
-    REPO,
+from support import (  # bench/support.py, next to this script
     Processes,
+    add_admin_dsn,
+    bootstrap_admin,
     cpu_seconds,
+    database_dsn,
     free_port,
     percentile,
+    provision_databases,
+    spread,
     uvicorn_argv,
     wait_ready,
 )
@@ -148,7 +147,7 @@ async def start_target(procs: Processes, name: str, env: dict[str, str]) -> Targ
     gateway = procs.start(f"gateway-{label}", uvicorn_argv("mif_gateway.main:create_app", gateway_port), gateway_env)
     gateway_url = f"http://127.0.0.1:{gateway_port}"
     await wait_ready(f"{gateway_url}/health/live", gateway)
-    return Target(name, auth_url, f"{gateway_url}/api/v1/auth/login", auth.popen.pid)
+    return Target(name, auth_url, f"{gateway_url}/api/v1/auth/login", auth.pid)
 
 
 async def login(session: aiohttp.ClientSession, url: str, username: str, password: str) -> dict[str, Any]:
@@ -180,7 +179,7 @@ async def create_users(session: aiohttp.ClientSession, target: Target, admin_tok
 async def hash_prefixes(admin_dsn: str, usernames: list[str]) -> dict[str, str]:
     import asyncpg
 
-    conn = await asyncpg.connect(admin_dsn.rsplit("/", 1)[0] + "/" + DATABASE)
+    conn = await asyncpg.connect(database_dsn(admin_dsn, DATABASE))
     try:
         rows = await conn.fetch(
             'SELECT username, password_hash FROM auth."user" WHERE username = ANY($1::text[])', usernames
@@ -196,7 +195,7 @@ def _scheme_part(password_hash: str) -> str:
 
 
 async def run_round(session: aiohttp.ClientSession, target: Target, total: int, record: bool) -> None:
-    per_worker = [total // CONCURRENCY + (1 if i < total % CONCURRENCY else 0) for i in range(CONCURRENCY)]
+    per_worker = spread(total, CONCURRENCY)
 
     async def worker(username: str, n: int) -> None:
         for _ in range(n):
@@ -220,14 +219,7 @@ async def run_round(session: aiohttp.ClientSession, target: Target, total: int, 
 
 
 async def measure_sign_ins(args: argparse.Namespace, procs: Processes) -> list[dict[str, Any]]:
-    from mif_common.migrations import upgrade
-    from mif_common.provision import provision, service_database_url
-    from mif_common.suite import service
-
-    info = service("auth")
-    await asyncio.to_thread(provision, args.admin_dsn, DATABASE, [info], recreate=True)
-    url = service_database_url(args.admin_dsn, DATABASE, info)
-    await asyncio.to_thread(upgrade, info.alembic_ini, url)
+    url = (await provision_databases(args.admin_dsn, DATABASE, ["auth"]))["auth"]
     base_env = {
         "MIF_AUTH_DATABASE_URL": url,
         "MIF_AUTH_KEY_DIR": str(procs.tmp / "auth-keys"),  # one signing key, made by the first auth
@@ -237,16 +229,7 @@ async def measure_sign_ins(args: argparse.Namespace, procs: Processes) -> list[d
         "MIF_ADMIN_USERNAME": "bench",
         "MIF_ADMIN_PASSWORD": ADMIN_PASSWORD,
     }
-    boot = await asyncio.to_thread(
-        subprocess.run,
-        [PYTHON, "-m", "mif_auth.bootstrap"],
-        env={**os.environ, **base_env},
-        capture_output=True,
-        cwd=REPO,
-        timeout=120,
-    )
-    if boot.returncode != 0:
-        raise RuntimeError(f"bootstrap failed: {boot.stdout.decode()} {boot.stderr.decode()}")
+    await bootstrap_admin(base_env)
     targets = [await start_target(procs, name, base_env | env) for name, env in SCHEMES.items()]
     connector = aiohttp.TCPConnector(limit=0, limit_per_host=0)
     async with aiohttp.ClientSession(connector=connector) as session:
@@ -303,17 +286,13 @@ async def main(args: argparse.Namespace) -> int:
     output: dict[str, Any] = {"hashes": hashes}
     failed = False
     if not args.hash_only:
-        procs = Processes()
+        procs = Processes("mif-bench-sign-in-")
         failed = True
         try:
             output["sign_ins"] = await measure_sign_ins(args, procs)
             failed = any(r["errors"] for r in output["sign_ins"])
         finally:
-            procs.stop_all()
-            if failed:
-                print(f"process logs kept in {procs.tmp}", file=sys.stderr)
-            else:
-                shutil.rmtree(procs.tmp, ignore_errors=True)
+            procs.close(failed=failed)
     if args.json:
         await asyncio.to_thread(Path(args.json).write_text, json.dumps(output, indent=2))
     return 1 if failed else 0
@@ -325,9 +304,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--requests", type=int, default=40, help="sign-ins per target and round (split over c=4)")
     parser.add_argument("--hash-samples", type=int, default=10, help="verifications per hashing, single-threaded")
     parser.add_argument("--hash-only", action="store_true", help="only the hash timings, no processes")
-    parser.add_argument(
-        "--admin-dsn", default=os.environ.get("MIF_BENCH_ADMIN_DSN", "postgresql://postgres@127.0.0.1:5432/postgres")
-    )
+    add_admin_dsn(parser)
     parser.add_argument("--json", help="also write the results to this file")
     args = parser.parse_args(argv)
     if not (1 <= args.rounds <= 100 and CONCURRENCY <= args.requests <= 10_000 and 1 <= args.hash_samples <= 100):

@@ -7,10 +7,8 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from typing import Any
 
-import httpx
 import pytest
 
-from mif_auth.testing import PASSWORD
 from mif_common.testing.plugin import TestDatabase
 from tests.support import ADMIN_EMAIL, Suite, running_suite
 
@@ -41,22 +39,10 @@ def admin_headers(suite: Suite) -> dict[str, str]:
 @pytest.fixture
 def create_user(suite: Suite, admin_headers: dict[str, str]) -> Callable[..., dict[str, Any]]:
     """Create a user through the gateway as the bootstrap admin; returns the user and its headers."""
-    import uuid
 
     def make(role: str, **extra: Any) -> dict[str, Any]:
-        name = f"{role[:4]}{uuid.uuid4().hex[:8]}"
-        body = {
-            "username": name,
-            "full_name": f"{role.title()} {name}",
-            "email": f"{name}@e2e.mif.ma",
-            "role": role,
-            "password": PASSWORD,
-            **extra,
-        }
-        response = httpx.post(f"{suite.url}/api/v1/users", json=body, headers=admin_headers)
-        assert response.status_code == 201, response.text
-        user: dict[str, Any] = response.json()
-        user["headers"] = suite.login(name)
+        user = suite.create_user(admin_headers, role, **extra)
+        user["headers"] = suite.login(user["username"])
         return user
 
     return make

@@ -9,6 +9,7 @@ import os
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -63,6 +64,22 @@ class Suite:
         response = httpx.post(f"{self.url}/api/v1/auth/login", data={"username": username, "password": password})
         assert response.status_code == 200, response.text
         return {"Authorization": f"Bearer {response.json()['access_token']}"}
+
+    def create_user(self, admin: dict[str, str], role: str, **extra: Any) -> dict[str, Any]:
+        """A user of `role` with a unique name and the test password, made through the gateway by `admin`."""
+        name = f"{role[:4]}{uuid.uuid4().hex[:8]}"
+        body = {
+            "username": name,
+            "full_name": f"{role.title()} {name}",
+            "email": f"{name}@e2e.mif.ma",
+            "role": role,
+            "password": PASSWORD,
+            **extra,
+        }
+        response = httpx.post(f"{self.url}/api/v1/users", json=body, headers=admin, timeout=10)
+        assert response.status_code == 201, response.text
+        user: dict[str, Any] = response.json()
+        return user
 
 
 @contextlib.contextmanager
@@ -181,6 +198,22 @@ def wait_for(check: Callable[[], Any], *, what: str, timeout: float = 30.0, inte
             return value
         time.sleep(interval)
     raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
+
+
+def post_until_created(
+    suite: Suite, headers: dict[str, str], path: str, body: dict[str, Any], *, timeout: float = 30.0
+) -> dict[str, Any]:
+    """POST `body` to `path` through the gateway until it is created (201): a service learns of what the body
+    names (a user, an equipment) by event, a moment after its owner. Meanwhile only "not known yet" answers
+    (404, 422) or a 503 are accepted; the created resource is returned."""
+
+    def attempt() -> dict[str, Any] | None:
+        response = httpx.post(f"{suite.url}{path}", json=body, headers=headers, timeout=15)
+        assert response.status_code in (201, 404, 422, 503), f"{path}: {response.status_code} {response.text}"
+        return response.json() if response.status_code == 201 else None
+
+    created: dict[str, Any] = wait_for(attempt, what=f"POST {path}", timeout=timeout, interval=0.2)
+    return created
 
 
 def event(event_type: str, data: dict[str, Any], *, subject: str | None = None) -> CloudEvent:

@@ -23,7 +23,7 @@ from mif_auth.keys import KeyRing
 from mif_auth.models import User
 from mif_auth.testing import PASSWORD
 from mif_auth.tokens import access_token
-from tests.support import Suite
+from tests.support import Suite, wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -53,17 +53,6 @@ def statuses(suite: Suite, headers: dict[str, str], reads: dict[str, str] = READ
         name: httpx.get(direct(suite, name) + path, headers=headers, timeout=10).status_code
         for name, path in reads.items()
     }
-
-
-def until(check: Callable[[], Any], *, seconds: float, what: str) -> Any:
-    deadline = time.monotonic() + seconds
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"not within {seconds:.0f} s: {what}")
-        time.sleep(0.05)
 
 
 def signed_for(suite: Suite, *, user_id: int, role: str = "admin", client_id: int | None = None) -> dict[str, str]:
@@ -96,7 +85,7 @@ def test_a_deactivated_users_token_is_refused_by_every_service_directly_within_s
                     refused[name] = time.monotonic() - started
         return len(refused) == len(reads)
 
-    until(all_refused, seconds=3, what=f"every service refusing the deactivated user (so far: {refused})")
+    wait_for(all_refused, timeout=3, what=f"every service refusing the deactivated user (so far: {refused})")
     # And through the gateway, of course.
     assert httpx.get(f"{suite.url}/api/v1/interventions", headers=manager["headers"]).status_code == 401
 
@@ -147,7 +136,7 @@ def test_deactivating_an_organisation_refuses_its_users_and_reactivating_restore
         answers += [httpx.get(direct(suite, name) + path, headers=old) for name, path in READS.items()]
         return all(a.status_code == 401 for a in answers)
 
-    until(refused_everywhere, seconds=10, what="the organisation's user refused by the gateway and the services")
+    wait_for(refused_everywhere, timeout=10, what="the organisation's user refused by the gateway and the services")
     # Creating an intervention, as the probe did, is refused by the service itself too.
     create = httpx.post(
         direct(suite, "interventions") + "/api/v1/interventions",
@@ -175,8 +164,8 @@ def test_deactivating_an_organisation_refuses_its_users_and_reactivating_restore
     assert reactivated.status_code == 200, reactivated.text
     # Polled on auth's own token state rather than by signing in (refused sign-ins count towards a lockout).
     state_url = f"{suite.auth.url}/api/v1/auth/internal/token-states/{cliente['id']}"
-    until(
-        lambda: httpx.get(state_url).json()["organisation_active"], seconds=10, what="auth hearing of the reactivation"
+    wait_for(
+        lambda: httpx.get(state_url).json()["organisation_active"], timeout=10, what="auth hearing of the reactivation"
     )
     again = sign_in()
     assert again.status_code == 200, again.text

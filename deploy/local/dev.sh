@@ -6,12 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 . deploy/local/services.sh
 
-prepare
-export MIF_ENVIRONMENT="${MIF_ENVIRONMENT:-development}"
-echo "==> database setup and migrations"
-.venv/bin/python -m mif_common.cli setup
-echo "==> first admin"
-.venv/bin/python -m mif_auth.bootstrap
+setup_suite
 
 mkdir -p var
 procfile=var/Procfile.dev

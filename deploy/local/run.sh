@@ -5,12 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 . deploy/local/services.sh
 
-prepare
-export MIF_ENVIRONMENT="${MIF_ENVIRONMENT:-development}"
-echo "==> database setup and migrations"
-.venv/bin/python -m mif_common.cli setup
-echo "==> first admin"
-.venv/bin/python -m mif_auth.bootstrap
+setup_suite
 echo "==> starting the suite: gateway on http://127.0.0.1:8000 (docs: http://127.0.0.1:8000/docs)"
 export PATH="$PWD/.venv/bin:$PATH"
 exec .venv/bin/honcho -f Procfile start

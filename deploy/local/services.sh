@@ -30,17 +30,33 @@ ensure_rabbitmq() {
   echo "RabbitMQ is not reachable on 127.0.0.1:5672" >&2; return 1
 }
 
+# A Debian package some tests drive the program of, installed when none of the given commands exists (as
+# root, with apt-get); otherwise those tests say what is missing (and fail under CI).
+# Usage: ensure_debian_package PACKAGE "WHAT IT IS FOR" COMMAND...
+ensure_debian_package() {
+  local package="$1" purpose="$2" found
+  shift 2
+  for found in "$@"; do
+    if command -v "$found" >/dev/null 2>&1; then return 0; fi
+  done
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    echo "==> installing $package (Debian package) for $purpose"
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$package" >/dev/null 2>&1 \
+      || { apt-get update -qq >/dev/null 2>&1 && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$package" >/dev/null 2>&1; } \
+      || echo "    could not install $package; $purpose will say so" >&2
+  else
+    echo "    no $package: install Debian's $package package to run $purpose" >&2
+  fi
+}
+
 # The browser test of the offline API docs drives Debian's Chromium (tests/test_docs_browser_e2e.py).
 ensure_chromium() {
-  if command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1; then return 0; fi
-  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
-    echo "==> installing Chromium (Debian package) for the browser test of the API docs"
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null 2>&1 \
-      || { apt-get update -qq >/dev/null 2>&1 && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null 2>&1; } \
-      || echo "    could not install chromium; the browser test will say so" >&2
-  else
-    echo "    no Chromium: install Debian's chromium package to run the browser test of the API docs" >&2
-  fi
+  ensure_debian_package chromium "the browser test of the API docs" chromium chromium-browser
+}
+
+# The PgBouncer test runs a real PgBouncer in transaction mode (libs/mif-common/tests/test_db_connections.py).
+ensure_pgbouncer() {
+  ensure_debian_package pgbouncer "the PgBouncer test" pgbouncer /usr/sbin/pgbouncer
 }
 
 ensure_servers() {
@@ -53,4 +69,15 @@ prepare() {
   ensure_uv
   uv sync --frozen --quiet
   ensure_servers
+}
+
+# `make run` and `make dev`: everything before the processes start (the above, the database roles, schemas
+# and migrations, the first admin), in the development environment unless MIF_ENVIRONMENT says otherwise.
+setup_suite() {
+  prepare
+  export MIF_ENVIRONMENT="${MIF_ENVIRONMENT:-development}"
+  echo "==> database setup and migrations"
+  .venv/bin/python -m mif_common.cli setup
+  echo "==> first admin"
+  .venv/bin/python -m mif_auth.bootstrap
 }

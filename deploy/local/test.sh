@@ -6,6 +6,7 @@ cd "$(dirname "$0")/../.."
 
 prepare
 ensure_chromium
+ensure_pgbouncer
 echo "==> ruff"
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .

@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import socket
 import time
 from collections.abc import AsyncIterator, Callable
 from typing import Any
@@ -15,6 +14,8 @@ from typing import Any
 import httpx
 import pytest
 from aiohttp import web
+
+from mif_common.testing.processes import free_port
 
 Echoed = Callable[[httpx.Response], dict[str, Any]]
 
@@ -87,9 +88,7 @@ async def stalled_upstream() -> AsyncIterator[dict[str, Any]]:
     app.router.add_post("/api/v1/documents", upload)
     runner = web.AppRunner(app, access_log=None, handler_cancellation=True)
     await runner.setup()
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     site = web.TCPSite(runner, "127.0.0.1", port)
     await site.start()
     seen["url"] = f"http://127.0.0.1:{port}"

@@ -8,13 +8,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
-import socket
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
 import pytest
+
+from mif_common.testing.processes import free_port
 
 pytestmark = pytest.mark.parametrize("upstream_client", ["aiohttp", "httpx2"])
 
@@ -82,19 +83,16 @@ async def misbehaving() -> AsyncIterator[Misbehaving]:
         server.close()
 
 
-def _closed_port_url() -> str:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return f"http://127.0.0.1:{s.getsockname()[1]}"
-
-
-async def test_answers_are_forwarded_small_and_streamed(
-    start_gateway: Any, bearer: Any, misbehaving: Misbehaving, upstream_client: str
-) -> None:
-    gw = await start_gateway(
+@pytest.fixture
+async def gateway_to_misbehaving(start_gateway: Any, misbehaving: Misbehaving, upstream_client: str) -> Any:
+    """A gateway using `upstream_client`, its assets upstream the misbehaving server."""
+    return await start_gateway(
         upstreams={"assets": misbehaving.url}, upstream_client=upstream_client, revocation_enabled=False
     )
-    async with gw.client() as c:
+
+
+async def test_answers_are_forwarded_small_and_streamed(gateway_to_misbehaving: Any, bearer: Any) -> None:
+    async with gateway_to_misbehaving.client() as c:
         small = await c.get("/api/v1/equipements/1", headers=bearer("responsable"))
         assert small.status_code == 200
         assert small.json() == {"ok": True}
@@ -104,13 +102,10 @@ async def test_answers_are_forwarded_small_and_streamed(
 
 
 async def test_a_closed_connection_is_retried_once_for_idempotent_methods_then_502(
-    start_gateway: Any, bearer: Any, misbehaving: Misbehaving, upstream_client: str
+    gateway_to_misbehaving: Any, bearer: Any, misbehaving: Misbehaving
 ) -> None:
-    gw = await start_gateway(
-        upstreams={"assets": misbehaving.url}, upstream_client=upstream_client, revocation_enabled=False
-    )
     headers = bearer("responsable")
-    async with gw.client() as c:
+    async with gateway_to_misbehaving.client() as c:
         response = await c.get("/api/v1/equipements/1?mode=close", headers=headers)
         assert response.status_code == 502
         assert response.headers["content-type"] == "application/problem+json"
@@ -126,13 +121,8 @@ async def test_a_closed_connection_is_retried_once_for_idempotent_methods_then_5
         assert misbehaving.requests == ["POST /api/v1/equipements?mode=close HTTP/1.1"]
 
 
-async def test_a_body_shorter_than_announced_is_502_when_buffered(
-    start_gateway: Any, bearer: Any, misbehaving: Misbehaving, upstream_client: str
-) -> None:
-    gw = await start_gateway(
-        upstreams={"assets": misbehaving.url}, upstream_client=upstream_client, revocation_enabled=False
-    )
-    async with gw.client() as c:
+async def test_a_body_shorter_than_announced_is_502_when_buffered(gateway_to_misbehaving: Any, bearer: Any) -> None:
+    async with gateway_to_misbehaving.client() as c:
         response = await c.get("/api/v1/equipements/1?mode=short", headers=bearer("responsable"))
         assert response.status_code == 502
         assert response.headers["content-type"] == "application/problem+json"
@@ -142,12 +132,9 @@ async def test_a_body_shorter_than_announced_is_502_when_buffered(
 
 
 async def test_a_streamed_body_that_breaks_off_aborts_the_client_connection(
-    start_gateway: Any, bearer: Any, misbehaving: Misbehaving, upstream_client: str
+    gateway_to_misbehaving: Any, bearer: Any
 ) -> None:
-    gw = await start_gateway(
-        upstreams={"assets": misbehaving.url}, upstream_client=upstream_client, revocation_enabled=False
-    )
-    async with gw.client() as c:
+    async with gateway_to_misbehaving.client() as c:
         received: list[int] = []
 
         async def read_all() -> None:
@@ -166,7 +153,7 @@ async def test_unreachable_and_slow_services(
     start_gateway: Any, bearer: Any, upstream: Any, upstream_client: str
 ) -> None:
     gw = await start_gateway(
-        upstreams={"assets": _closed_port_url()},
+        upstreams={"assets": f"http://127.0.0.1:{free_port()}"},  # nothing listens there
         upstream_client=upstream_client,
         upstream_timeout=0.3,
         revocation_enabled=False,

@@ -31,7 +31,7 @@ import pytest
 
 from mif_auth.testing import PASSWORD
 from mif_documents.testing import elf_bytes, multipart, pdf_bytes, pe_bytes
-from tests.support import Suite, wait_for
+from tests.support import Suite, post_until_created
 
 pytestmark = pytest.mark.e2e
 
@@ -385,15 +385,9 @@ def test_bad_input_is_a_4xx_problem_and_stores_nothing(suite: Suite, admin_heade
         )
         assert equipement.status_code == 201, equipement.text
         equipement_id = equipement.json()["id"]
-
-        def created() -> httpx.Response | None:  # once interventions knows the equipment (event or read-through)
-            response = http.post(
-                "/api/v1/interventions",
-                json={"titre": "Bad input target", "type": "corrective", "equipement_id": equipement_id},
-            )
-            return response if response.status_code == 201 else None
-
-        intervention_id = wait_for(created, what="an intervention to upload to").json()["id"]
+        # Once interventions knows the equipment (event or read-through).
+        target = {"titre": "Bad input target", "type": "corrective", "equipement_id": equipement_id}
+        intervention_id = post_until_created(suite, admin_headers, "/api/v1/interventions", target)["id"]
         ctx = Context(suite, http, marker, equipement_id, intervention_id)
         # The target itself counts in `interventions`, `documents` counts uploads to it: probes take the before.
         failures: list[str] = []

@@ -40,13 +40,12 @@ import asyncpg
 import httpx
 import pytest
 
-from mif_auth.testing import PASSWORD
 from mif_common.events.catalogue.discovery import service_consumer
 from mif_common.events.topology import EVENTS_EXCHANGE, consumer_queue_name, dead_letter_queue_name
 from mif_common.suite import built_services
 from mif_common.testing.infra import Infra
 from mif_common.testing.plugin import TestDatabase
-from tests.support import ADMIN_EMAIL, Suite, running_suite, wait_for
+from tests.support import ADMIN_EMAIL, Suite, post_until_created, running_suite, wait_for
 
 CHAOS = os.environ.get("MIF_CHAOS", "") not in ("", "0")
 
@@ -265,41 +264,27 @@ def faults_suite(
         yield suite
 
 
-def _create_user(suite: Suite, admin: Headers, role: str, **extra: Any) -> dict[str, Any]:
-    name = f"{role[:4]}{uuid.uuid4().hex[:8]}"
-    body = {"username": name, "full_name": f"Fault {name}", "email": f"{name}@faults.mif.ma", "role": role}
-    response = httpx.post(
-        f"{suite.url}/api/v1/users", json={**body, "password": PASSWORD, **extra}, headers=admin, timeout=10
-    )
-    assert response.status_code == 201, response.text
-    user: dict[str, Any] = response.json()
-    return user
-
-
 @pytest.fixture(scope="module")
 def world(faults_suite: Suite) -> World:
     """A manager, a technician (user and planning profile), a client organisation with one user and one
     equipment; every replica the load relies on is filled before it starts."""
     suite = faults_suite
     admin = suite.login(ADMIN_EMAIL)
-    manager_user = _create_user(suite, admin, "responsable")
+    manager_user = suite.create_user(admin, "responsable")
     manager = suite.login(manager_user["username"])
-    tech_user = _create_user(suite, admin, "technicien")
+    tech_user = suite.create_user(admin, "technicien")
     with httpx.Client(base_url=suite.url, timeout=10, headers=manager) as http:
         org = http.post("/api/v1/clients", json={"nom_entreprise": f"Fonderie {uuid.uuid4().hex[:6]}"})
         assert org.status_code == 201, org.text
-        client_user = _create_user(suite, admin, "client", client_id=org.json()["id"])
+        client_user = suite.create_user(admin, "client", client_id=org.json()["id"])
         equipement = http.post(
             "/api/v1/equipements",
             json={"nom": "Four 1", "type": "four", "localisation": "Hall A", "client_id": org.json()["id"]},
         )
         assert equipement.status_code == 201, equipement.text
-
-        def technicien() -> httpx.Response | None:  # planning must know the user first (auth.user.created.v1)
-            response = http.post("/api/v1/techniciens", json={"user_id": tech_user["id"]})
-            return response if response.status_code == 201 else None
-
-        technicien_id = wait_for(technicien, what="planning to know the technician user", timeout=60).json()["id"]
+    # Planning must know the user first (auth.user.created.v1).
+    technicien = post_until_created(suite, manager, "/api/v1/techniciens", {"user_id": tech_user["id"]}, timeout=60)
+    technicien_id = technicien["id"]
     world = World(
         suite=suite,
         vhost=vhost_of(suite.amqp_url),

@@ -48,7 +48,7 @@ from schemathesis.specs.openapi.checks import (
 from mif_auth.testing import PASSWORD
 from mif_common.testing.infra import Infra
 from mif_common.testing.plugin import TestDatabase
-from tests.support import ADMIN_EMAIL, Suite, running_suite, wait_for
+from tests.support import ADMIN_EMAIL, Suite, post_until_created, running_suite
 
 EXAMPLES = int(os.environ.get("MIF_FUZZ_EXAMPLES", "6"))
 # Coverage cases per operation, role and valid/invalid data; "all" (what `make fuzz` sets) for every one.
@@ -242,32 +242,21 @@ def fuzz_suite(
         yield suite
 
 
-def _create(suite: Suite, headers: dict[str, str], path: str, body: dict[str, Any]) -> dict[str, Any]:
-    """POST until 201: a service may learn of what the body names by event, a moment after its owner."""
-
-    def attempt() -> dict[str, Any] | None:
-        response = httpx.post(f"{suite.url}/api/v1{path}", json=body, headers=headers, timeout=REQUEST_TIMEOUT)
-        assert response.status_code in (201, 404, 422, 503), f"{path}: {response.status_code} {response.text}"
-        return response.json() if response.status_code == 201 else None
-
-    created: dict[str, Any] = wait_for(attempt, what=f"POST {path}", interval=0.2)
-    return created
-
-
 @pytest.fixture(scope="module")
 def fuzz_users(fuzz_suite: Suite) -> dict[str, Credentials]:
     """The bootstrap admin and a technician with its planning profile; a few rows for small ids to name."""
     suite, admin = fuzz_suite, fuzz_suite.login(ADMIN_EMAIL)
-    client = _create(suite, admin, "/clients", {"nom_entreprise": "Fuzz SA", "ville": "Rabat"})
+    client = post_until_created(suite, admin, "/api/v1/clients", {"nom_entreprise": "Fuzz SA", "ville": "Rabat"})
     machine = {"nom": "Pompe P-1", "type": "pompe", "localisation": "Atelier", "client_id": client["id"]}
-    equipement = _create(suite, admin, "/equipements", machine)
+    equipement = post_until_created(suite, admin, "/api/v1/equipements", machine)
     technicien = {"username": "fuzztech", "full_name": "Fuzz Technicien", "email": "fuzztech@fuzz.mif.ma"}
-    user = _create(suite, admin, "/users", {**technicien, "role": "technicien", "password": PASSWORD})
-    _create(suite, admin, "/techniciens/competences", {"nom": "Hydraulique"})
-    _create(suite, admin, "/techniciens", {"user_id": user["id"], "equipe": "Fuzz", "competences_ids": [1]})
+    user = post_until_created(suite, admin, "/api/v1/users", {**technicien, "role": "technicien", "password": PASSWORD})
+    post_until_created(suite, admin, "/api/v1/techniciens/competences", {"nom": "Hydraulique"})
+    profile = {"user_id": user["id"], "equipe": "Fuzz", "competences_ids": [1]}
+    post_until_created(suite, admin, "/api/v1/techniciens", profile)
     work = {"titre": "Fuite", "type": "corrective", "priorite": "haute", "equipement_id": equipement["id"]}
-    _create(suite, admin, "/interventions", work)
-    _create(suite, admin, "/planning", {"equipement_id": equipement["id"], "frequence": "mensuel"})
+    post_until_created(suite, admin, "/api/v1/interventions", work)
+    post_until_created(suite, admin, "/api/v1/planning", {"equipement_id": equipement["id"], "frequence": "mensuel"})
     return {
         # The technician first: the admin's fuzzing may then change or deactivate its account.
         "technicien": Credentials.sign_in(suite, "technicien", "fuzztech"),

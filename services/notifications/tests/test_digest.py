@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 from email.message import EmailMessage
 from typing import Any
 
+import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -54,30 +55,40 @@ def digests_to(sink: SmtpSink, address: str) -> list[EmailMessage]:
     return sink.received(lambda m: to_address(m) == address and m["Subject"].startswith("[MIF] Retards"))
 
 
-async def staff(make_user: MakeUser, make_technicien: MakeTech, deliver: Deliver, base: int) -> dict[str, int]:
-    """Two active managers, a deactivated one, a technician (profile `base`), a client user."""
-    await make_user(base + 1, "responsable")
-    await make_user(base + 2, "admin")
-    await make_user(base + 3, "responsable")
-    await deliver("auth.user.deactivated.v1", user_data(base + 3, "responsable", is_active=False))
-    await make_user(base + 4)
-    await make_technicien(base, base + 4)
-    await make_user(base + 5, "client", client_id=3)
-    return {"responsable": base + 1, "admin": base + 2, "deactivated": base + 3, "technicien": base + 4}
+Staff = Callable[[int], Awaitable[dict[str, int]]]
+
+
+@pytest.fixture
+def staff(
+    make_user: MakeUser, make_technicien: MakeTech, deliver: Deliver, sender: DeliverySender, smtp_sink: SmtpSink
+) -> Staff:
+    """Two active managers, a deactivated one, a technician (profile `base`), a client user; their welcomes
+    sent and the sink emptied. Returns the user ids by role."""
+
+    async def make(base: int) -> dict[str, int]:
+        await make_user(base + 1, "responsable")
+        await make_user(base + 2, "admin")
+        await make_user(base + 3, "responsable")
+        await deliver("auth.user.deactivated.v1", user_data(base + 3, "responsable", is_active=False))
+        await make_user(base + 4)
+        await make_technicien(base, base + 4)
+        await make_user(base + 5, "client", client_id=3)
+        assert await sender.send_due() == 5  # the welcomes
+        smtp_sink.clear()
+        return {"responsable": base + 1, "admin": base + 2, "deactivated": base + 3, "technicien": base + 4}
+
+    return make
 
 
 async def test_200_late_interventions_give_each_manager_one_digest_email(
     deliver: Deliver,
-    make_user: MakeUser,
-    make_technicien: MakeTech,
+    staff: Staff,
     sender: DeliverySender,
     smtp_sink: SmtpSink,
     db_session: AsyncSession,
     outbox_of: Outbox,
 ) -> None:
-    users = await staff(make_user, make_technicien, deliver, 1100)
-    assert await sender.send_due() == 5  # the welcomes
-    smtp_sink.clear()
+    users = await staff(1100)
 
     # 200 interventions fall late (half of them the technician's), one event each.
     for n in range(200):
@@ -198,16 +209,9 @@ async def test_a_digest_waits_out_an_smtp_outage(
 
 
 async def test_a_suspended_plan_is_told_to_each_manager_once(
-    deliver: Deliver,
-    make_user: MakeUser,
-    make_technicien: MakeTech,
-    sender: DeliverySender,
-    smtp_sink: SmtpSink,
-    db_session: AsyncSession,
+    deliver: Deliver, staff: Staff, sender: DeliverySender, smtp_sink: SmtpSink, db_session: AsyncSession
 ) -> None:
-    users = await staff(make_user, make_technicien, deliver, 1400)
-    await sender.send_due()
-    smtp_sink.clear()
+    users = await staff(1400)
     suspended = {
         "planning_id": 77,
         "equipement_id": 5,
