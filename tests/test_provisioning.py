@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Iterator
 
 import aio_pika
 import asyncpg
@@ -50,11 +51,18 @@ def test_a_service_role_cannot_read_another_services_schema(mif_infra: Infra) ->
     asyncio.run(scenario())
 
 
+@pytest.fixture
+def own_vhost(mif_infra: Infra) -> Iterator[str]:
+    """A vhost of its own (the session's may hold these queues already), gone after the test."""
+    with mif_infra.vhost() as url:
+        yield url
+
+
 def test_setup_declares_every_consumer_queue_before_any_service_starts(
-    mif_infra: Infra, monkeypatch: pytest.MonkeyPatch
+    own_vhost: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """An event published right after `setup`, before its consumer ever ran, waits in the queue."""
-    mif_amqp_url = mif_infra.new_vhost()  # of its own: the session's vhost may hold these queues already
+    mif_amqp_url = own_vhost
     monkeypatch.setenv("MIF_AMQP_URL", mif_amqp_url)
     monkeypatch.setenv("MIF_ASSETS_CONSUMER_DELIVERY_LIMIT", "7")  # the service's own variable wins
 

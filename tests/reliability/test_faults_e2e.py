@@ -242,10 +242,7 @@ def faults_suite(
 ) -> Iterator[Suite]:
     """The whole suite on a database and a vhost of its own: these tests kill and disconnect things."""
     database = mif_fresh_database("faults")
-    amqp_url = mif_infra.new_vhost()
     overrides = {
-        # Robust connections come back after 1 s instead of aio-pika's 5 s.
-        "MIF_AMQP_URL": f"{amqp_url}?reconnect_interval=1",
         # A row that failed to publish is retried within 2 s, not a minute: the checks wait for it.
         "MIF_OUTBOX_MAX_BACKOFF": "2",
         # Answer 504 well before the test client's own timeout.
@@ -260,7 +257,17 @@ def faults_suite(
         "MIF_CONSUMER_RETRY_DELAYS_SECONDS": "[0.5, 1]",
         "MIF_CONSUMER_DEAD_LETTER_AFTER_SECONDS": "8",
     }
-    with running_suite(database, amqp_url, tmp_path_factory, label="faults", overrides=overrides) as suite:
+    with (
+        mif_infra.vhost() as amqp_url,
+        running_suite(
+            database,
+            amqp_url,
+            tmp_path_factory,
+            label="faults",
+            # Robust connections come back after 1 s instead of aio-pika's 5 s.
+            overrides={**overrides, "MIF_AMQP_URL": f"{amqp_url}?reconnect_interval=1"},
+        ) as suite,
+    ):
         yield suite
 
 

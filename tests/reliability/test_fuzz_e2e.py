@@ -227,7 +227,6 @@ def fuzz_suite(
 ) -> Iterator[Suite]:
     """The whole suite on a database and a vhost of its own: the fuzzer changes whatever an admin may."""
     database = mif_fresh_database("fuzz")
-    amqp_url = mif_infra.new_vhost()
     overrides = {
         # The fuzzer sends a few hundred requests a second from one address and two accounts; the limits
         # are for real clients (their 429 is documented, and gateway/tests check it).
@@ -238,7 +237,10 @@ def fuzz_suite(
         "MIF_AUTH_LOGIN_MAX_FAILURES_PER_ACCOUNT": "1000000",
         "MIF_AUTH_LOGIN_MAX_FAILURES_PER_IP": "1000000",
     }
-    with running_suite(database, amqp_url, tmp_path_factory, label="fuzz", overrides=overrides) as suite:
+    with (
+        mif_infra.vhost() as amqp_url,
+        running_suite(database, amqp_url, tmp_path_factory, label="fuzz", overrides=overrides) as suite,
+    ):
         yield suite
 
 

@@ -69,14 +69,22 @@ def cli_database(mif_infra: Infra, monkeypatch: pytest.MonkeyPatch) -> Iterator[
     asyncio.run(drop())
 
 
+@pytest.fixture
+def cli_vhost(mif_infra: Infra) -> Iterator[str]:
+    """A vhost of its own, gone after the test (the setup declares every service's quorum queues)."""
+    with mif_infra.vhost() as url:
+        yield url
+
+
 def test_setup_provisions_migrates_and_declares_every_queue_idempotently(
     cli_database: str,
+    cli_vhost: str,
     mif_infra: Infra,
     mif_database: TestDatabase,
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    vhost = mif_infra.new_vhost()
+    vhost = cli_vhost
     monkeypatch.setenv("MIF_AMQP_URL", vhost)
     services = built_services()
     for _ in range(2):  # `make run` calls it at every start

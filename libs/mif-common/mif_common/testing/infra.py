@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import subprocess
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from urllib.parse import quote
 
@@ -23,12 +24,27 @@ class Infra:
             cleanup()
 
     def new_vhost(self) -> str:
-        """A fresh vhost for this test session; its AMQP URL."""
+        """A fresh vhost for this test session (deleted when the session ends); its AMQP URL."""
+        vhost = self._add_vhost()
+        self._cleanups.append(lambda: self.run_rabbitmqctl(["delete_vhost", vhost]))
+        return f"{self.amqp_base}/{quote(vhost, safe='')}"
+
+    @contextlib.contextmanager
+    def vhost(self) -> Iterator[str]:
+        """A fresh vhost deleted as soon as the block ends; its AMQP URL. For a whole suite's queues:
+        each quorum queue holds about three of the broker's file handles (a local RabbitMQ often has
+        fewer than a thousand), so a module's vhost must not live until the end of the session."""
+        vhost = self._add_vhost()
+        try:
+            yield f"{self.amqp_base}/{quote(vhost, safe='')}"
+        finally:
+            self.run_rabbitmqctl(["delete_vhost", vhost])
+
+    def _add_vhost(self) -> str:
         vhost = f"mif-test-{uuid.uuid4().hex[:10]}"
         self.run_rabbitmqctl(["add_vhost", vhost])
         self.run_rabbitmqctl(["set_permissions", "-p", vhost, "guest", ".*", ".*", ".*"])
-        self._cleanups.append(lambda: self.run_rabbitmqctl(["delete_vhost", vhost]))
-        return f"{self.amqp_base}/{quote(vhost, safe='')}"
+        return vhost
 
 
 def _local_rabbitmqctl(args: list[str]) -> None:
