@@ -120,6 +120,8 @@ def create_service_app(settings: ServiceSettings, parts: ServiceParts) -> FastAP
             for task in tasks:
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await task
+            if app.state.consumer is not None:
+                await app.state.consumer.stop()
             if app.state.token_state_follower is not None:
                 await app.state.token_state_follower.close()
             await app.state.broker.close()
@@ -163,6 +165,7 @@ def consumer_for(
         attempts=settings.consumer_attempts,
         delivery_limit=settings.consumer_delivery_limit,
         prefetch=settings.consumer_prefetch,
+        batch_linger=settings.consumer_batch_linger_seconds,
         retry_delays=settings.consumer_retry_delays_seconds,
         dead_letter_after=settings.consumer_dead_letter_after_seconds,
     )

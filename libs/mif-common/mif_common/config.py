@@ -75,7 +75,10 @@ class ServiceSettings(BaseSettings):
     outbox_batch_size: int = Field(default=100, ge=1, le=1000)
     outbox_publish_timeout: float = Field(default=5.0, gt=0)
     outbox_max_backoff: float = Field(default=60.0, gt=0)
-    consumer_prefetch: int = Field(default=20, ge=1)
+    # Messages delivered unacknowledged at once: also the largest batch handled in one transaction.
+    consumer_prefetch: int = Field(default=50, ge=1, le=1000)
+    # How long the first message of a batch waits for others (mif_common.events.consumer).
+    consumer_batch_linger_seconds: float = Field(default=0.01, ge=0, le=1)
     consumer_attempts: int = Field(default=3, ge=1, le=20)
     consumer_delivery_limit: int = Field(default=5, ge=1, le=100)
     # A handler that still fails after `consumer_attempts` (an event that arrived before what it refers

@@ -280,6 +280,20 @@ async def lock_techniciens(session: AsyncSession, ids: Collection[int]) -> list[
     return list(rows.unique())
 
 
+async def lock_disponibilites(session: AsyncSession, ids: Collection[int]) -> list[Any]:
+    """(id, is_active, disponibilite) of technicians, locked in id order: what deciding their
+    availability needs, without loading the profiles."""
+    if not ids:
+        return []
+    rows = await session.execute(
+        sa.select(Technicien.id, Technicien.is_active, Technicien.disponibilite)
+        .where(Technicien.id.in_(ids))
+        .order_by(Technicien.id)
+        .with_for_update()
+    )
+    return list(rows.all())
+
+
 def techniciens_query(
     *,
     only_id: int | None,

@@ -1175,16 +1175,20 @@ async def remember_equipement(session: AsyncSession, *, fact: EquipementFact, de
     await session.flush()
 
 
-async def _refresh_disponibilite(session: AsyncSession, technicien: Technicien, *, at: datetime) -> None:
+async def _refresh_disponibilites(session: AsyncSession, technicien_ids: set[int], *, at: datetime) -> None:
     """`occupe` while an assigned intervention is `en_cours`, `disponible` when none is; an absence
-    set by a person (conge, formation, indisponible) is never overridden."""
-    if not technicien.is_active or technicien.disponibilite in DISPONIBILITES_MANUELLES:
-        return
-    busy = await repo.has_intervention_en_cours(session, technicien.id)
-    target = Disponibilite.occupe if busy else Disponibilite.disponible
-    if technicien.disponibilite != target.value:
-        technicien.disponibilite = target.value
-        await _changed(session, technicien, at=at)
+    set by a person (conge, formation, indisponible) is never overridden. The profile is loaded (for
+    its event) only when its availability really changes."""
+    for row in await repo.lock_disponibilites(session, technicien_ids):
+        if not row.is_active or row.disponibilite in DISPONIBILITES_MANUELLES:
+            continue
+        busy = await repo.has_intervention_en_cours(session, row.id)
+        target = Disponibilite.occupe if busy else Disponibilite.disponible
+        if row.disponibilite != target.value:
+            technicien = await repo.technicien_by_id(session, row.id)
+            assert technicien is not None  # locked above
+            technicien.disponibilite = target.value
+            await _changed(session, technicien, at=at)
 
 
 async def _link_occurrence(session: AsyncSession, fact: InterventionFact) -> Occurrence | None:
@@ -1227,6 +1231,17 @@ async def _unlinked_occurrence_for(session: AsyncSession, fact: InterventionFact
     return None
 
 
+def _availability_concerned(previous: Any, fact: InterventionFact) -> set[int]:
+    """The technicians whose availability this fact may change: availability only depends on having an
+    intervention `en_cours`, so a fact that neither enters nor leaves that statut, nor moves an
+    intervention in it between technicians, concerns nobody."""
+    before = (previous.technicien_id, previous.statut) if previous is not None else (None, None)
+    after = (fact.technicien_id, fact.statut)
+    if before == after or INTERVENTION_EN_COURS not in (before[1], after[1]):
+        return set()
+    return {t for t in (before[0], after[0]) if t is not None}
+
+
 async def track_intervention(session: AsyncSession, *, fact: InterventionFact) -> None:
     """Keep the replica current; then the availability of the technicians concerned, the link to a
     plan occurrence, and a late plan that its last overdue occurrence no longer holds back."""
@@ -1253,10 +1268,8 @@ async def track_intervention(session: AsyncSession, *, fact: InterventionFact) -
     if not fresh:
         return
     occurrence = await _link_occurrence(session, fact)
-    concerned = {t for t in (previous.technicien_id if previous else None, fact.technicien_id) if t is not None}
     at = now()
-    for technicien in await repo.lock_techniciens(session, concerned):
-        await _refresh_disponibilite(session, technicien, at=at)
+    await _refresh_disponibilites(session, _availability_concerned(previous, fact), at=at)
     if resolved and occurrence is not None and occurrence.overdue_at is not None:
         plan = await repo.plan_by_id(session, occurrence.planning_id, for_update=True)
         if (

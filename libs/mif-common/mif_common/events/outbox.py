@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 
-from sqlalchemy import func, insert, select
+from sqlalchemy import func, insert, literal, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mif_common.events.envelope import CloudEvent, EventPayload
@@ -33,17 +33,21 @@ async def add_event(session: AsyncSession, payload: EventPayload, *, subject: st
         correlationid=current_request_id(),
         causationid=causation_id_var.get(),
     )
+    # One round trip: the row, and the NOTIFY that wakes the relay at once instead of at its next poll
+    # (delivered at commit only; PostgreSQL sends one per transaction however many events it holds).
+    wake = select(func.pg_notify(notify_channel(source), "").label("woken")).subquery()
     await session.execute(
-        insert(outbox).values(
-            id=event_id,
-            type=envelope.type,
-            subject=envelope.subject,
-            envelope=envelope.model_dump(mode="json"),
-            # Not the column default now() (the transaction's start, equal for all its events): the
-            # relay publishes in created_at order, so events of one transaction keep their order.
-            created_at=func.clock_timestamp(),
+        insert(outbox).from_select(
+            ["id", "type", "subject", "envelope", "created_at"],
+            select(
+                literal(event_id, outbox.c.id.type),
+                literal(envelope.type, outbox.c.type.type),
+                literal(envelope.subject, outbox.c.subject.type),
+                literal(envelope.model_dump(mode="json"), outbox.c.envelope.type),
+                # Not the column default now() (the transaction's start, equal for all its events): the
+                # relay publishes in created_at order, so events of one transaction keep their order.
+                func.clock_timestamp(),
+            ).select_from(wake),
         )
     )
-    # Delivered at commit only; wakes the relay at once instead of at its next poll.
-    await session.execute(select(func.pg_notify(notify_channel(source), "")))
     return envelope

@@ -34,6 +34,8 @@ from mif_common.metrics import OUTBOX_FAILURES, OUTBOX_LAG, OUTBOX_PENDING, OUTB
 logger = logging.getLogger(__name__)
 
 PUBLISHED_RETENTION = timedelta(days=7)
+# Seconds between two readings of the pending rows for the lag gauges.
+LAG_INTERVAL = 1.0
 # Pause after losing the broker mid-batch, before waiting for the reconnection (no busy loop while
 # the client has not noticed the loss yet).
 BROKER_LOST_PAUSE = 0.2
@@ -84,6 +86,7 @@ class OutboxRelay:
         self.max_backoff = max_backoff
         self._wake = asyncio.Event()
         self._last_cleanup = 0.0
+        self._last_lag = -LAG_INTERVAL
         self._last_batch = _Batch()
 
     def backoff(self, attempts: int) -> float:
@@ -139,13 +142,22 @@ class OutboxRelay:
                 )
             ).all()
             batch.claimed = len(rows)
+            published = []
             for row in rows:
                 outcome = await self._publish_one(conn, exchange, row.id, row.type, row.envelope, row.attempts)
                 if outcome is _Outcome.PUBLISHED:
-                    batch.published += 1
+                    published.append(row.id)
                 elif outcome is not _Outcome.FAILED:
                     batch.stopped = outcome  # the rest of the batch stays as it is, unlocked at commit
                     break
+            if published:
+                # One statement for the batch, in its transaction: a crash before the commit leaves them
+                # all unpublished (sent again: at-least-once), as one statement per row would.
+                await conn.execute(
+                    update(outbox).where(outbox.c.id.in_(published)).values(published_at=func.now(), last_error=None)
+                )
+                OUTBOX_PUBLISHED.labels(self.service).inc(len(published))
+            batch.published = len(published)
         return batch.published
 
     async def _publish_one(
@@ -175,8 +187,6 @@ class OutboxRelay:
             timed_out = isinstance(exc, TimeoutError)
             await self._record_failure(conn, type_, row_id, attempts, exc)
             return _Outcome.TIMED_OUT if timed_out else _Outcome.FAILED
-        await conn.execute(update(outbox).where(outbox.c.id == row_id).values(published_at=func.now(), last_error=None))
-        OUTBOX_PUBLISHED.labels(self.service).inc()
         return _Outcome.PUBLISHED
 
     def _broker_lost(self, type_: str, row_id: Any, reason: str) -> _Outcome:
@@ -225,6 +235,11 @@ class OutboxRelay:
                 await asyncio.sleep(2)
 
     async def _record_lag(self) -> None:
+        """The pending-rows gauges, at most once per `LAG_INTERVAL` (a query per pass would cost as much
+        as the publishing when every commit wakes the relay)."""
+        if time.monotonic() - self._last_lag < LAG_INTERVAL:
+            return
+        self._last_lag = time.monotonic()
         async with self.engine.connect() as conn:
             row = (
                 await conn.execute(
