@@ -962,6 +962,44 @@ async def test_events_arriving_together_are_handled_in_one_transaction(
     assert await queue_depth(amqp, name) == 0
 
 
+class _Delivered:
+    """What the consumer reads of an incoming message; `ack` fails like one of a channel that is gone."""
+
+    def __init__(self, event: CloudEvent, *, channel_gone: bool = False) -> None:
+        self.body = event.model_dump_json().encode()
+        self.message_id = event.id
+        self.headers: dict[str, Any] = {}
+        self.channel_gone = channel_gone
+        self.acked = False
+
+    async def ack(self) -> None:
+        if self.channel_gone:
+            raise aio_pika.exceptions.ChannelInvalidStateError("channel closed")
+        self.acked = True
+
+
+async def test_a_batch_that_cannot_be_settled_does_not_stop_the_next_ones(db: EventDb) -> None:
+    """The connection went away under a batch (its ack fails): what arrives afterwards is still handled."""
+    thing = event_type("unsettled")
+    name = unique("mif.unsettled")
+    calls: list[str] = []
+    consumer = EventConsumer(
+        name=name,
+        sessionmaker=db.sessionmaker,
+        handlers={thing.event_type: recording_handler(name, calls)},
+        batch_size=1,
+        batch_linger=0,
+    )
+    stale, fresh = envelope(thing.event_type, 1), envelope(thing.event_type, 2)
+    first, second = _Delivered(stale, channel_gone=True), _Delivered(fresh)
+    await consumer._arrive(first)  # type: ignore[arg-type]
+    await consumer._arrive(second)  # type: ignore[arg-type]
+    await wait_until(lambda: second.acked, limit=5)
+    assert calls == [stale.id, fresh.id]
+    assert not first.acked  # left to the broker's redelivery (the inbox absorbs it)
+    await consumer.stop()
+
+
 async def test_failed_delivery_is_retried_by_redelivery_and_succeeds_once(
     db: EventDb, make_broker: BrokerFactory, amqp: AbstractRobustConnection
 ) -> None:

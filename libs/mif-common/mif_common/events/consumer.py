@@ -145,7 +145,12 @@ class EventConsumer:
                 if len(self._arrived) < self.batch_size and self.batch_linger > 0:
                     await asyncio.sleep(self.batch_linger)
                 batch, self._arrived = self._arrived[: self.batch_size], self._arrived[self.batch_size :]
-                await self.on_messages(batch)
+                try:
+                    await self.on_messages(batch)
+                except Exception:
+                    # Settling failed (the channel went away with the connection, say): the broker
+                    # redelivers what was not acknowledged, and the next batches must still be handled.
+                    logger.exception("%s: a batch of %s messages could not be settled", self.name, len(batch))
         finally:
             if self._draining is asyncio.current_task():
                 self._draining = None
