@@ -45,6 +45,7 @@ from support import (  # bench/support.py, next to this script
     bootstrap_admin,
     cpu_seconds,
     free_port,
+    login,
     provision_databases,
     wait_ready,
 )
@@ -90,12 +91,6 @@ async def count_sent(database_url: str) -> int:
         return int(await conn.fetchval("SELECT count(*) FROM notifications.delivery WHERE statut = 'sent'"))
     finally:
         await conn.close()
-
-
-async def login(http: httpx.AsyncClient, username: str, password: str) -> dict[str, str]:
-    response = await http.post("/api/v1/auth/login", data={"username": username, "password": password})
-    response.raise_for_status()
-    return {"Authorization": f"Bearer {response.json()['access_token']}"}
 
 
 async def until(check: Any, *, limit: float, what: str, pause: float = 0.05) -> Any:

@@ -26,6 +26,7 @@ from typing import Any
 
 import aiohttp
 import asyncpg
+import httpx
 from aiohttp import web
 
 from mif_common.testing.processes import free_port
@@ -49,6 +50,7 @@ __all__ = [
     "free_port",
     "imported_from",
     "load",
+    "login",
     "percentile",
     "percentile_ms",
     "postgres_cpu",
@@ -104,6 +106,13 @@ async def bootstrap_admin(env: dict[str, str]) -> None:
     )
     if boot.returncode != 0:
         raise RuntimeError(f"bootstrap failed: {boot.stdout.decode()} {boot.stderr.decode()}")
+
+
+async def login(http: httpx.AsyncClient, username: str, password: str) -> dict[str, str]:
+    """Signed in through the gateway `http` points at: the headers that carry the access token."""
+    response = await http.post("/api/v1/auth/login", data={"username": username, "password": password})
+    response.raise_for_status()
+    return {"Authorization": f"Bearer {response.json()['access_token']}"}
 
 
 # --- processes -------------------------------------------------------------------------------------

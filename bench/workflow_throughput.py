@@ -43,12 +43,12 @@ import shlex
 import subprocess
 import sys
 import time
-import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import aio_pika
+import aio_pika.abc
 import asyncpg
 import httpx
 from support import (  # bench/support.py, next to this script
@@ -62,12 +62,16 @@ from support import (  # bench/support.py, next to this script
     export_tree,
     free_port,
     imported_from,
+    login,
     percentile_ms,
     postgres_cpu,
     tree_cpu_seconds,
     tree_env,
     wait_ready,
 )
+
+if TYPE_CHECKING:
+    from mif_common.testing.infra import Infra
 
 ADMIN_PASSWORD = "Mesure-Flux-7!xQz"  # throwaway accounts in throwaway databases
 TECH_PASSWORD = "Technicien-Banc-42!"
@@ -88,7 +92,7 @@ class SuiteBuild:
     env: dict[str, str]  # PYTHONPATH of the tree (empty for this working tree)
     database: str = ""
     amqp_url: str = ""
-    vhost: str = ""
+    amqp: aio_pika.abc.AbstractConnection | None = None
     procs: dict[str, Proc] = field(default_factory=dict)
     base: str = ""
     suite_env: dict[str, str] = field(default_factory=dict)
@@ -127,21 +131,13 @@ def with_port(argv: list[str], port: int) -> list[str]:
     return argv
 
 
-async def rabbitmqctl(*args: str) -> None:
-    from mif_common.testing.infra import _local_rabbitmqctl
-
-    await asyncio.to_thread(_local_rabbitmqctl, list(args))
-
-
-async def start_suite(build: SuiteBuild, procs: Processes, admin_dsn: str) -> None:
+async def start_suite(build: SuiteBuild, procs: Processes, admin_dsn: str, infra: Infra) -> None:
     from mif_common.provision import service_database_url
     from mif_common.suite import service
 
     build.database = f"mif_bench_workflow_{build.name}"
-    build.vhost = f"mif-bench-workflow-{build.name}-{uuid.uuid4().hex[:6]}"
-    await rabbitmqctl("add_vhost", build.vhost)
-    await rabbitmqctl("set_permissions", "-p", build.vhost, "guest", ".*", ".*", ".*")
-    build.amqp_url = f"amqp://guest:guest@127.0.0.1:5672/{build.vhost}"
+    build.amqp_url = await asyncio.to_thread(infra.new_vhost)  # deleted by infra.close()
+    build.amqp = await aio_pika.connect(build.amqp_url)  # the bench's own: queue depths
     conn = await asyncpg.connect(admin_dsn)
     try:
         await conn.execute(f'DROP DATABASE IF EXISTS "{build.database}" WITH (FORCE)')
@@ -204,12 +200,6 @@ async def start_suite(build: SuiteBuild, procs: Processes, admin_dsn: str) -> No
 
 
 # --- seeding ---------------------------------------------------------------------------------------
-
-
-async def login(http: httpx.AsyncClient, username: str, password: str) -> dict[str, str]:
-    response = await http.post("/api/v1/auth/login", data={"username": username, "password": password})
-    response.raise_for_status()
-    return {"Authorization": f"Bearer {response.json()['access_token']}"}
 
 
 async def each(items: list[Any], work: Any, concurrency: int = 8) -> list[Any]:
@@ -359,22 +349,18 @@ async def queue_depths(build: SuiteBuild) -> dict[str, int]:
     """Messages waiting in each consumer queue of the build's vhost (passive declarations)."""
     from mif_common.events.topology import consumer_queue_name
 
+    assert build.amqp is not None
     depths: dict[str, int] = {}
-    connection = await aio_pika.connect(build.amqp_url)
-    try:
-        for name in SERVICES:
-            queue_name = consumer_queue_name(name)
-            channel = await connection.channel()
-            try:
-                queue = await channel.declare_queue(queue_name, passive=True)
-                depths[name] = int(queue.declaration_result.message_count or 0)
-            except aio_pika.exceptions.ChannelClosed:
-                continue  # that service consumes nothing
-            finally:
-                with contextlib.suppress(Exception):
-                    await channel.close()
-    finally:
-        await connection.close()
+    for name in SERVICES:
+        channel = await build.amqp.channel()
+        try:
+            queue = await channel.declare_queue(consumer_queue_name(name), passive=True)
+            depths[name] = int(queue.declaration_result.message_count or 0)
+        except aio_pika.exceptions.ChannelClosed:
+            continue  # that service consumes nothing
+        finally:
+            with contextlib.suppress(Exception):
+                await channel.close()
     return depths
 
 
@@ -385,10 +371,10 @@ async def outbox_pending(conn: asyncpg.Connection) -> int:
     return total
 
 
-async def drained(build: SuiteBuild, *, limit: float, admin_dsn: str | None = None) -> float:
+async def drained(build: SuiteBuild, *, limit: float, admin_dsn: str) -> float:
     """Seconds until every consumer queue and every outbox of the build are empty (twice in a row)."""
     start = time.monotonic()
-    conn = await asyncpg.connect(database_dsn(admin_dsn or DEFAULT_DSN, build.database))
+    conn = await asyncpg.connect(database_dsn(admin_dsn, build.database))
     try:
         empty_once = False
         while time.monotonic() - start < limit:
@@ -403,9 +389,6 @@ async def drained(build: SuiteBuild, *, limit: float, admin_dsn: str | None = No
     finally:
         await conn.close()
     raise RuntimeError(f"{build.name}: consumers still behind after {limit:.0f} s")
-
-
-DEFAULT_DSN = "postgresql://postgres@127.0.0.1:5432/postgres"
 
 
 # --- load ------------------------------------------------------------------------------------------
@@ -529,6 +512,9 @@ def print_round(r: dict[str, Any]) -> None:
 
 
 async def run(args: argparse.Namespace) -> dict[str, Any]:
+    from mif_common.testing.infra import start_infra
+
+    infra = start_infra()
     procs = Processes("mif-bench-workflow-")
     builds = [SuiteBuild("current", REPO, {})]
     failed = True
@@ -539,7 +525,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             builds.append(SuiteBuild("baseline", tree, tree_env(tree)))
         for build in builds:
             print(f"==> {build.name}: database, vhost, processes (logs in {procs.tmp})", flush=True)
-            await start_suite(build, procs, args.admin_dsn)
+            await start_suite(build, procs, args.admin_dsn, infra)
             print(f"==> {build.name}: seeding", flush=True)
             started = time.monotonic()
             await seed(build, args, args.admin_dsn)
@@ -567,9 +553,10 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     finally:
         procs.close(failed=failed)
         for build in builds:
-            if build.vhost:
-                with contextlib.suppress(Exception):
-                    await rabbitmqctl("delete_vhost", build.vhost)
+            if build.amqp is not None:
+                await build.amqp.close()
+        with contextlib.suppress(Exception):
+            infra.close()  # deletes the vhosts
 
 
 def main() -> None:

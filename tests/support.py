@@ -23,6 +23,7 @@ from mif_auth.testing import PASSWORD
 from mif_common.events import CloudEvent
 from mif_common.events.queues import declare_service_queues
 from mif_common.suite import built_services
+from mif_common.testing.infra import Infra
 from mif_common.testing.plugin import TestDatabase
 from mif_common.testing.processes import ServiceProcess
 from mif_notifications.testing import SmtpSink
@@ -187,6 +188,28 @@ def running_suite(
             log = Path(proc.log_path)
             if log.exists() and os.environ.get("MIF_E2E_SHOW_LOGS"):
                 print(f"--- {proc.name} log ---\n{proc.tail(200)}")
+
+
+@contextlib.contextmanager
+def own_suite(
+    infra: Infra,
+    fresh_database: Callable[[str], TestDatabase],
+    tmp_path_factory: pytest.TempPathFactory,
+    *,
+    label: str,
+    overrides: Mapping[str, str] | None = None,
+    amqp_options: str = "",
+) -> Iterator[Suite]:
+    """`running_suite` on a database and a vhost of its own (for tests that kill, disconnect or change
+    whatever they like); the vhost is deleted at the end of the block. `amqp_options`: query parameters
+    of the services' broker URL (e.g. `reconnect_interval=1`)."""
+    database = fresh_database(label)
+    with infra.vhost() as amqp_url:
+        env = dict(overrides or {})
+        if amqp_options:
+            env["MIF_AMQP_URL"] = f"{amqp_url}?{amqp_options}"
+        with running_suite(database, amqp_url, tmp_path_factory, label=label, overrides=env) as suite:
+            yield suite
 
 
 def wait_for(check: Callable[[], Any], *, what: str, timeout: float = 30.0, interval: float = 0.05) -> Any:

@@ -45,7 +45,7 @@ from mif_common.events.topology import EVENTS_EXCHANGE, consumer_queue_name, dea
 from mif_common.suite import built_services
 from mif_common.testing.infra import Infra
 from mif_common.testing.plugin import TestDatabase
-from tests.support import ADMIN_EMAIL, Suite, post_until_created, running_suite, wait_for
+from tests.support import ADMIN_EMAIL, Suite, own_suite, post_until_created, wait_for
 
 CHAOS = os.environ.get("MIF_CHAOS", "") not in ("", "0")
 
@@ -241,7 +241,6 @@ def faults_suite(
     mif_infra: Infra, mif_fresh_database: Callable[[str], TestDatabase], tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Suite]:
     """The whole suite on a database and a vhost of its own: these tests kill and disconnect things."""
-    database = mif_fresh_database("faults")
     overrides = {
         # A row that failed to publish is retried within 2 s, not a minute: the checks wait for it.
         "MIF_OUTBOX_MAX_BACKOFF": "2",
@@ -257,17 +256,14 @@ def faults_suite(
         "MIF_CONSUMER_RETRY_DELAYS_SECONDS": "[0.5, 1]",
         "MIF_CONSUMER_DEAD_LETTER_AFTER_SECONDS": "8",
     }
-    with (
-        mif_infra.vhost() as amqp_url,
-        running_suite(
-            database,
-            amqp_url,
-            tmp_path_factory,
-            label="faults",
-            # Robust connections come back after 1 s instead of aio-pika's 5 s.
-            overrides={**overrides, "MIF_AMQP_URL": f"{amqp_url}?reconnect_interval=1"},
-        ) as suite,
-    ):
+    with own_suite(
+        mif_infra,
+        mif_fresh_database,
+        tmp_path_factory,
+        label="faults",
+        overrides=overrides,
+        amqp_options="reconnect_interval=1",  # robust connections come back after 1 s, not aio-pika's 5 s
+    ) as suite:
         yield suite
 
 

@@ -48,7 +48,7 @@ from schemathesis.specs.openapi.checks import (
 from mif_auth.testing import PASSWORD
 from mif_common.testing.infra import Infra
 from mif_common.testing.plugin import TestDatabase
-from tests.support import ADMIN_EMAIL, Suite, post_until_created, running_suite
+from tests.support import ADMIN_EMAIL, Suite, own_suite, post_until_created
 
 EXAMPLES = int(os.environ.get("MIF_FUZZ_EXAMPLES", "6"))
 # Coverage cases per operation, role and valid/invalid data; "all" (what `make fuzz` sets) for every one.
@@ -226,7 +226,6 @@ def fuzz_suite(
     mif_infra: Infra, mif_fresh_database: Callable[[str], TestDatabase], tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Suite]:
     """The whole suite on a database and a vhost of its own: the fuzzer changes whatever an admin may."""
-    database = mif_fresh_database("fuzz")
     overrides = {
         # The fuzzer sends a few hundred requests a second from one address and two accounts; the limits
         # are for real clients (their 429 is documented, and gateway/tests check it).
@@ -237,10 +236,7 @@ def fuzz_suite(
         "MIF_AUTH_LOGIN_MAX_FAILURES_PER_ACCOUNT": "1000000",
         "MIF_AUTH_LOGIN_MAX_FAILURES_PER_IP": "1000000",
     }
-    with (
-        mif_infra.vhost() as amqp_url,
-        running_suite(database, amqp_url, tmp_path_factory, label="fuzz", overrides=overrides) as suite,
-    ):
+    with own_suite(mif_infra, mif_fresh_database, tmp_path_factory, label="fuzz", overrides=overrides) as suite:
         yield suite
 
 

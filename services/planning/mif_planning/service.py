@@ -937,15 +937,14 @@ async def emit_due_occurrences(session: AsyncSession, *, plan: Plan, at: datetim
         )
     fresh = await repo.record_occurrence(
         session,
-        values={
-            "occurrence_key": key,
-            "planning_id": plan.id,
-            "equipement_id": plan.equipement_id,
-            "technicien_id": technicien_id,
-            "due_at": due,
-            "emitted_at": at,
-            "deadline_at": deadline(due, Frequence(plan.frequence), settings),
-        },
+        values=_occurrence_row(
+            plan,
+            key=key,
+            due=due,
+            technicien_id=technicien_id,
+            emitted_at=at,
+            deadline_at=deadline(due, Frequence(plan.frequence), settings),
+        ),
         stamp="emitted_at",
     )
     if fresh:
@@ -1088,6 +1087,20 @@ async def _circuit_breaker_trips(
     return True
 
 
+def _occurrence_row(
+    plan: Plan, *, key: str, due: datetime, technicien_id: int | None, **stamps: datetime
+) -> dict[str, Any]:
+    """An occurrence of `plan` as `record_occurrence` stores it, with what the caller stamps on it."""
+    return {
+        "occurrence_key": key,
+        "planning_id": plan.id,
+        "equipement_id": plan.equipement_id,
+        "technicien_id": technicien_id,
+        "due_at": due,
+        **stamps,
+    }
+
+
 async def send_reminder(session: AsyncSession, *, plan: Plan, at: datetime, settings: PlanningSettings) -> bool:
     """`planning.occurrence.reminder.v1` for the plan's next occurrence, once per occurrence key."""
     due = plan.prochaine_date
@@ -1095,14 +1108,7 @@ async def send_reminder(session: AsyncSession, *, plan: Plan, at: datetime, sett
     technicien_id = await _default_assignee(session, plan)
     fresh = await repo.record_occurrence(
         session,
-        values={
-            "occurrence_key": key,
-            "planning_id": plan.id,
-            "equipement_id": plan.equipement_id,
-            "technicien_id": technicien_id,
-            "due_at": due,
-            "reminder_sent_at": at,
-        },
+        values=_occurrence_row(plan, key=key, due=due, technicien_id=technicien_id, reminder_sent_at=at),
         stamp="reminder_sent_at",
     )
     if fresh:

@@ -185,12 +185,6 @@ class EventConsumer:
             CONSUMED.labels(self.name, "processed" if fresh else "duplicate").inc()
             await delivery.message.ack()
 
-    async def on_message(self, message: AbstractIncomingMessage) -> None:
-        """Handle one message on its own."""
-        delivery = await self._delivery(message)
-        if delivery is not None:
-            await self._handle_alone(delivery)
-
     async def _delivery(self, message: AbstractIncomingMessage) -> _Delivery | None:
         """The event and its handler; None once a message that is not for a handler is settled."""
         try:
