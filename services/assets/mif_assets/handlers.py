@@ -37,7 +37,7 @@ async def on_intervention_ended(session: AsyncSession, event: CloudEvent) -> Non
 
 async def on_intervention_changed(session: AsyncSession, event: CloudEvent) -> None:
     fact = InterventionFact.model_validate(event.data)
-    await service.intervention_changed(session, fact=fact)
+    await service.intervention_changed(session, fact=fact, verb=_verb(event))
 
 
 HANDLERS: dict[str, Handler] = {

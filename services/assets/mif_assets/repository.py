@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
-from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import QueryableAttribute
 
@@ -23,6 +23,7 @@ from mif_assets.models import (
 from mif_assets.schemas import ClientOut, EquipementOut
 from mif_common.listing import ListQuery, model_columns
 from mif_common.pagination import Sortable
+from mif_common.replicas import Replica, not_older
 
 
 def like_pattern(text: str) -> str:
@@ -200,15 +201,20 @@ def historique_query(equipement_id: int) -> sa.Select[EquipementStatutHistorique
 # --- intervention replica -----------------------------------------------------------------------
 
 
-async def upsert_intervention_ref(session: AsyncSession, **values: Any) -> bool:
+INTERVENTIONS = Replica(InterventionRef, key="intervention_id", newer=not_older("occurred_at"))
+
+
+async def upsert_intervention_ref(
+    session: AsyncSession, *, intervention_id: int, equipement_id: int, statut: str, occurred_at: datetime
+) -> bool:
     """Insert or update one replica row unless it already holds a later fact; False when stale."""
-    insert = pg_insert(InterventionRef).values(**values)
-    upsert = insert.on_conflict_do_update(
-        index_elements=[InterventionRef.intervention_id],
-        set_={k: insert.excluded[k] for k in values if k != "intervention_id"},
-        where=InterventionRef.occurred_at <= insert.excluded.occurred_at,
-    ).returning(InterventionRef.intervention_id)
-    return await session.scalar(upsert) is not None
+    values = {
+        "intervention_id": intervention_id,
+        "equipement_id": equipement_id,
+        "statut": statut,
+        "occurred_at": occurred_at,
+    }
+    return await INTERVENTIONS.upsert(session, values) is not None
 
 
 async def count_references(session: AsyncSession, equipement_id: int) -> int:

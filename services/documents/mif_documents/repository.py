@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Collection, Sequence
 from datetime import datetime
-from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from mif_common.replicas import Replica, not_older
 from mif_documents.models import Document, InterventionRef, StatutIntervention, TechnicienRef
 
 
@@ -35,15 +35,27 @@ async def intervention_ref(
     return await session.scalar(query)
 
 
-async def upsert_intervention_ref(session: AsyncSession, **values: Any) -> bool:
+INTERVENTIONS = Replica(InterventionRef, key="intervention_id", newer=not_older("occurred_at"))
+
+
+async def upsert_intervention_ref(
+    session: AsyncSession,
+    *,
+    intervention_id: int,
+    client_id: int | None,
+    technicien_id: int | None,
+    statut: str,
+    occurred_at: datetime,
+) -> bool:
     """Insert or update one replica row unless it already holds a later fact; False when stale."""
-    insert = pg_insert(InterventionRef).values(**values)
-    upsert = insert.on_conflict_do_update(
-        index_elements=[InterventionRef.intervention_id],
-        set_={k: insert.excluded[k] for k in values if k != "intervention_id"},
-        where=InterventionRef.occurred_at <= insert.excluded.occurred_at,
-    ).returning(InterventionRef.intervention_id)
-    return await session.scalar(upsert) is not None
+    values = {
+        "intervention_id": intervention_id,
+        "client_id": client_id,
+        "technicien_id": technicien_id,
+        "statut": statut,
+        "occurred_at": occurred_at,
+    }
+    return await INTERVENTIONS.upsert(session, values) is not None
 
 
 async def mark_intervention_deleted(session: AsyncSession, *, intervention_id: int, occurred_at: datetime) -> None:

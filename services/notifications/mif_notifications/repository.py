@@ -15,7 +15,7 @@ from sqlalchemy.orm import selectinload
 
 from mif_common.listing import ListQuery, Statement
 from mif_common.pagination import Sortable
-from mif_common.replicas import upsert_if_newer
+from mif_common.replicas import Replica, Rule, upsert_if_newer
 from mif_notifications.models import (
     DEFAULT_PREFERENCES,
     Canal,
@@ -59,6 +59,26 @@ class Tracked:
     fresh: bool
 
 
+def _fact_if_newer(name: str) -> Rule:
+    return lambda table, excluded: sa.case(
+        (table.c.occurred_at <= excluded.occurred_at, excluded[name]), else_=table.c[name]
+    )
+
+
+# The mutable fields only if the fact is not older than what the replica holds; the requester (known
+# from `created` only) is kept whatever order the events arrive in.
+INTERVENTIONS = Replica(
+    InterventionRef,
+    key="intervention_id",
+    newer=None,
+    merge={
+        **{name: _fact_if_newer(name) for name in ("titre", "client_id", "technicien_id", "statut", "occurred_at")},
+        "requester_id": lambda table, excluded: sa.func.coalesce(table.c.requester_id, excluded.requester_id),
+    },
+    returning=("titre", "client_id", "technicien_id", "requester_id", "statut", "occurred_at"),
+)
+
+
 async def track_intervention(
     session: AsyncSession,
     *,
@@ -70,33 +90,22 @@ async def track_intervention(
     occurred_at: datetime,
     requester_id: int | None,
 ) -> Tracked:
-    """Record a fact in one statement (the row stays locked until commit): the mutable fields only if
-    the fact is not older than what the replica holds; the requester (known from `created` only) is
-    kept whatever order the events arrive in."""
-    table = InterventionRef.__table__
-    insert = pg_insert(InterventionRef).values(
-        intervention_id=intervention_id,
-        titre=titre,
-        client_id=client_id,
-        technicien_id=technicien_id,
-        requester_id=requester_id,
-        statut=statut,
-        occurred_at=occurred_at,
-    )
-    newer = table.c.occurred_at <= insert.excluded.occurred_at
-    upsert = insert.on_conflict_do_update(
-        index_elements=[table.c.intervention_id],
-        set_={
-            **{
-                name: sa.case((newer, insert.excluded[name]), else_=table.c[name])
-                for name in ("titre", "client_id", "technicien_id", "statut", "occurred_at")
-            },
-            "requester_id": sa.func.coalesce(table.c.requester_id, insert.excluded.requester_id),
+    """Record a fact in one statement (the row stays locked until commit)."""
+    row = await INTERVENTIONS.upsert(
+        session,
+        {
+            "intervention_id": intervention_id,
+            "titre": titre,
+            "client_id": client_id,
+            "technicien_id": technicien_id,
+            "requester_id": requester_id,
+            "statut": statut,
+            "occurred_at": occurred_at,
         },
-    ).returning(*table.c)
-    row = (await session.execute(upsert)).one()
+    )
+    assert row is not None  # always written (no `newer` condition)
     # Fresh when the stored facts are now this one's (equal times count as fresh, as in `newer`).
-    return Tracked(**row._mapping, fresh=row.occurred_at == occurred_at)
+    return Tracked(**dict(row.items()), fresh=row["occurred_at"] == occurred_at)
 
 
 async def intervention_ref(session: AsyncSession, intervention_id: int) -> InterventionRef | None:

@@ -7,11 +7,13 @@ from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from mif_common.listing import ListQuery, model_columns
+from mif_common.listing import ListQuery, Statement, model_columns
 from mif_common.pagination import Sortable
+from mif_common.replicas import Replica, not_older
 from mif_planning.models import (
     INTERVENTION_EN_COURS,
     INTERVENTION_OUVERTE,
@@ -86,48 +88,63 @@ async def upsert_equipement_ref(session: AsyncSession, **values: Any) -> bool:
     return await session.scalar(upsert) is not None
 
 
-async def intervention_ref(session: AsyncSession, intervention_id: int, *, for_update: bool = False) -> Any:
-    """(technicien_id, statut) of a replica row, locked when asked, or None."""
-    query = sa.select(InterventionRef.technicien_id, InterventionRef.statut).where(
-        InterventionRef.intervention_id == intervention_id
-    )
-    if for_update:
-        query = query.with_for_update()
-    return (await session.execute(query)).one_or_none()
+# Run for every intervention event: compiled once, run on the asyncpg connection (mif_common.replicas).
+_INTERVENTION_LOCKED = Statement(
+    lambda: (
+        sa.select(InterventionRef.technicien_id, InterventionRef.statut)
+        .where(InterventionRef.intervention_id == sa.bindparam("intervention_id", type_=sa.BigInteger()))
+        .with_for_update()
+    ),
+    ["intervention_id"],
+)
+
+
+async def intervention_ref_locked(session: AsyncSession, intervention_id: int) -> Any:
+    """(technicien_id, statut) of a replica row, locked until the transaction ends, or None."""
+    rows = await _INTERVENTION_LOCKED.fetch(await session.connection(), {"intervention_id": intervention_id})
+    return rows[0] if rows else None
+
+
+# First-seen and start/end times are kept once known.
+INTERVENTIONS = Replica(
+    InterventionRef,
+    key="intervention_id",
+    newer=not_older("occurred_at"),
+    merge={
+        "created_at": lambda table, excluded: sa.func.least(table.c.created_at, excluded.created_at),
+        "started_at": lambda table, excluded: sa.func.coalesce(table.c.started_at, excluded.started_at),
+        "ended_at": lambda table, excluded: sa.case(
+            # Constants, not an expanding IN list: the statement is compiled once for every call.
+            (
+                excluded.statut.in_([sa.literal(s) for s in INTERVENTION_RESOLUE]),
+                sa.func.coalesce(table.c.ended_at, excluded.ended_at),
+            ),
+            else_=None,
+        ),
+    },
+)
 
 
 async def upsert_intervention_ref(session: AsyncSession, *, values: dict[str, Any]) -> bool:
     """Insert or update one intervention unless the replica already holds a later fact; False when
-    stale. First-seen and start/end times are kept once known."""
-    insert = pg_insert(InterventionRef).values(**values)
-    excluded = insert.excluded
-    keep_first = {"created_at", "started_at", "ended_at", "intervention_id"}
-    set_: dict[str, Any] = {k: excluded[k] for k in values if k not in keep_first}
-    set_["created_at"] = sa.func.least(InterventionRef.created_at, excluded.created_at)
-    set_["started_at"] = sa.func.coalesce(InterventionRef.started_at, excluded.started_at)
-    set_["ended_at"] = sa.case(
-        (excluded.statut.in_(INTERVENTION_RESOLUE), sa.func.coalesce(InterventionRef.ended_at, excluded.ended_at)),
-        else_=None,
-    )
-    upsert = insert.on_conflict_do_update(
-        index_elements=[InterventionRef.intervention_id],
-        set_=set_,
-        where=InterventionRef.occurred_at <= excluded.occurred_at,
-    ).returning(InterventionRef.intervention_id)
-    return await session.scalar(upsert) is not None
+    stale."""
+    return await INTERVENTIONS.upsert(session, values) is not None
+
+
+_EN_COURS = Statement(
+    lambda: sa.select(
+        sa.exists().where(
+            InterventionRef.technicien_id == sa.bindparam("technicien_id", type_=sa.BigInteger()),
+            InterventionRef.statut == INTERVENTION_EN_COURS,
+        )
+    ),
+    ["technicien_id"],
+)
 
 
 async def has_intervention_en_cours(session: AsyncSession, technicien_id: int) -> bool:
-    return bool(
-        await session.scalar(
-            sa.select(
-                sa.exists().where(
-                    InterventionRef.technicien_id == technicien_id,
-                    InterventionRef.statut == INTERVENTION_EN_COURS,
-                )
-            )
-        )
-    )
+    rows = await _EN_COURS.fetch(await session.connection(), {"technicien_id": technicien_id})
+    return bool(rows[0][0])
 
 
 async def workloads(session: AsyncSession, technicien_ids: Collection[int]) -> dict[int, int]:
@@ -285,13 +302,18 @@ async def lock_disponibilites(session: AsyncSession, ids: Collection[int]) -> li
     availability needs, without loading the profiles."""
     if not ids:
         return []
-    rows = await session.execute(
+    return await _DISPONIBILITES_LOCKED.fetch(await session.connection(), {"ids": sorted(ids)})
+
+
+_DISPONIBILITES_LOCKED = Statement(
+    lambda: (
         sa.select(Technicien.id, Technicien.is_active, Technicien.disponibilite)
-        .where(Technicien.id.in_(ids))
+        .where(Technicien.id == sa.any_(sa.bindparam("ids", type_=postgresql.ARRAY(sa.BigInteger()))))
         .order_by(Technicien.id)
         .with_for_update()
-    )
-    return list(rows.all())
+    ),
+    ["ids"],
+)
 
 
 def techniciens_query(

@@ -1186,12 +1186,12 @@ async def _refresh_disponibilites(session: AsyncSession, technicien_ids: set[int
     set by a person (conge, formation, indisponible) is never overridden. The profile is loaded (for
     its event) only when its availability really changes."""
     for row in await repo.lock_disponibilites(session, technicien_ids):
-        if not row.is_active or row.disponibilite in DISPONIBILITES_MANUELLES:
+        if not row["is_active"] or row["disponibilite"] in DISPONIBILITES_MANUELLES:
             continue
-        busy = await repo.has_intervention_en_cours(session, row.id)
+        busy = await repo.has_intervention_en_cours(session, row["id"])
         target = Disponibilite.occupe if busy else Disponibilite.disponible
-        if row.disponibilite != target.value:
-            technicien = await repo.technicien_by_id(session, row.id)
+        if row["disponibilite"] != target.value:
+            technicien = await repo.technicien_by_id(session, row["id"])
             assert technicien is not None  # locked above
             technicien.disponibilite = target.value
             await _changed(session, technicien, at=at)
@@ -1241,7 +1241,7 @@ def _availability_concerned(previous: Any, fact: InterventionFact) -> set[int]:
     """The technicians whose availability this fact may change: availability only depends on having an
     intervention `en_cours`, so a fact that neither enters nor leaves that statut, nor moves an
     intervention in it between technicians, concerns nobody."""
-    before = (previous.technicien_id, previous.statut) if previous is not None else (None, None)
+    before = (previous["technicien_id"], previous["statut"]) if previous is not None else (None, None)
     after = (fact.technicien_id, fact.statut)
     if before == after or INTERVENTION_EN_COURS not in (before[1], after[1]):
         return set()
@@ -1251,7 +1251,7 @@ def _availability_concerned(previous: Any, fact: InterventionFact) -> set[int]:
 async def track_intervention(session: AsyncSession, *, fact: InterventionFact) -> None:
     """Keep the replica current; then the availability of the technicians concerned, the link to a
     plan occurrence, and a late plan that its last overdue occurrence no longer holds back."""
-    previous = await repo.intervention_ref(session, fact.intervention_id, for_update=True)
+    previous = await repo.intervention_ref_locked(session, fact.intervention_id)
     resolved = fact.statut in INTERVENTION_RESOLUE
     fresh = await repo.upsert_intervention_ref(
         session,
@@ -1273,7 +1273,9 @@ async def track_intervention(session: AsyncSession, *, fact: InterventionFact) -
     )
     if not fresh:
         return
-    occurrence = await _link_occurrence(session, fact)
+    # Only a preventive intervention is linked to an occurrence, and only a resolved one can release
+    # its plan from `en_retard`: the other facts need not look.
+    occurrence = await _link_occurrence(session, fact) if fact.type == "preventive" or resolved else None
     at = now()
     await _refresh_disponibilites(session, _availability_concerned(previous, fact), at=at)
     if resolved and occurrence is not None and occurrence.overdue_at is not None:

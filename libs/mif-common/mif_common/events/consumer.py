@@ -29,9 +29,10 @@ from dataclasses import dataclass
 from typing import Any
 
 import aio_pika
+import sqlalchemy as sa
 from aio_pika.abc import AbstractChannel, AbstractIncomingMessage, AbstractQueue
 from pydantic import ValidationError
-from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from tenacity import AsyncRetrying, retry_if_not_exception_type, stop_after_attempt, wait_exponential
 
@@ -39,6 +40,7 @@ from mif_common.events.broker import Broker
 from mif_common.events.envelope import CloudEvent
 from mif_common.events.tables import inbox
 from mif_common.events.topology import declare_consumer_queue, retry_queue_name
+from mif_common.listing import Statement
 from mif_common.metrics import CONSUMED, DEAD_LETTERS
 from mif_common.request_context import causation_id_var, request_id_var
 
@@ -246,14 +248,11 @@ class EventConsumer:
         consumer had already handled that event (before, or earlier in the same batch). A handler's
         failure rolls back the whole batch and is raised as `_HandlerFailed` (which item, what error)."""
         async with self.sessionmaker() as session, session.begin():
-            claimed = set(
-                await session.scalars(
-                    insert(inbox)
-                    .values([{"consumer": self.name, "event_id": e.id, "event_type": e.type} for e, _ in items])
-                    .on_conflict_do_nothing()
-                    .returning(inbox.c.event_id)
-                )
+            rows = await _CLAIM.fetch(
+                await session.connection(),
+                {"consumer": self.name, "ids": [e.id for e, _ in items], "types": [e.type for e, _ in items]},
             )
+            claimed = {row[0] for row in rows}
             processed: list[bool] = []
             for event, handler in items:
                 fresh = event.id in claimed
@@ -312,6 +311,24 @@ class EventConsumer:
         CONSUMED.labels(self.name, "dead_lettered").inc()
         await message.reject(requeue=False)
 
+
+def _claim() -> sa.ClauseElement:
+    ids = sa.func.unnest(sa.bindparam("ids", type_=postgresql.ARRAY(sa.String())))
+    types = sa.func.unnest(sa.bindparam("types", type_=postgresql.ARRAY(sa.String())))
+    return (
+        postgresql.insert(inbox)
+        .from_select(
+            ["consumer", "event_id", "event_type"],
+            sa.select(sa.bindparam("consumer", type_=sa.String()), ids, types),
+        )
+        .on_conflict_do_nothing()
+        .returning(inbox.c.event_id)
+    )
+
+
+# The inbox rows of a batch, those not there yet returned: one statement whatever the batch's size (a
+# VALUES list would be another statement, built and compiled, for each size).
+_CLAIM = Statement(_claim, ["consumer", "ids", "types"])
 
 # Our own retry bookkeeping, carried on the parked copies.
 RETRIES_HEADER = "x-mif-retries"
