@@ -116,13 +116,24 @@ async def fetch(connection: AsyncConnection, sql: CompiledSql, values: Mapping[s
     """Run on the asyncpg connection; its errors come out as SQLAlchemy's `DBAPIError` carrying them, as
     from any other statement, so the app answers alike (a database shutting down or a connection closed
     by the server is a 503, and that connection is never reused: `mif_common.db.driver_error`)."""
-    driver = (await connection.get_raw_connection()).driver_connection
+    raw = await connection.get_raw_connection()
+    driver = raw.driver_connection
     assert driver is not None
+    await _begin_if_pending(raw.dbapi_connection)
     try:
         records: list[asyncpg.Record] = await driver.fetch(sql.text, *sql.args(values))
     except DRIVER_ERRORS as error:
         raise await driver_error(connection, sql.text, error) from error
     return records
+
+
+async def _begin_if_pending(adapted: Any) -> None:
+    """SQLAlchemy's asyncpg adapter sends BEGIN lazily, with the first statement it runs; a statement run
+    on the driver first would run outside the session's transaction (its writes committed at once, kept
+    on a rollback). So the adapter's BEGIN is sent now if it has not been (nothing for an AUTOCOMMIT
+    connection: the adapter knows to skip it)."""
+    if getattr(adapted, "_transaction", False) is None:
+        await adapted._start_transaction()
 
 
 def sort_keys(order: Sequence[Any]) -> list[tuple[sa.ColumnElement[Any], bool]]:

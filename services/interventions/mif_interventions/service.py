@@ -308,10 +308,17 @@ def check_if_match(intervention: Intervention, if_match: str | None) -> None:
 
 
 async def _pour_ecrire(
-    session: AsyncSession, *, intervention_id: int, auteur: Auteur, if_match: str | None
+    session: AsyncSession,
+    *,
+    intervention_id: int,
+    auteur: Auteur,
+    if_match: str | None,
+    scope: Visibilite | None = None,
 ) -> Intervention:
-    """The intervention locked for this transaction, visible to the caller and at the version expected."""
-    scope = await visibilite(session, auteur.principal) if auteur.principal is not None else Visibilite()
+    """The intervention locked for this transaction, visible to the caller (`scope`, when already known)
+    and at the version expected."""
+    if scope is None:
+        scope = await visibilite(session, auteur.principal) if auteur.principal is not None else Visibilite()
     intervention = await repo.intervention_by_id(session, intervention_id, for_update=True)
     if intervention is None or not scope.allows(intervention):
         raise _introuvable(intervention_id)
@@ -650,13 +657,20 @@ async def change_statut(
     """`PATCH /statut?statut=` (the existing frontend's buttons): the move that leads from the current
     statut to `statut`. Every move may come without a `remarque` here; assigning without a technician
     assigns the one planning recommends."""
-    current = await get_intervention(session, intervention_id=intervention_id, principal=_principal(auteur))
-    action = _action_towards(current, statut)
+    scope = await visibilite(session, _principal(auteur))
     choix = None
-    if action is Action.affecter and technicien_id is None:
-        choix = await _recommandation(session, current, auteur=auteur, planning=planning)
-        technicien_id = choix.technicien.id
-    intervention = await _pour_ecrire(session, intervention_id=intervention_id, auteur=auteur, if_match=if_match)
+    # Only an assignment (to `affectee`) may need planning's recommendation, asked before the row is locked
+    # (no lock is held while planning answers); every other move reads the row once, locked.
+    if statut is Statut.affectee and technicien_id is None:
+        current = await repo.intervention_by_id(session, intervention_id)
+        if current is None or not scope.allows(current):
+            raise _introuvable(intervention_id)
+        if _action_towards(current, statut) is Action.affecter:
+            choix = await _recommandation(session, current, auteur=auteur, planning=planning)
+            technicien_id = choix.technicien.id
+    intervention = await _pour_ecrire(
+        session, intervention_id=intervention_id, auteur=auteur, if_match=if_match, scope=scope
+    )
     action = _action_towards(intervention, statut)  # again, on what is locked now
     if action is Action.affecter and technicien_id is None:  # someone unassigned it meanwhile: ask on retry
         raise TransitionInterdite(f"Intervention {intervention.id} changed meanwhile; reload it and try again.")
