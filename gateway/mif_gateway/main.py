@@ -13,7 +13,6 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from starlette.datastructures import Headers
 from starlette.middleware.cors import CORSMiddleware
-from starlette.routing import Route
 
 from mif_common.auth.token_state import TokenStateFollower, TokenStates, auth_lookup
 from mif_common.auth.tokens import JwksClient, TokenVerifier
@@ -33,7 +32,7 @@ from mif_gateway.events_docs import EventCatalogue
 from mif_gateway.events_docs import router as events_docs_router
 from mif_gateway.jwt_check import TokenChecker
 from mif_gateway.policy import DEFAULT_POLICY
-from mif_gateway.proxy import ApiFastPath, Gateway, ProxyEndpoint
+from mif_gateway.proxy import ApiFastPath, Gateway
 from mif_gateway.ratelimit import RateLimits
 from mif_gateway.upstream import make_upstream_client
 
@@ -146,7 +145,6 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
     app.add_api_route("/health/live", live, methods=["GET"], include_in_schema=False)
     app.add_api_route("/health/ready", ready, methods=["GET"], include_in_schema=False)
     app.add_route("/metrics", metrics_endpoint, include_in_schema=False)
-    app.router.routes.append(Route("/api/{path:path}", endpoint=ProxyEndpoint()))
     # Outermost last: trailing slash, request id, CORS, metrics, body timeout and guard (mif_common.guard),
     # then /api/* straight to the proxy.
     app.add_middleware(ApiFastPath)

@@ -578,14 +578,6 @@ async def login_account(body: bytes, content_type: str) -> str | None:
     return "acct:" + value.strip().lower()[:320]
 
 
-class ProxyEndpoint:
-    """The ASGI app routed at /api/*: hands over to the lifespan-built `Gateway`."""
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        gateway: Gateway = scope["app"].state.gateway
-        await gateway(scope, receive, send)
-
-
 class ApiFastPath:
     """Innermost middleware: `/api/*` goes straight to the proxy, skipping FastAPI's exception
     middleware, exit stack and router (a measurable share of the gateway's added latency). Errors

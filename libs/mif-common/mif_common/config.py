@@ -7,7 +7,7 @@ service prefix wins over the suite-wide `MIF_` one, so `MIF_AMQP_URL` configures
 
 from __future__ import annotations
 
-from typing import Annotated, Any, ClassVar, Literal
+from typing import Annotated, ClassVar, Literal
 
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import (
@@ -134,8 +134,3 @@ class ServiceSettings(BaseSettings):
         """Refuse a missing or placeholder secret outside development and tests."""
         if self.is_production and (value is None or value.get_secret_value() in PLACEHOLDER_SECRETS):
             raise ValueError(f"{name} must be set to a real secret in production")
-
-
-def settings_for(cls: type[ServiceSettings], **overrides: Any) -> ServiceSettings:
-    """Build settings with explicit overrides (tests, tools)."""
-    return cls(**overrides)

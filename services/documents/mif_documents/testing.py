@@ -8,7 +8,6 @@ import asyncio
 import contextlib
 import io
 import os
-import uuid
 import zipfile
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
@@ -175,10 +174,6 @@ def technicien_data(technicien_id: int, user_id: int, *, version: int = 1, **ext
         "occurred_at": datetime.now(UTC).isoformat(),
         **extra,
     }
-
-
-def new_event_id() -> str:
-    return str(uuid.uuid4())
 
 
 # --- stand-in for other services ----------------------------------------------------------------------

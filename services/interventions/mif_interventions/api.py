@@ -23,6 +23,7 @@ from mif_common.params import MAX_ID, EntityId
 from mif_common.request_context import client_ip
 from mif_interventions import dashboard, service
 from mif_interventions import repository as repo
+from mif_interventions.dashboard_schemas import DashboardKpis, DashboardStats
 from mif_interventions.dispatch import PlanningClient
 from mif_interventions.models import (
     OPEN_STATUTS,
@@ -589,10 +590,13 @@ async def commenter(
         "created per month, the last six months; `priorites`: all visible interventions per priority; "
         "`equipements` and `utilisateurs` come from the replicas of assets and auth."
     ),
+    response_model=DashboardStats,
 )
-async def stats(session: ReadSession, principal: CurrentPrincipal) -> dict[str, Any]:
+async def stats(session: ReadSession, principal: CurrentPrincipal) -> DashboardStats:
     scope = await service.visibilite(session, principal)
-    return await dashboard.stats(session, scope=scope, principal=principal, at=service.now())
+    return DashboardStats.model_validate(
+        await dashboard.stats(session, scope=scope, principal=principal, at=service.now())
+    )
 
 
 @dashboard_router.get(
@@ -609,13 +613,14 @@ async def stats(session: ReadSession, principal: CurrentPrincipal) -> dict[str, 
         "× 100 (null without any); `programmee` has no SLA.\n"
         "See docs/kpis.md."
     ),
+    response_model=DashboardKpis,
 )
 async def kpis(
     session: ReadSession,
     principal: CurrentPrincipal,
     du: Annotated[DateTimeIn | None, Query(description="Period start (default: 30 days before `au`).")] = None,
     au: Annotated[DateTimeIn | None, Query(description="Period end, excluded (default: now).")] = None,
-) -> dict[str, Any]:
+) -> DashboardKpis:
     at = service.now()
     default_du, default_au = dashboard.default_period(au or at)
     start, end = du or default_du, au or default_au
@@ -624,4 +629,4 @@ async def kpis(
             "The period is empty: `du` must be before `au`.", errors=[{"field": "du", "message": "must be before au"}]
         )
     scope = await service.visibilite(session, principal)
-    return await dashboard.kpis(session, scope=scope, du=start, au=end, at=at)
+    return DashboardKpis.model_validate(await dashboard.kpis(session, scope=scope, du=start, au=end, at=at))

@@ -152,3 +152,20 @@ async def test_kpis_backlog_late_mttr_and_sla(
     assert empty.status_code == 422
     other_org = (await client.get("/api/v1/dashboard/kpis", headers=world.client_user(new_id()))).json()
     assert other_org["backlog"]["total"] == 0 and other_org["mttr"]["minutes"] is None
+
+
+async def test_the_openapi_document_names_the_dashboard_models(client: httpx.AsyncClient) -> None:
+    spec = (await client.get("/api/v1/interventions/openapi.json")).json()
+    for path, model in (("/api/v1/dashboard/stats", "DashboardStats"), ("/api/v1/dashboard/kpis", "DashboardKpis")):
+        schema = spec["paths"][path]["get"]["responses"]["200"]["content"]["application/json"]["schema"]
+        assert schema == {"$ref": f"#/components/schemas/{model}"}
+    kpis = spec["components"]["schemas"]["DashboardKpis"]["properties"]
+    assert list(kpis) == ["periode", "backlog", "en_retard", "creees", "cloturees", "mttr", "delai_resolution", "sla"]
+    assert list(spec["components"]["schemas"]["DashboardStats"]["properties"]) == [
+        "interventions",
+        "taux_resolution",
+        "evolution_mensuelle",
+        "priorites",
+        "equipements",
+        "utilisateurs",
+    ]

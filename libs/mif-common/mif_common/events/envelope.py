@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import builtins
 import uuid
 from datetime import UTC, datetime
 from typing import Any, ClassVar
@@ -33,6 +32,3 @@ class CloudEvent(BaseModel):
     data: dict[str, Any] = Field(default_factory=dict)
     correlationid: str | None = None
     causationid: str | None = None
-
-    def payload(self, model: builtins.type[EventPayload]) -> Any:
-        return model.model_validate(self.data)
