@@ -80,12 +80,8 @@ _UPLOAD_BODY: dict[str, Any] = {
 _NOT_LINK = "This download link is invalid or has expired; list the documents again to get a fresh link."
 
 
-def _interventions(request: Request) -> service.InterventionsClient:
-    return service.InterventionsClient(
-        http=request.app.state.http,
-        base_url=request.app.state.settings.interventions_url,
-        authorization=request.headers.get("authorization"),
-    )
+# Interventions, asked as the caller about an intervention the replica cannot decide on.
+Interventions = Annotated[service.InterventionsClient, Depends(service.InterventionsClient.for_request)]
 
 
 def _signer(request: Request) -> UrlSigner:
@@ -169,9 +165,10 @@ async def upload_document(
     principal: CurrentPrincipal,
     intervention_id: InterventionIdQuery,
     response: Response,
+    interventions: Interventions,
 ) -> DocumentOut:
     target = await service.upload_target(
-        session, intervention_id=intervention_id, principal=principal, interventions=_interventions(request)
+        session, intervention_id=intervention_id, principal=principal, interventions=interventions
     )
     # No connection (nor transaction) is held while the body streams in, which takes seconds for a large
     # file: nothing is written yet but a read-through's cache, which record_upload applies again.
@@ -218,10 +215,10 @@ def _refusal(exc: Exception) -> str:
 
 @documents_router.get("/fichier/{document_id}", response_model=DocumentOut, summary="One document's metadata")
 async def get_document(
-    document_id: EntityId, request: Request, session: Session, principal: CurrentPrincipal
+    document_id: EntityId, request: Request, session: Session, principal: CurrentPrincipal, interventions: Interventions
 ) -> DocumentOut:
     document, _ = await service.visible_document(
-        session, document_id=document_id, principal=principal, interventions=_interventions(request)
+        session, document_id=document_id, principal=principal, interventions=interventions
     )
     return document_out(document, _signer(request))
 
@@ -232,10 +229,15 @@ async def get_document(
     summary="The documents of one intervention (kept for existing clients)",
 )
 async def list_intervention_documents(
-    intervention_id: EntityId, request: Request, session: Session, principal: CurrentPrincipal, params: Page
+    intervention_id: EntityId,
+    request: Request,
+    session: Session,
+    principal: CurrentPrincipal,
+    params: Page,
+    interventions: Interventions,
 ) -> Response:
     await service.visible_intervention(
-        session, intervention_id=intervention_id, principal=principal, interventions=_interventions(request)
+        session, intervention_id=intervention_id, principal=principal, interventions=interventions
     )
     return await _list(request, session, params, repo.documents_query(intervention_id=intervention_id, q=params.q))
 
@@ -321,9 +323,10 @@ async def delete_document(
     session: Session,
     principal: CurrentPrincipal,
     background: BackgroundTasks,
+    interventions: Interventions,
 ) -> Response:
     document = await service.delete_document(
-        session, document_id=document_id, principal=principal, interventions=_interventions(request)
+        session, document_id=document_id, principal=principal, interventions=interventions
     )
     # Runs after the response, hence after the commit; if it never runs, the cleanup job purges the file.
     background.add_task(_vault(request).delete, document.storage_key)

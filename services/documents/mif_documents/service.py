@@ -19,14 +19,14 @@ import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-import httpx
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mif_common.auth import Principal, Role
 from mif_common.errors import Conflict, Forbidden, NotFound, ServiceUnavailable
 from mif_common.events import add_event
-from mif_common.owners import ask_owner
+from mif_common.owners import OwnerClient
 from mif_documents import repository as repo
+from mif_documents.config import DocumentsSettings
 from mif_documents.events import DocumentDeleted, DocumentUploaded
 from mif_documents.models import Document, InterventionRef, StatutIntervention
 from mif_documents.schemas import InterventionAnswer, InterventionFact, InterventionGone, TechnicienFact, UploadForm
@@ -80,14 +80,13 @@ def visible_client_id(principal: Principal) -> int | None:
     return principal.client_id
 
 
-@dataclass(frozen=True, slots=True)
-class InterventionsClient:
+class InterventionsClient(OwnerClient):
     """Asks the interventions service about one intervention, as the caller (its `Authorization`), so
-    that interventions applies the caller's own row-level rules."""
+    that interventions applies the caller's own row-level rules. Not a plain `ReadThrough`: whether the
+    replica's row answers depends on the caller (`visible_intervention`)."""
 
-    http: httpx.AsyncClient
-    base_url: str
-    authorization: str | None
+    def base_url(self, settings: DocumentsSettings) -> str:
+        return settings.interventions_url
 
     async def fetch(self, intervention_id: int) -> InterventionAnswer | None:
         """The intervention as the caller sees it; None when interventions says it does not exist or
@@ -97,19 +96,12 @@ class InterventionsClient:
             "Try again in a moment.",
             headers={"Retry-After": "5"},
         )
-        url = f"{self.base_url.rstrip('/')}/api/v1/interventions/{intervention_id}"
-        answer = await ask_owner(
-            self.http,
-            url,
-            InterventionAnswer,
-            authorization=self.authorization,
-            unavailable=unavailable,
-            absent=(401, 403, 404),
-        )
+        path = f"/api/v1/interventions/{intervention_id}"
+        answer = await self.get(path, InterventionAnswer, unavailable=unavailable, absent=(401, 403, 404))
         if answer is None:
             return None
         if answer.id != intervention_id:
-            logger.warning("intervention read-through: GET %s answered about intervention %s", url, answer.id)
+            logger.warning("intervention read-through: GET %s answered about intervention %s", path, answer.id)
             raise unavailable
         return answer
 

@@ -85,18 +85,10 @@ async def auteur_de(request: Request, principal: CurrentPrincipal) -> service.Au
 AuteurDep = Annotated[service.Auteur, Depends(auteur_de)]
 
 
-async def planning_de(request: Request) -> PlanningClient:
-    """Planning, asked as the caller which technician to assign when none is given."""
-    settings = request.app.state.settings
-    return PlanningClient(
-        http=request.app.state.http,
-        base_url=settings.planning_url,
-        timeout_seconds=settings.planning_timeout_seconds,
-        authorization=request.headers.get("authorization"),
-    )
-
-
-PlanningDep = Annotated[PlanningClient, Depends(planning_de)]
+# The owners, asked as the caller: planning which technician to assign when none is given, assets about
+# an equipment missing from the replica.
+PlanningDep = Annotated[PlanningClient, Depends(PlanningClient.for_request)]
+AssetsDep = Annotated[service.AssetsEquipements, Depends(service.AssetsEquipements.for_request)]
 
 
 async def get_read_session(request: Request) -> AsyncIterator[AsyncSession]:
@@ -301,6 +293,7 @@ async def create_intervention(
     session: Session,
     _: Createur,
     auteur: AuteurDep,
+    assets: AssetsDep,
     idempotency_key: IdempotencyKey = None,
 ) -> Response:
     intervention, replayed = await service.create_intervention(
@@ -308,8 +301,7 @@ async def create_intervention(
         data=body,
         auteur=auteur,
         settings=request.app.state.settings,
-        http=request.app.state.http,
-        authorization=request.headers.get("authorization"),
+        assets=assets,
         idempotency_key=idempotency_key,
     )
     headers = {"Location": f"{interventions_router.prefix}/{intervention.id}"}
@@ -338,6 +330,7 @@ async def update_intervention(
     session: Session,
     _: Editeur,
     auteur: AuteurDep,
+    assets: AssetsDep,
     if_match: IfMatch = None,
 ) -> Response:
     intervention = await service.update_intervention(
@@ -347,8 +340,7 @@ async def update_intervention(
         auteur=auteur,
         if_match=if_match,
         settings=request.app.state.settings,
-        http=request.app.state.http,
-        authorization=request.headers.get("authorization"),
+        assets=assets,
     )
     return await _answer(session, intervention.id)
 
