@@ -24,8 +24,8 @@ from mif_common.request_context import client_ip
 from mif_interventions import dashboard, service
 from mif_interventions import repository as repo
 from mif_interventions.dispatch import PlanningClient
+from mif_interventions.lateness import is_late
 from mif_interventions.models import (
-    OPEN_STATUTS,
     PRIORITE_ALIASES,
     Commentaire,
     Historique,
@@ -69,8 +69,6 @@ IdempotencyKey = Annotated[
         "with `Idempotent-Replayed: true`); the same key with another body is 422.",
     ),
 ]
-
-_OPEN = frozenset(s.value for s in OPEN_STATUTS)
 
 
 async def auteur_de(request: Request, principal: CurrentPrincipal) -> service.Auteur:
@@ -119,7 +117,7 @@ def _present(item: dict[str, Any], at: datetime) -> dict[str, Any]:
     full_name = item.pop("technicien_full_name")
     nom = item.pop("equipement_nom")
     limite = item["date_limite"]
-    item["en_retard"] = limite is not None and limite < at and item["statut"] in _OPEN
+    item["en_retard"] = is_late(limite, item["statut"], at)
     tid = item["technicien_id"]
     item["technicien"] = {"id": tid, "full_name": full_name} if tid is not None else None
     item["equipement"] = {"id": item["equipement_id"], "nom": nom}
