@@ -18,7 +18,7 @@ from fastapi.responses import StreamingResponse
 from pydantic import ValidationError
 from starlette.requests import ClientDisconnect
 
-from mif_common.auth import CurrentPrincipal, Role
+from mif_common.auth import CurrentPrincipal
 from mif_common.db import Session
 from mif_common.errors import BadRequest, DomainError
 from mif_common.pagination import PageParams, Sortable, fetch_page, order_by, page_params, page_response
@@ -132,9 +132,10 @@ async def list_documents(
     mime: Annotated[str | None, Query(max_length=100)] = None,
     uploaded_by: Annotated[int | None, Query(gt=0, le=MAX_ID)] = None,
 ) -> Response:
+    scope = service.scope_of(principal)
     query = repo.documents_query(
-        only_client_id=service.visible_client_id(principal),
-        only_technicien_user_id=principal.user_id if principal.role is Role.technicien else None,
+        only_client_id=scope.client_id,
+        only_technicien_user_id=scope.technicien_user_id,
         intervention_id=intervention_id,
         categorie=[c.value for c in categorie or ()],
         mime=mime,

@@ -71,13 +71,29 @@ def document_not_visible(document_id: int) -> DocumentIntrouvable:
     return DocumentIntrouvable(f"Document {document_id} does not exist or is not visible to you.")
 
 
-def visible_client_id(principal: Principal) -> int | None:
-    """The only organisation a client user may see; None for the other roles."""
-    if principal.role is not Role.client:
-        return None
-    if principal.client_id is None:
-        raise Forbidden("This client account is not linked to an organisation; contact an administrator.")
-    return principal.client_id
+@dataclass(frozen=True, slots=True)
+class Scope:
+    """The interventions (and so the documents) a caller sees: a client user its organisation's, a
+    technician those assigned to them, a manager every one (neither set)."""
+
+    client_id: int | None = None
+    technicien_user_id: int | None = None
+
+    @property
+    def everything(self) -> bool:
+        return self.client_id is None and self.technicien_user_id is None
+
+
+def scope_of(principal: Principal) -> Scope:
+    """The caller's row-level scope, decided once for every route (403 for a client account without
+    an organisation)."""
+    if principal.role is Role.client:
+        if principal.client_id is None:
+            raise Forbidden("This client account is not linked to an organisation; contact an administrator.")
+        return Scope(client_id=principal.client_id)
+    if principal.role is Role.technicien:
+        return Scope(technicien_user_id=principal.user_id)
+    return Scope()
 
 
 class InterventionsClient(OwnerClient):
@@ -153,21 +169,21 @@ async def visible_intervention(
     session: AsyncSession, *, intervention_id: int, principal: Principal, interventions: InterventionsClient
 ) -> VisibleIntervention:
     """The intervention if the caller may see it, else 404 (the same sentence whether it exists or not)."""
-    only_client = visible_client_id(principal)
+    scope = scope_of(principal)
     ref = await repo.intervention_ref(session, intervention_id)
     if ref is None:
         return await _ask_owner(session, intervention_id=intervention_id, interventions=interventions)
     if ref.deleted_at is not None:
         raise intervention_not_visible(intervention_id)
-    if principal.is_manager:
+    if scope.everything:
         return VisibleIntervention.of(ref)
-    if only_client is not None:
-        if ref.client_id == only_client:
+    if scope.client_id is not None:
+        if ref.client_id == scope.client_id:
             return VisibleIntervention.of(ref)
         raise intervention_not_visible(intervention_id)
-    if principal.role is Role.technicien and ref.technicien_id is not None:
+    if ref.technicien_id is not None:
         user_id = await repo.technicien_user_id(session, ref.technicien_id)
-        if user_id == principal.user_id:
+        if user_id == scope.technicien_user_id:
             return VisibleIntervention.of(ref)
         if user_id is None:  # planning has not told us who that technician is yet: the owner decides
             return await _ask_owner(session, intervention_id=intervention_id, interventions=interventions)
