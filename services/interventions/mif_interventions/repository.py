@@ -272,6 +272,18 @@ async def row_of(session: AsyncSession, intervention_id: int) -> dict[str, Any] 
     return dict(row) if row is not None else None
 
 
+async def insert_for_occurrence(session: AsyncSession, values: dict[str, Any]) -> int | None:
+    """Insert an occurrence's intervention; None (nothing inserted) when its `occurrence_key` is known."""
+    return await session.scalar(
+        pg_insert(Intervention)
+        .values(**values)
+        .on_conflict_do_nothing(
+            index_elements=[Intervention.occurrence_key], index_where=Intervention.occurrence_key.is_not(None)
+        )
+        .returning(Intervention.id)
+    )
+
+
 async def intervention_by_id(
     session: AsyncSession, intervention_id: int, *, for_update: bool = False
 ) -> Intervention | None:

@@ -18,7 +18,6 @@ from typing import Any
 
 import sqlalchemy as sa
 from pydantic import AwareDatetime, BaseModel, ConfigDict
-from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from mif_common.auth import Principal, Role
@@ -950,14 +949,7 @@ async def create_from_occurrence(
         "occurrence_key": fact.occurrence_key,
         "version": 1,
     }
-    new_id = await session.scalar(
-        pg_insert(Intervention)
-        .values(**values)
-        .on_conflict_do_nothing(
-            index_elements=[Intervention.occurrence_key], index_where=Intervention.occurrence_key.is_not(None)
-        )
-        .returning(Intervention.id)
-    )
+    new_id = await repo.insert_for_occurrence(session, values)
     if new_id is None:
         return None
     intervention = await repo.intervention_by_id(session, new_id)
