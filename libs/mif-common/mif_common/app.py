@@ -31,6 +31,7 @@ from mif_common.health import router as health_router
 from mif_common.logging import configure_logging
 from mif_common.metrics import MetricsMiddleware, metrics_endpoint
 from mif_common.openapi import install_problem_docs
+from mif_common.owners import OwnerClient
 from mif_common.request_context import BodySizeLimitMiddleware, RequestIdMiddleware, StripTrailingSlashMiddleware
 from mif_common.version import build_info
 
@@ -52,6 +53,8 @@ class ServiceParts:
     on_startup: Sequence[Hook] = ()
     background_jobs: Sequence[BackgroundJob] = ()
     openapi_tags: list[dict[str, str]] | None = None
+    # The clients of the services this one asks on a replica miss (`OwnerClient.for_request`).
+    owners: Sequence[type[OwnerClient]] = ()
     # Check every authenticated request against the token states (auth alone checks its own database).
     token_states: bool = True
 
@@ -77,6 +80,7 @@ def create_service_app(settings: ServiceSettings, parts: ServiceParts) -> FastAP
         app.state.broker = Broker(settings.amqp_url, name=f"mif-{name}")
         app.state.consumer = None
         app.state.token_states = app.state.token_state_follower = None
+        app.state.owners = {owner: owner(app.state) for owner in parts.owners}
         if parts.token_states and settings.revocation_enabled:
             app.state.token_states = TokenStates(lookup=auth_lookup(app.state.http, settings.auth_url))
         tasks: list[asyncio.Task[None]] = []

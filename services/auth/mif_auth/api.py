@@ -45,6 +45,10 @@ MAX_FORM_BYTES = 16 * 1024
 Body = TypeVar("Body", bound=BaseModel)
 
 
+# Assets, asked as the caller about a client organisation missing from the replica.
+Assets = Annotated[service.AssetsOrganisations, Depends(service.AssetsOrganisations.for_request)]
+
+
 def settings_of(request: Request) -> AuthSettings:
     settings: AuthSettings = request.app.state.settings
     return settings
@@ -379,13 +383,12 @@ async def list_users(
 
 
 @users_router.post("", response_model=UserOut, status_code=201, summary="Create a user (admin)")
-async def create_user(body: UserCreate, request: Request, session: Session, _: AdminUser) -> User:
+async def create_user(body: UserCreate, request: Request, session: Session, _: AdminUser, assets: Assets) -> User:
     return await service.create_user(
         session,
         data=body,
         settings=settings_of(request),
-        http=request.app.state.http,
-        authorization=request.headers.get("authorization"),
+        assets=assets,
     )
 
 
@@ -408,7 +411,7 @@ async def get_user(user_id: EntityId, caller: CurrentUser, session: Session) -> 
 
 @users_router.put("/{user_id}", response_model=UserOut, summary="Edit a user (admin)")
 async def update_user(
-    user_id: EntityId, body: UserAdminUpdate, request: Request, session: Session, actor: AdminUser
+    user_id: EntityId, body: UserAdminUpdate, request: Request, session: Session, actor: AdminUser, assets: Assets
 ) -> User:
     return await service.update_user(
         session,
@@ -416,8 +419,7 @@ async def update_user(
         data=body,
         actor=actor,
         settings=settings_of(request),
-        http=request.app.state.http,
-        authorization=request.headers.get("authorization"),
+        assets=assets,
     )
 
 

@@ -9,6 +9,7 @@ from mif_auth.config import AuthSettings
 from mif_auth.handlers import HANDLERS
 from mif_auth.keys import KeyRing
 from mif_auth.passwords import prepare_hashing
+from mif_auth.service import AssetsOrganisations
 from mif_common.app import ServiceParts, create_service_app
 from mif_common.auth.tokens import StaticKeys, TokenVerifier
 
@@ -45,5 +46,6 @@ def create_app(settings: AuthSettings | None = None) -> FastAPI:
             # auth checks every authenticated request against its own database (api.current_user):
             # it follows no token states of its own.
             token_states=False,
+            owners=[AssetsOrganisations],
         ),
     )

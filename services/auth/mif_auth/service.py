@@ -8,7 +8,6 @@ import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-import httpx
 from pydantic import AwareDatetime, BaseModel, ConfigDict
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -39,7 +38,7 @@ from mif_common.errors import (
     Unprocessable,
 )
 from mif_common.events import add_event
-from mif_common.owners import ask_owner
+from mif_common.owners import ReadThrough
 
 logger = logging.getLogger(__name__)
 
@@ -516,46 +515,48 @@ async def organisation_access_changed(session: AsyncSession, *, client_id: int, 
     )
 
 
-async def _ask_assets(
-    session: AsyncSession,
-    *,
-    client_id: int,
-    settings: AuthSettings,
-    http: httpx.AsyncClient | None,
-    authorization: str | None,
-) -> ClientRef | None:
-    """A replica miss: ask assets once, as the caller (assets applies the caller's row-level rules), and
-    cache the answer. None when assets does not know the organisation."""
-    unavailable = ClientCheckUnavailable(
+def _assets_unavailable() -> ClientCheckUnavailable:
+    return ClientCheckUnavailable(
         "Cannot check the client organisation now: the assets service did not answer. Try again in a moment.",
         headers={"Retry-After": "5"},
     )
-    url = f"{settings.assets_url.rstrip('/')}/api/v1/clients/{client_id}"
-    info = await ask_owner(http, url, _AssetsClient, authorization=authorization, unavailable=unavailable)
-    if info is None:
-        return None
-    await remember_client_organisation(
-        session,
-        client_id=info.id,
-        nom_entreprise=info.nom_entreprise,
-        is_active=info.is_active,
-        updated_at=info.date_modification,
-    )
-    return await repo.client_ref(session, client_id)
+
+
+class AssetsOrganisations(ReadThrough[int, ClientRef, _AssetsClient]):
+    """The client organisations replica, asking assets on a miss as the caller (assets applies the
+    caller's row-level rules): None when assets does not know the organisation."""
+
+    def base_url(self, settings: AuthSettings) -> str:
+        return settings.assets_url
+
+    async def replica(self, session: AsyncSession, key: int) -> ClientRef | None:
+        return await repo.client_ref(session, key)
+
+    async def ask(self, key: int) -> _AssetsClient | None:
+        return await self.get(f"/api/v1/clients/{key}", _AssetsClient, unavailable=_assets_unavailable())
+
+    async def remember(self, session: AsyncSession, answer: _AssetsClient) -> None:
+        await remember_client_organisation(
+            session,
+            client_id=answer.id,
+            nom_entreprise=answer.nom_entreprise,
+            is_active=answer.is_active,
+            updated_at=answer.date_modification,
+        )
 
 
 async def _check_client_organisation(
     session: AsyncSession,
     *,
     client_id: int,
-    settings: AuthSettings,
-    http: httpx.AsyncClient | None,
-    authorization: str | None,
+    assets: AssetsOrganisations | None,
 ) -> None:
-    """A client user must belong to an organisation that assets knows and that is active."""
-    ref = await repo.client_ref(session, client_id)
-    if ref is None:
-        ref = await _ask_assets(session, client_id=client_id, settings=settings, http=http, authorization=authorization)
+    """A client user must belong to an organisation that assets knows and that is active (without
+    `assets`, an organisation missing from the replica cannot be checked: 503)."""
+    if assets is not None:
+        ref = await assets.known(session, client_id)
+    elif (ref := await repo.client_ref(session, client_id)) is None:
+        raise _assets_unavailable()
     if ref is None:
         raise UnknownClientOrganisation(
             f"No client organisation with id {client_id}; create the organisation first, then its users.",
@@ -582,15 +583,12 @@ async def create_user(
     *,
     data: UserCreate,
     settings: AuthSettings,
-    http: httpx.AsyncClient | None = None,
-    authorization: str | None = None,
+    assets: AssetsOrganisations | None = None,
 ) -> User:
-    """Create a user; a client user's organisation is checked against assets (`http`, as the caller)."""
+    """Create a user; a client user's organisation is checked against assets (`assets`, as the caller)."""
     _check_client_link(data.role, data.client_id)
     if data.client_id is not None:
-        await _check_client_organisation(
-            session, client_id=data.client_id, settings=settings, http=http, authorization=authorization
-        )
+        await _check_client_organisation(session, client_id=data.client_id, assets=assets)
     await _ensure_free(session, username=data.username, email=str(data.email), except_id=None)
     check_password_policy(data.password, username=data.username, email=str(data.email), field="password")
     user = User(
@@ -624,8 +622,7 @@ async def update_user(
     data: UserAdminUpdate,
     actor: User,
     settings: AuthSettings,
-    http: httpx.AsyncClient | None = None,
-    authorization: str | None = None,
+    assets: AssetsOrganisations | None = None,
 ) -> User:
     """Admin edit; a role or organisation change ends the user's current access tokens at once."""
     user = await get_user(session, user_id, for_update=True)
@@ -641,9 +638,7 @@ async def update_user(
     if user.id == actor.id and role != "admin":
         raise Conflict("You cannot remove your own admin role; ask another administrator.")
     if client_id is not None and (client_id != user.client_id or user.role != "client"):
-        await _check_client_organisation(
-            session, client_id=client_id, settings=settings, http=http, authorization=authorization
-        )
+        await _check_client_organisation(session, client_id=client_id, assets=assets)
     await _ensure_free(session, username=changes.get("username"), email=changes.get("email"), except_id=user.id)
     if client_id != user.client_id:
         changes["client_id"] = client_id

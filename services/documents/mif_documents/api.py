@@ -18,7 +18,7 @@ from fastapi.responses import StreamingResponse
 from pydantic import ValidationError
 from starlette.requests import ClientDisconnect
 
-from mif_common.auth import CurrentPrincipal, Role
+from mif_common.auth import CurrentPrincipal
 from mif_common.db import Session
 from mif_common.errors import BadRequest, DomainError
 from mif_common.pagination import PageParams, Sortable, fetch_page, order_by, page_params, page_response
@@ -80,12 +80,8 @@ _UPLOAD_BODY: dict[str, Any] = {
 _NOT_LINK = "This download link is invalid or has expired; list the documents again to get a fresh link."
 
 
-def _interventions(request: Request) -> service.InterventionsClient:
-    return service.InterventionsClient(
-        http=request.app.state.http,
-        base_url=request.app.state.settings.interventions_url,
-        authorization=request.headers.get("authorization"),
-    )
+# Interventions, asked as the caller about an intervention the replica cannot decide on.
+Interventions = Annotated[service.InterventionsClient, Depends(service.InterventionsClient.for_request)]
 
 
 def _signer(request: Request) -> UrlSigner:
@@ -136,9 +132,10 @@ async def list_documents(
     mime: Annotated[str | None, Query(max_length=100)] = None,
     uploaded_by: Annotated[int | None, Query(gt=0, le=MAX_ID)] = None,
 ) -> Response:
+    scope = service.scope_of(principal)
     query = repo.documents_query(
-        only_client_id=service.visible_client_id(principal),
-        only_technicien_user_id=principal.user_id if principal.role is Role.technicien else None,
+        only_client_id=scope.client_id,
+        only_technicien_user_id=scope.technicien_user_id,
         intervention_id=intervention_id,
         categorie=[c.value for c in categorie or ()],
         mime=mime,
@@ -169,9 +166,10 @@ async def upload_document(
     principal: CurrentPrincipal,
     intervention_id: InterventionIdQuery,
     response: Response,
+    interventions: Interventions,
 ) -> DocumentOut:
     target = await service.upload_target(
-        session, intervention_id=intervention_id, principal=principal, interventions=_interventions(request)
+        session, intervention_id=intervention_id, principal=principal, interventions=interventions
     )
     # No connection (nor transaction) is held while the body streams in, which takes seconds for a large
     # file: nothing is written yet but a read-through's cache, which record_upload applies again.
@@ -218,10 +216,10 @@ def _refusal(exc: Exception) -> str:
 
 @documents_router.get("/fichier/{document_id}", response_model=DocumentOut, summary="One document's metadata")
 async def get_document(
-    document_id: EntityId, request: Request, session: Session, principal: CurrentPrincipal
+    document_id: EntityId, request: Request, session: Session, principal: CurrentPrincipal, interventions: Interventions
 ) -> DocumentOut:
     document, _ = await service.visible_document(
-        session, document_id=document_id, principal=principal, interventions=_interventions(request)
+        session, document_id=document_id, principal=principal, interventions=interventions
     )
     return document_out(document, _signer(request))
 
@@ -232,10 +230,15 @@ async def get_document(
     summary="The documents of one intervention (kept for existing clients)",
 )
 async def list_intervention_documents(
-    intervention_id: EntityId, request: Request, session: Session, principal: CurrentPrincipal, params: Page
+    intervention_id: EntityId,
+    request: Request,
+    session: Session,
+    principal: CurrentPrincipal,
+    params: Page,
+    interventions: Interventions,
 ) -> Response:
     await service.visible_intervention(
-        session, intervention_id=intervention_id, principal=principal, interventions=_interventions(request)
+        session, intervention_id=intervention_id, principal=principal, interventions=interventions
     )
     return await _list(request, session, params, repo.documents_query(intervention_id=intervention_id, q=params.q))
 
@@ -321,9 +324,10 @@ async def delete_document(
     session: Session,
     principal: CurrentPrincipal,
     background: BackgroundTasks,
+    interventions: Interventions,
 ) -> Response:
     document = await service.delete_document(
-        session, document_id=document_id, principal=principal, interventions=_interventions(request)
+        session, document_id=document_id, principal=principal, interventions=interventions
     )
     # Runs after the response, hence after the commit; if it never runs, the cleanup job purges the file.
     background.add_task(_vault(request).delete, document.storage_key)

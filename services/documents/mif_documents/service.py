@@ -19,14 +19,14 @@ import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-import httpx
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mif_common.auth import Principal, Role
 from mif_common.errors import Conflict, Forbidden, NotFound, ServiceUnavailable
 from mif_common.events import add_event
-from mif_common.owners import ask_owner
+from mif_common.owners import OwnerClient
 from mif_documents import repository as repo
+from mif_documents.config import DocumentsSettings
 from mif_documents.events import DocumentDeleted, DocumentUploaded
 from mif_documents.models import Document, InterventionRef, StatutIntervention
 from mif_documents.schemas import InterventionAnswer, InterventionFact, InterventionGone, TechnicienFact, UploadForm
@@ -71,23 +71,38 @@ def document_not_visible(document_id: int) -> DocumentIntrouvable:
     return DocumentIntrouvable(f"Document {document_id} does not exist or is not visible to you.")
 
 
-def visible_client_id(principal: Principal) -> int | None:
-    """The only organisation a client user may see; None for the other roles."""
-    if principal.role is not Role.client:
-        return None
-    if principal.client_id is None:
-        raise Forbidden("This client account is not linked to an organisation; contact an administrator.")
-    return principal.client_id
-
-
 @dataclass(frozen=True, slots=True)
-class InterventionsClient:
-    """Asks the interventions service about one intervention, as the caller (its `Authorization`), so
-    that interventions applies the caller's own row-level rules."""
+class Scope:
+    """The interventions (and so the documents) a caller sees: a client user its organisation's, a
+    technician those assigned to them, a manager every one (neither set)."""
 
-    http: httpx.AsyncClient
-    base_url: str
-    authorization: str | None
+    client_id: int | None = None
+    technicien_user_id: int | None = None
+
+    @property
+    def everything(self) -> bool:
+        return self.client_id is None and self.technicien_user_id is None
+
+
+def scope_of(principal: Principal) -> Scope:
+    """The caller's row-level scope, decided once for every route (403 for a client account without
+    an organisation)."""
+    if principal.role is Role.client:
+        if principal.client_id is None:
+            raise Forbidden("This client account is not linked to an organisation; contact an administrator.")
+        return Scope(client_id=principal.client_id)
+    if principal.role is Role.technicien:
+        return Scope(technicien_user_id=principal.user_id)
+    return Scope()
+
+
+class InterventionsClient(OwnerClient):
+    """Asks the interventions service about one intervention, as the caller (its `Authorization`), so
+    that interventions applies the caller's own row-level rules. Not a plain `ReadThrough`: whether the
+    replica's row answers depends on the caller (`visible_intervention`)."""
+
+    def base_url(self, settings: DocumentsSettings) -> str:
+        return settings.interventions_url
 
     async def fetch(self, intervention_id: int) -> InterventionAnswer | None:
         """The intervention as the caller sees it; None when interventions says it does not exist or
@@ -97,19 +112,12 @@ class InterventionsClient:
             "Try again in a moment.",
             headers={"Retry-After": "5"},
         )
-        url = f"{self.base_url.rstrip('/')}/api/v1/interventions/{intervention_id}"
-        answer = await ask_owner(
-            self.http,
-            url,
-            InterventionAnswer,
-            authorization=self.authorization,
-            unavailable=unavailable,
-            absent=(401, 403, 404),
-        )
+        path = f"/api/v1/interventions/{intervention_id}"
+        answer = await self.get(path, InterventionAnswer, unavailable=unavailable, absent=(401, 403, 404))
         if answer is None:
             return None
         if answer.id != intervention_id:
-            logger.warning("intervention read-through: GET %s answered about intervention %s", url, answer.id)
+            logger.warning("intervention read-through: GET %s answered about intervention %s", path, answer.id)
             raise unavailable
         return answer
 
@@ -161,21 +169,21 @@ async def visible_intervention(
     session: AsyncSession, *, intervention_id: int, principal: Principal, interventions: InterventionsClient
 ) -> VisibleIntervention:
     """The intervention if the caller may see it, else 404 (the same sentence whether it exists or not)."""
-    only_client = visible_client_id(principal)
+    scope = scope_of(principal)
     ref = await repo.intervention_ref(session, intervention_id)
     if ref is None:
         return await _ask_owner(session, intervention_id=intervention_id, interventions=interventions)
     if ref.deleted_at is not None:
         raise intervention_not_visible(intervention_id)
-    if principal.is_manager:
+    if scope.everything:
         return VisibleIntervention.of(ref)
-    if only_client is not None:
-        if ref.client_id == only_client:
+    if scope.client_id is not None:
+        if ref.client_id == scope.client_id:
             return VisibleIntervention.of(ref)
         raise intervention_not_visible(intervention_id)
-    if principal.role is Role.technicien and ref.technicien_id is not None:
+    if ref.technicien_id is not None:
         user_id = await repo.technicien_user_id(session, ref.technicien_id)
-        if user_id == principal.user_id:
+        if user_id == scope.technicien_user_id:
             return VisibleIntervention.of(ref)
         if user_id is None:  # planning has not told us who that technician is yet: the owner decides
             return await _ask_owner(session, intervention_id=intervention_id, interventions=interventions)

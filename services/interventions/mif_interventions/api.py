@@ -25,8 +25,8 @@ from mif_interventions import dashboard, service
 from mif_interventions import repository as repo
 from mif_interventions.dashboard_schemas import DashboardKpis, DashboardStats
 from mif_interventions.dispatch import PlanningClient
+from mif_interventions.lateness import is_late
 from mif_interventions.models import (
-    OPEN_STATUTS,
     PRIORITE_ALIASES,
     Commentaire,
     Historique,
@@ -71,8 +71,6 @@ IdempotencyKey = Annotated[
     ),
 ]
 
-_OPEN = frozenset(s.value for s in OPEN_STATUTS)
-
 
 async def auteur_de(request: Request, principal: CurrentPrincipal) -> service.Auteur:
     """The caller, its address (the hop the gateway saw) and user agent, for the history."""
@@ -86,18 +84,10 @@ async def auteur_de(request: Request, principal: CurrentPrincipal) -> service.Au
 AuteurDep = Annotated[service.Auteur, Depends(auteur_de)]
 
 
-async def planning_de(request: Request) -> PlanningClient:
-    """Planning, asked as the caller which technician to assign when none is given."""
-    settings = request.app.state.settings
-    return PlanningClient(
-        http=request.app.state.http,
-        base_url=settings.planning_url,
-        timeout_seconds=settings.planning_timeout_seconds,
-        authorization=request.headers.get("authorization"),
-    )
-
-
-PlanningDep = Annotated[PlanningClient, Depends(planning_de)]
+# The owners, asked as the caller: planning which technician to assign when none is given, assets about
+# an equipment missing from the replica.
+PlanningDep = Annotated[PlanningClient, Depends(PlanningClient.for_request)]
+AssetsDep = Annotated[service.AssetsEquipements, Depends(service.AssetsEquipements.for_request)]
 
 
 async def get_read_session(request: Request) -> AsyncIterator[AsyncSession]:
@@ -128,7 +118,7 @@ def _present(item: dict[str, Any], at: datetime) -> dict[str, Any]:
     full_name = item.pop("technicien_full_name")
     nom = item.pop("equipement_nom")
     limite = item["date_limite"]
-    item["en_retard"] = limite is not None and limite < at and item["statut"] in _OPEN
+    item["en_retard"] = is_late(limite, item["statut"], at)
     tid = item["technicien_id"]
     item["technicien"] = {"id": tid, "full_name": full_name} if tid is not None else None
     item["equipement"] = {"id": item["equipement_id"], "nom": nom}
@@ -302,6 +292,7 @@ async def create_intervention(
     session: Session,
     _: Createur,
     auteur: AuteurDep,
+    assets: AssetsDep,
     idempotency_key: IdempotencyKey = None,
 ) -> Response:
     intervention, replayed = await service.create_intervention(
@@ -309,8 +300,7 @@ async def create_intervention(
         data=body,
         auteur=auteur,
         settings=request.app.state.settings,
-        http=request.app.state.http,
-        authorization=request.headers.get("authorization"),
+        assets=assets,
         idempotency_key=idempotency_key,
     )
     headers = {"Location": f"{interventions_router.prefix}/{intervention.id}"}
@@ -339,6 +329,7 @@ async def update_intervention(
     session: Session,
     _: Editeur,
     auteur: AuteurDep,
+    assets: AssetsDep,
     if_match: IfMatch = None,
 ) -> Response:
     intervention = await service.update_intervention(
@@ -348,8 +339,7 @@ async def update_intervention(
         auteur=auteur,
         if_match=if_match,
         settings=request.app.state.settings,
-        http=request.app.state.http,
-        authorization=request.headers.get("authorization"),
+        assets=assets,
     )
     return await _answer(session, intervention.id)
 

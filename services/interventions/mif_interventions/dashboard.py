@@ -11,6 +11,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mif_common.auth import Principal, Role
+from mif_interventions.lateness import late_clause
 from mif_interventions.models import (
     OPEN_STATUTS,
     EquipementRef,
@@ -144,7 +145,7 @@ async def kpis(session: AsyncSession, *, scope: Visibilite, du: datetime, au: da
     for statut, priorite, n in backlog_rows:
         par_statut[statut] += n
         par_priorite[priorite] += n
-    en_retard = await session.scalar(sa.select(sa.func.count()).where(*where, I.statut.in_(_OPEN), I.date_limite < at))
+    en_retard = await session.scalar(sa.select(sa.func.count()).where(*where, late_clause(at)))
 
     closed = [*where, I.date_cloture >= du, I.date_cloture < au]
     repair = sa.func.extract("epoch", I.date_cloture - I.date_debut_travaux)

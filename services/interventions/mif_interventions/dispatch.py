@@ -8,13 +8,12 @@ copy of its rules. The answer also teaches the technician replica what it may no
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
 
-import httpx
 from pydantic import BaseModel, ConfigDict, RootModel
 
 from mif_common.errors import Conflict, ServiceUnavailable
-from mif_common.owners import ask_owner
+from mif_common.owners import OwnerClient
+from mif_interventions.config import InterventionsSettings
 
 logger = logging.getLogger(__name__)
 
@@ -77,14 +76,14 @@ class _Recommandations(RootModel[list[Recommande]]):
     pass
 
 
-@dataclass(frozen=True, slots=True)
-class PlanningClient:
+class PlanningClient(OwnerClient):
     """Asks the planning service, as the caller (its `Authorization`), whom to assign."""
 
-    http: httpx.AsyncClient | None
-    base_url: str
-    timeout_seconds: float
-    authorization: str | None
+    def base_url(self, settings: InterventionsSettings) -> str:
+        return settings.planning_url
+
+    def timeout_seconds(self, settings: InterventionsSettings) -> float:
+        return settings.planning_timeout_seconds
 
     async def recommande(self, *, intervention_id: int, equipement_id: int) -> Recommande:
         """The technician planning ranks first for this equipment; 409 when nobody can take work now;
@@ -94,14 +93,10 @@ class PlanningClient:
             "assign one by hand (technicien_id).",
             headers={"Retry-After": "5"},
         )
-        url = f"{self.base_url.rstrip('/')}/api/v1/techniciens/recommandation"
-        answer = await ask_owner(
-            self.http,
-            f"{url}?equipement_id={equipement_id}&limit=1",
+        answer = await self.get(
+            f"/api/v1/techniciens/recommandation?equipement_id={equipement_id}&limit=1",
             _Recommandations,
-            authorization=self.authorization,
             unavailable=unavailable,
-            timeout_seconds=self.timeout_seconds,
             absent=(),
         )
         best = answer.root[0] if answer is not None and answer.root else None

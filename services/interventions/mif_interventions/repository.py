@@ -17,8 +17,8 @@ from sqlalchemy.orm import QueryableAttribute
 
 from mif_common.listing import CompiledSql, ListSql, fetch, plain_page, search_page
 from mif_common.replicas import upsert_if_newer
+from mif_interventions.lateness import late_clause
 from mif_interventions.models import (
-    OPEN_STATUTS,
     Commentaire,
     EquipementRef,
     Historique,
@@ -87,10 +87,6 @@ def tsquery_text(q: str) -> str | None:
     return " & ".join(f"{w}:*" for w in words) if words else None
 
 
-def late_clause(now: datetime | sa.ColumnElement[Any]) -> sa.ColumnElement[bool]:
-    return sa.and_(Intervention.date_limite < now, Intervention.statut.in_([s.value for s in OPEN_STATUTS]))
-
-
 # Bookkeeping columns the API does not show.
 _INTERNAL_COLUMNS = frozenset(
     {"search_vector", "late_notified_at", "occurrence_key", "created_by_role", "date_limite_sla"}
@@ -125,11 +121,7 @@ LIST_SELECT = sa.select(*LIST_COLUMNS).select_from(Intervention)
 
 _VALUES = postgresql.ARRAY(sa.String(20))
 _NOW = sa.bindparam("now", type_=sa.DateTime(timezone=True))
-# Open statuts as SQL literals (no parameter): the same condition as `late_clause`.
-_LATE = sa.and_(
-    Intervention.date_limite < _NOW,
-    Intervention.statut.in_([sa.literal_column(f"'{s.value}'") for s in OPEN_STATUTS]),
-)
+_LATE = late_clause(_NOW)
 
 
 def _equals(column: QueryableAttribute[Any], name: str) -> sa.ColumnElement[bool]:
@@ -278,6 +270,18 @@ async def row_of(session: AsyncSession, intervention_id: int) -> dict[str, Any] 
     query = LIST_SELECT.where(Intervention.id == intervention_id)
     row = (await session.execute(query)).mappings().one_or_none()
     return dict(row) if row is not None else None
+
+
+async def insert_for_occurrence(session: AsyncSession, values: dict[str, Any]) -> int | None:
+    """Insert an occurrence's intervention; None (nothing inserted) when its `occurrence_key` is known."""
+    return await session.scalar(
+        pg_insert(Intervention)
+        .values(**values)
+        .on_conflict_do_nothing(
+            index_elements=[Intervention.occurrence_key], index_where=Intervention.occurrence_key.is_not(None)
+        )
+        .returning(Intervention.id)
+    )
 
 
 async def intervention_by_id(

@@ -16,10 +16,8 @@ from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
-import httpx
 import sqlalchemy as sa
 from pydantic import AwareDatetime, BaseModel, ConfigDict
-from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from mif_common.auth import Principal, Role
@@ -32,7 +30,7 @@ from mif_common.errors import (
     Unprocessable,
 )
 from mif_common.events import add_event
-from mif_common.owners import ask_owner
+from mif_common.owners import ReadThrough
 from mif_interventions import repository as repo
 from mif_interventions import workflow
 from mif_interventions.config import InterventionsSettings
@@ -341,42 +339,37 @@ class _AssetsEquipement(BaseModel):
     date_modification: AwareDatetime
 
 
-async def _ask_assets(
-    session: AsyncSession,
-    *,
-    equipement_id: int,
-    settings: InterventionsSettings,
-    http: httpx.AsyncClient | None,
-    authorization: str | None,
-) -> EquipementRef | None:
-    """A replica miss: ask assets once, as the caller (assets applies the caller's row-level rules), and
-    cache the answer. None when assets does not show that equipment to the caller."""
-    unavailable = AssetsIndisponible(
-        "Cannot check the equipment now: the assets service did not answer. Try again in a moment.",
-        headers={"Retry-After": "5"},
-    )
-    url = f"{settings.assets_url.rstrip('/')}/api/v1/equipements/{equipement_id}"
-    info = await ask_owner(
-        http,
-        url,
-        _AssetsEquipement,
-        authorization=authorization,
-        unavailable=unavailable,
-        timeout_seconds=settings.assets_timeout_seconds,
-    )
-    if info is None:
-        return None
-    # Version 0: the next event about this equipment (version >= 1) supersedes what we learnt here.
-    await repo.upsert_equipement_ref(
-        session,
-        id=info.id,
-        nom=info.nom,
-        client_id=info.client_id,
-        statut=info.statut,
-        version=0,
-        updated_at=info.date_modification,
-    )
-    return await repo.equipement_ref(session, equipement_id)
+class AssetsEquipements(ReadThrough[int, EquipementRef, _AssetsEquipement]):
+    """The equipment replica, asking assets on a miss as the caller (assets applies the caller's
+    row-level rules): None when assets does not show that equipment to the caller."""
+
+    def base_url(self, settings: InterventionsSettings) -> str:
+        return settings.assets_url
+
+    def timeout_seconds(self, settings: InterventionsSettings) -> float:
+        return settings.assets_timeout_seconds
+
+    async def replica(self, session: AsyncSession, key: int) -> EquipementRef | None:
+        return await repo.equipement_ref(session, key)
+
+    async def ask(self, key: int) -> _AssetsEquipement | None:
+        unavailable = AssetsIndisponible(
+            "Cannot check the equipment now: the assets service did not answer. Try again in a moment.",
+            headers={"Retry-After": "5"},
+        )
+        return await self.get(f"/api/v1/equipements/{key}", _AssetsEquipement, unavailable=unavailable)
+
+    async def remember(self, session: AsyncSession, answer: _AssetsEquipement) -> None:
+        # Version 0: the next event about this equipment (version >= 1) supersedes what we learnt here.
+        await repo.upsert_equipement_ref(
+            session,
+            id=answer.id,
+            nom=answer.nom,
+            client_id=answer.client_id,
+            statut=answer.statut,
+            version=0,
+            updated_at=answer.date_modification,
+        )
 
 
 async def _equipement_pour(
@@ -384,17 +377,11 @@ async def _equipement_pour(
     *,
     equipement_id: int,
     principal: Principal,
-    settings: InterventionsSettings,
-    http: httpx.AsyncClient | None,
-    authorization: str | None,
+    assets: AssetsEquipements,
 ) -> EquipementRef:
     """The equipment an intervention is about: it must exist and, for a client user, be its own (the
     same sentence either way, so nothing leaks)."""
-    ref = await repo.equipement_ref(session, equipement_id)
-    if ref is None:
-        ref = await _ask_assets(
-            session, equipement_id=equipement_id, settings=settings, http=http, authorization=authorization
-        )
+    ref = await assets.known(session, equipement_id)
     if ref is None or (principal.role is Role.client and ref.client_id != principal.client_id):
         raise EquipementInconnu(
             f"Equipment {equipement_id} does not exist.",
@@ -432,8 +419,7 @@ async def create_intervention(
     data: InterventionCreate,
     auteur: Auteur,
     settings: InterventionsSettings,
-    http: httpx.AsyncClient | None = None,
-    authorization: str | None = None,
+    assets: AssetsEquipements,
     idempotency_key: str | None = None,
 ) -> tuple[Intervention, bool]:
     """A new intervention (`ouverte`, or `affectee` with a technician). With an `Idempotency-Key`, the
@@ -457,9 +443,7 @@ async def create_intervention(
         session,
         equipement_id=data.equipement_id,
         principal=principal,
-        settings=settings,
-        http=http,
-        authorization=authorization,
+        assets=assets,
     )
     technicien_id = await _technicien_actif(session, data.technicien_id) if data.technicien_id else None
     statut = Statut.affectee if technicien_id is not None else Statut.ouverte
@@ -538,8 +522,7 @@ async def update_intervention(
     auteur: Auteur,
     if_match: str | None,
     settings: InterventionsSettings,
-    http: httpx.AsyncClient | None = None,
-    authorization: str | None = None,
+    assets: AssetsEquipements,
 ) -> Intervention:
     """Edit fields while the intervention is not closed; one history row with before/after values."""
     assert auteur.principal is not None
@@ -568,9 +551,7 @@ async def update_intervention(
             session,
             equipement_id=changes["equipement_id"],
             principal=auteur.principal,
-            settings=settings,
-            http=http,
-            authorization=authorization,
+            assets=assets,
         )
         if equipement.client_id != intervention.client_id:
             changes["client_id"] = equipement.client_id
@@ -982,14 +963,7 @@ async def create_from_occurrence(
         "occurrence_key": fact.occurrence_key,
         "version": 1,
     }
-    new_id = await session.scalar(
-        pg_insert(Intervention)
-        .values(**values)
-        .on_conflict_do_nothing(
-            index_elements=[Intervention.occurrence_key], index_where=Intervention.occurrence_key.is_not(None)
-        )
-        .returning(Intervention.id)
-    )
+    new_id = await repo.insert_for_occurrence(session, values)
     if new_id is None:
         return None
     intervention = await repo.intervention_by_id(session, new_id)

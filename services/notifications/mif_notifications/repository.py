@@ -354,3 +354,11 @@ async def delete_notification(session: AsyncSession, *, notification_id: int, us
         .returning(Notification.id)
     )
     return deleted is not None
+
+
+# --- LISTEN/NOTIFY --------------------------------------------------------------------------------
+
+
+async def announce(session: AsyncSession, channel: str, payload: str) -> None:
+    """NOTIFY `channel` (delivered to the listeners when the transaction commits)."""
+    await session.execute(sa.select(sa.func.pg_notify(channel, payload)))

@@ -257,7 +257,7 @@ async def user_changed(session: AsyncSession, *, fact: UserFact, event: CloudEve
         event_time=event.time,
     )
     if fresh and not fact.is_active:
-        await session.execute(sa.select(sa.func.pg_notify(USER_REVOKED_CHANNEL, str(fact.user_id))))
+        await repo.announce(session, USER_REVOKED_CHANNEL, str(fact.user_id))
     return fresh
 
 

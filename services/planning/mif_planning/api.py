@@ -56,12 +56,9 @@ def settings_of(request: Request) -> PlanningSettings:
     return settings
 
 
-def caller_of(request: Request) -> service.Caller:
-    return service.Caller(
-        http=request.app.state.http,
-        authorization=request.headers.get("authorization"),
-        settings=settings_of(request),
-    )
+# The owners, asked as the caller about a user or an equipment missing from the replicas.
+Auth = Annotated[service.AuthUsers, Depends(service.AuthUsers.for_request)]
+Assets = Annotated[service.AssetsEquipements, Depends(service.AssetsEquipements.for_request)]
 
 
 async def _one_out(session: Session, technicien: Technicien) -> TechnicienOut:
@@ -182,9 +179,9 @@ async def list_techniciens(
     summary="Create the technician profile of a user whose role is technicien",
 )
 async def create_technicien(
-    body: TechnicienCreate, request: Request, session: Session, response: Response, _: Manager
+    body: TechnicienCreate, session: Session, response: Response, _: Manager, auth: Auth
 ) -> TechnicienOut:
-    technicien = await service.create_technicien(session, data=body, caller=caller_of(request))
+    technicien = await service.create_technicien(session, data=body, auth=auth)
     response.headers["Location"] = f"{techniciens_router.prefix}/{technicien.id}"
     return await _one_out(session, technicien)
 
@@ -195,15 +192,15 @@ async def create_technicien(
     summary="Technicians to assign, best first (competence level, availability, workload)",
 )
 async def recommandation(
-    request: Request,
     session: Session,
     _: Manager,
+    assets: Assets,
     equipement_id: OptId = None,
     competence: Annotated[str | None, Query(max_length=100, description="A competence's name or id.")] = None,
     limit: Annotated[int, Query(ge=1, le=100)] = 10,
 ) -> list[RecommandationOut]:
     ranked = await service.recommend(
-        session, equipement_id=equipement_id, competence=competence, limit=limit, caller=caller_of(request)
+        session, equipement_id=equipement_id, competence=competence, limit=limit, assets=assets
     )
     outs = await service.techniciens_out(session, [r.technicien for r in ranked])
     return [
@@ -348,9 +345,9 @@ async def list_plans(
 
 @planning_router.post("", response_model=PlanOut, status_code=201, summary="Create a preventive plan")
 async def create_plan(
-    body: PlanCreate, request: Request, session: Session, response: Response, actor: Manager
+    body: PlanCreate, session: Session, response: Response, actor: Manager, assets: Assets
 ) -> PlanOut:
-    plan = await service.create_plan(session, data=body, actor=actor, caller=caller_of(request))
+    plan = await service.create_plan(session, data=body, actor=actor, assets=assets)
     response.headers["Location"] = f"{planning_router.prefix}/{plan.id}"
     return (await service.plans_out(session, [plan]))[0]
 
@@ -444,12 +441,8 @@ async def plan_historique(
 
 
 @planning_router.put("/{plan_id}", response_model=PlanOut, summary="Edit a preventive plan (partial)")
-async def update_plan(
-    plan_id: EntityId, body: PlanUpdate, request: Request, session: Session, actor: Manager
-) -> PlanOut:
-    plan = await service.update_plan(
-        session, plan_id=plan_id, data=body, caller=caller_of(request), actor_id=actor.user_id
-    )
+async def update_plan(plan_id: EntityId, body: PlanUpdate, session: Session, actor: Manager, assets: Assets) -> PlanOut:
+    plan = await service.update_plan(session, plan_id=plan_id, data=body, assets=assets, actor_id=actor.user_id)
     return (await service.plans_out(session, [plan]))[0]
 
 

@@ -9,6 +9,7 @@ from mif_planning.api import planning_router, techniciens_router
 from mif_planning.config import PlanningSettings
 from mif_planning.handlers import HANDLERS
 from mif_planning.scheduler import scheduler_job
+from mif_planning.service import AssetsEquipements, AuthUsers
 
 
 def create_app(settings: PlanningSettings | None = None) -> FastAPI:
@@ -27,5 +28,6 @@ def create_app(settings: PlanningSettings | None = None) -> FastAPI:
             routers=[techniciens_router, planning_router],
             handlers=HANDLERS,
             background_jobs=[scheduler_job],
+            owners=[AuthUsers, AssetsEquipements],
         ),
     )

@@ -15,7 +15,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import httpx
 from pydantic import AwareDatetime, BaseModel, ConfigDict
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -24,7 +23,7 @@ from mif_common.auth import Principal, Role
 from mif_common.errors import BadRequest, Conflict, Forbidden, NotFound, ServiceUnavailable, Unprocessable
 from mif_common.events import add_event
 from mif_common.frequences import JOURS, Frequence, FrequenceInconnue, parse_frequence
-from mif_common.owners import ask_owner
+from mif_common.owners import ReadThrough
 from mif_planning import repository as repo
 from mif_planning.config import PlanningSettings
 from mif_planning.events import (
@@ -163,15 +162,6 @@ def _owner_unavailable(what: str, service: str) -> VerificationIndisponible:
     )
 
 
-@dataclass(frozen=True)
-class Caller:
-    """What a read-through needs from the request: the HTTP client and the caller's Authorization."""
-
-    http: httpx.AsyncClient | None
-    authorization: str | None
-    settings: PlanningSettings
-
-
 class _AuthUser(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
@@ -195,62 +185,66 @@ class _AssetsEquipement(BaseModel):
     date_modification: AwareDatetime
 
 
-async def _known_user(session: AsyncSession, *, user_id: int, caller: Caller) -> UserRef | None:
-    """A user from the replica, else from auth (once, cached)."""
-    user = await repo.user_ref(session, user_id)
-    if user is not None:
-        return user
-    url = f"{caller.settings.auth_url.rstrip('/')}/api/v1/users/{user_id}"
-    info = await ask_owner(
-        caller.http,
-        url,
-        _AuthUser,
-        authorization=caller.authorization,
-        unavailable=_owner_unavailable("user account", "auth"),
-    )
-    if info is None:
-        return None
-    # token_version is not in auth's answer; the replica only uses it for information.
-    await repo.upsert_user_ref(
-        session,
-        user_id=info.id,
-        username=info.username,
-        email=info.email,
-        full_name=info.full_name,
-        role=info.role,
-        is_active=info.is_active,
-        token_version=0,
-        synced_at=info.updated_at,
-    )
-    return await repo.user_ref(session, user_id)
+class AuthUsers(ReadThrough[int, UserRef, _AuthUser]):
+    """The users replica, asking auth on a miss as the caller."""
 
+    def base_url(self, settings: PlanningSettings) -> str:
+        return settings.auth_url
 
-async def _known_equipement(session: AsyncSession, *, equipement_id: int, caller: Caller) -> EquipementRef | None:
-    """An equipment from the replica, else from assets (once, cached). None when unknown or deleted."""
-    equipement = await repo.equipement_ref(session, equipement_id)
-    if equipement is None:
-        url = f"{caller.settings.assets_url.rstrip('/')}/api/v1/equipements/{equipement_id}"
-        info = await ask_owner(
-            caller.http,
-            url,
-            _AssetsEquipement,
-            authorization=caller.authorization,
-            unavailable=_owner_unavailable("equipment", "assets"),
+    async def replica(self, session: AsyncSession, key: int) -> UserRef | None:
+        return await repo.user_ref(session, key)
+
+    async def ask(self, key: int) -> _AuthUser | None:
+        return await self.get(f"/api/v1/users/{key}", _AuthUser, unavailable=_owner_unavailable("user account", "auth"))
+
+    async def remember(self, session: AsyncSession, answer: _AuthUser) -> None:
+        # token_version is not in auth's answer; the replica only uses it for information.
+        await repo.upsert_user_ref(
+            session,
+            user_id=answer.id,
+            username=answer.username,
+            email=answer.email,
+            full_name=answer.full_name,
+            role=answer.role,
+            is_active=answer.is_active,
+            token_version=0,
+            synced_at=answer.updated_at,
         )
-        if info is None:
-            return None
+
+
+class AssetsEquipements(ReadThrough[int, EquipementRef, _AssetsEquipement]):
+    """The equipment replica, asking assets on a miss as the caller."""
+
+    def base_url(self, settings: PlanningSettings) -> str:
+        return settings.assets_url
+
+    async def replica(self, session: AsyncSession, key: int) -> EquipementRef | None:
+        return await repo.equipement_ref(session, key)
+
+    async def ask(self, key: int) -> _AssetsEquipement | None:
+        return await self.get(
+            f"/api/v1/equipements/{key}", _AssetsEquipement, unavailable=_owner_unavailable("equipment", "assets")
+        )
+
+    async def remember(self, session: AsyncSession, answer: _AssetsEquipement) -> None:
         await repo.upsert_equipement_ref(
             session,
-            equipement_id=info.id,
-            nom=info.nom,
-            type=info.type,
-            statut=info.statut,
-            client_id=info.client_id,
+            equipement_id=answer.id,
+            nom=answer.nom,
+            type=answer.type,
+            statut=answer.statut,
+            client_id=answer.client_id,
             supprime=False,
             version=0,
-            updated_at=info.date_modification,
+            updated_at=answer.date_modification,
         )
-        equipement = await repo.equipement_ref(session, equipement_id)
+
+
+async def _known_equipement(
+    session: AsyncSession, *, equipement_id: int, assets: AssetsEquipements
+) -> EquipementRef | None:
+    """An equipment from the replica, else from assets (once, cached). None when unknown or deleted."""
+    equipement = await assets.known(session, equipement_id)
     if equipement is None or equipement.supprime:
         return None
     return equipement
@@ -373,9 +367,9 @@ def _set_competences(technicien: Technicien, attributions: Sequence[CompetenceAt
     return changed
 
 
-async def create_technicien(session: AsyncSession, *, data: TechnicienCreate, caller: Caller) -> Technicien:
+async def create_technicien(session: AsyncSession, *, data: TechnicienCreate, auth: AuthUsers) -> Technicien:
     """A profile for an active auth user whose role is `technicien` (400 otherwise), one per user."""
-    user = await _known_user(session, user_id=data.user_id, caller=caller)
+    user = await auth.known(session, data.user_id)
     if user is None:
         raise ReferenceInconnue(
             f"No user with id {data.user_id}; create the user account first (POST /api/v1/users).",
@@ -604,14 +598,14 @@ async def recommend(
     equipement_id: int | None,
     competence: str | None,
     limit: int,
-    caller: Caller,
+    assets: AssetsEquipements,
 ) -> list[Recommandation]:
     """Technicians who can take work now (`disponible`, then `occupe`; never on leave, training or
     unavailable), best first: highest level in the competence (the one asked for, else the one matching
     the equipment's type), available before busy, lowest open workload, most interventions already done
     on the equipment. Interventions' one-click dispatch assigns the first of this list."""
     wanted = await _competence_for(session, competence) if competence else None
-    known = await _known_equipement(session, equipement_id=equipement_id, caller=caller) if equipement_id else None
+    known = await _known_equipement(session, equipement_id=equipement_id, assets=assets) if equipement_id else None
     if equipement_id is not None and known is None:
         raise ReferenceInconnue(
             f"No equipment with id {equipement_id}.",
@@ -661,8 +655,10 @@ def frequence_filter(text: str | None) -> str | None:
         raise Unprocessable(str(exc), errors=[{"field": "frequence", "message": "unknown frequency"}]) from exc
 
 
-async def _equipement_for_plan(session: AsyncSession, *, equipement_id: int, caller: Caller) -> EquipementRef:
-    equipement = await _known_equipement(session, equipement_id=equipement_id, caller=caller)
+async def _equipement_for_plan(
+    session: AsyncSession, *, equipement_id: int, assets: AssetsEquipements
+) -> EquipementRef:
+    equipement = await _known_equipement(session, equipement_id=equipement_id, assets=assets)
     if equipement is None:
         raise ReferenceInconnue(
             f"No equipment with id {equipement_id}; a plan needs an existing equipment.",
@@ -748,13 +744,13 @@ async def _historique(
     await repo.add_historique(session, [_historique_row(planning_id, action, detail, user_id=user_id, at=at)])
 
 
-async def create_plan(session: AsyncSession, *, data: PlanCreate, actor: Principal, caller: Caller) -> Plan:
+async def create_plan(session: AsyncSession, *, data: PlanCreate, actor: Principal, assets: AssetsEquipements) -> Plan:
     """A plan on an existing equipment; its first due date defaults to one interval from now, and may
     not lie more than one interval in the past."""
     at = now()
     if data.prochaine_date is not None:
         check_prochaine_date(data.prochaine_date, data.frequence, field="prochaine_date", at=at)
-    await _equipement_for_plan(session, equipement_id=data.equipement_id, caller=caller)
+    await _equipement_for_plan(session, equipement_id=data.equipement_id, assets=assets)
     if data.technicien_id is not None:
         await _assignable(session, data.technicien_id)
     plan = Plan(
@@ -794,7 +790,7 @@ async def _plan_for_update(session: AsyncSession, plan_id: int) -> Plan:
 
 
 async def update_plan(
-    session: AsyncSession, *, plan_id: int, data: PlanUpdate, caller: Caller, actor_id: int | None = None
+    session: AsyncSession, *, plan_id: int, data: PlanUpdate, assets: AssetsEquipements, actor_id: int | None = None
 ) -> Plan:
     """Partial update (a new `prochaine_date` here corrects the date; PATCH .../dates re-dates). When the
     date or the frequency changes, the date may not lie more than one interval in the past."""
@@ -811,7 +807,7 @@ async def update_plan(
             at=at,
         )
     if "equipement_id" in changes:
-        await _equipement_for_plan(session, equipement_id=changes["equipement_id"], caller=caller)
+        await _equipement_for_plan(session, equipement_id=changes["equipement_id"], assets=assets)
     if changes.get("technicien_id") is not None:
         await _assignable(session, changes["technicien_id"])
     if changes:
