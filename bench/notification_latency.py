@@ -72,7 +72,7 @@ def percentiles(values: list[float]) -> dict[str, float]:
 
 
 async def publish(amqp_url: str, event_type: str, data: dict[str, Any]) -> None:
-    from mif_notifications.testing import envelope
+    from mif_common.testing.events import envelope
 
     connection = await aio_pika.connect(amqp_url)
     async with connection:

@@ -18,7 +18,8 @@ from typing import Any
 import httpx
 import pytest
 
-from mif_notifications.testing import envelope, intervention_data, parts, technicien_data, to_address
+from mif_common.testing.events import envelope
+from mif_notifications.testing import intervention_data, parts, technicien_data, to_address
 from tests.support import Suite, publish, wait_for
 
 pytestmark = pytest.mark.e2e

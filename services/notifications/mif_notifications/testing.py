@@ -1,5 +1,5 @@
 """Test helpers other suites reuse (notifications' own tests, end-to-end tests, the benchmark): a real
-SMTP server that keeps what it receives, event envelopes of the facts notifications consumes, and a
+SMTP server that keeps what it receives, the data of the facts notifications consumes, and a
 tiny JWKS server so a real process trusts test tokens."""
 
 from __future__ import annotations
@@ -8,7 +8,6 @@ import json
 import socket
 import threading
 import time
-import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -20,8 +19,6 @@ from typing import Any
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, Envelope
 from aiosmtpd.smtp import Session as SmtpSession
-
-from mif_common.events import CloudEvent
 
 
 def free_port() -> int:
@@ -148,22 +145,6 @@ def jwks_server(jwks: dict[str, Any]) -> Iterator[str]:
 
 
 # --- envelopes of consumed events ---------------------------------------------------------------------
-
-
-SOURCES = {"auth": "/mif/auth", "planning": "/mif/planning", "interventions": "/mif/interventions"}
-
-
-def envelope(event_type: str, data: dict[str, Any], *, event_id: str | None = None, **fields: Any) -> CloudEvent:
-    """A CloudEvent as the owning service's relay publishes it."""
-    service = event_type.split(".", 1)[0]
-    return CloudEvent(
-        id=event_id or str(uuid.uuid4()),
-        source=SOURCES.get(service, f"/mif/{service}"),
-        type=event_type,
-        subject=str(next(iter(data.values()), "")),
-        data=data,
-        **fields,
-    )
 
 
 def user_data(user_id: int, role: str = "technicien", *, is_active: bool = True, **extra: Any) -> dict[str, Any]:

@@ -13,11 +13,12 @@ from pydantic import ValidationError
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from mif_common.testing.events import envelope
 from mif_notifications import service
 from mif_notifications.handlers import HANDLERS
 from mif_notifications.messages import Message
 from mif_notifications.models import TypeNotification
-from mif_notifications.testing import envelope, intervention_data, user_data
+from mif_notifications.testing import intervention_data, user_data
 
 Deliver = Callable[..., Awaitable[bool]]
 

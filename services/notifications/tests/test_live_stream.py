@@ -21,12 +21,13 @@ import pytest
 from mif_common.migrations import upgrade
 from mif_common.provision import provision, service_database_url
 from mif_common.suite import service
+from mif_common.testing.events import envelope
 from mif_common.testing.infra import Infra
 from mif_common.testing.keys import TestKeys
 from mif_common.testing.plugin import worker_namespace
 from mif_common.testing.polling import eventually
 from mif_common.testing.processes import ServiceProcess
-from mif_notifications.testing import SmtpSink, envelope, jwks_server, to_address, user_data
+from mif_notifications.testing import SmtpSink, jwks_server, to_address, user_data
 
 pytestmark = pytest.mark.e2e
 
