@@ -137,7 +137,7 @@ class LiveStream:
 
 async def run(args: argparse.Namespace) -> dict[str, Any]:
     from mif_common.testing.infra import start_infra
-    from mif_notifications.testing import technicien_data
+    from mif_planning.testing import technicien_data
 
     infra = start_infra()
     procs = Processes("mif-bench-notif-")

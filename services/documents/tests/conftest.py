@@ -26,11 +26,11 @@ from mif_documents.testing import (
     Known,
     StandIn,
     Upload,
-    intervention_data,
     multipart,
     pdf_bytes,
-    technicien_data,
 )
+from mif_interventions.testing import intervention_data
+from mif_planning.testing import technicien_data
 
 
 @pytest.fixture(scope="session")

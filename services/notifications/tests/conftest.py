@@ -7,6 +7,7 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from mif_auth.testing import user_data
 from mif_common.config import ServiceSettings
 from mif_common.testing.events import Deliver
 from mif_common.testing.plugin import ServiceUnderTest
@@ -14,7 +15,8 @@ from mif_notifications.config import NotificationsSettings
 from mif_notifications.delivery import DeliverySender
 from mif_notifications.handlers import HANDLERS
 from mif_notifications.main import create_app
-from mif_notifications.testing import SmtpSink, technicien_data, user_data
+from mif_notifications.testing import SmtpSink
+from mif_planning.testing import technicien_data
 
 Headers = dict[str, str]
 

@@ -18,6 +18,7 @@ import aio_pika
 import httpx
 import pytest
 
+from mif_auth.testing import user_data
 from mif_common.migrations import upgrade
 from mif_common.provision import provision, service_database_url
 from mif_common.suite import service
@@ -27,7 +28,7 @@ from mif_common.testing.keys import TestKeys
 from mif_common.testing.plugin import worker_namespace
 from mif_common.testing.polling import eventually
 from mif_common.testing.processes import ServiceProcess
-from mif_notifications.testing import SmtpSink, jwks_server, to_address, user_data
+from mif_notifications.testing import SmtpSink, jwks_server, to_address
 
 pytestmark = pytest.mark.e2e
 

@@ -12,12 +12,12 @@ import pytest
 from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from mif_assets.testing import InProcessAssets, assets_in_process
+from mif_assets.testing import InProcessAssets, assets_in_process, equipement_data
 from mif_auth.config import AuthSettings
 from mif_auth.main import create_app as create_auth_app
 from mif_auth.schemas import UserCreate
 from mif_auth.service import create_user
-from mif_auth.testing import PASSWORD
+from mif_auth.testing import PASSWORD, user_data
 from mif_common.auth.tokens import ChainedKeys, StaticKeys, TokenVerifier
 from mif_common.db import get_session, make_engine
 from mif_common.testing.keys import TestKeys
@@ -25,7 +25,7 @@ from mif_common.testing.plugin import ServiceUnderTest, TestDatabase
 from mif_planning.config import PlanningSettings
 from mif_planning.handlers import HANDLERS
 from mif_planning.main import create_app
-from mif_planning.testing import Deliver, Headers, Make, MakeTech, RoutingTransport, Tech, equipement_data, user_data
+from mif_planning.testing import Deliver, Headers, Make, MakeTech, RoutingTransport, Tech
 
 ADMIN_ID, MANAGER_ID = 1001, 1002
 AUTH_HOST, ASSETS_HOST = "auth.test", "assets.test"
