@@ -72,7 +72,7 @@ def percentiles(values: list[float]) -> dict[str, float]:
 
 
 async def publish(amqp_url: str, event_type: str, data: dict[str, Any]) -> None:
-    from mif_notifications.testing import envelope
+    from mif_common.testing.events import envelope
 
     connection = await aio_pika.connect(amqp_url)
     async with connection:
@@ -137,7 +137,7 @@ class LiveStream:
 
 async def run(args: argparse.Namespace) -> dict[str, Any]:
     from mif_common.testing.infra import start_infra
-    from mif_notifications.testing import technicien_data
+    from mif_planning.testing import technicien_data
 
     infra = start_infra()
     procs = Processes("mif-bench-notif-")

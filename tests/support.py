@@ -8,7 +8,6 @@ import json
 import os
 import subprocess
 import sys
-import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
@@ -25,6 +24,7 @@ from mif_common.events.queues import declare_service_queues
 from mif_common.suite import built_services
 from mif_common.testing.infra import Infra
 from mif_common.testing.plugin import TestDatabase
+from mif_common.testing.polling import eventually
 from mif_common.testing.processes import ServiceProcess
 from mif_notifications.testing import SmtpSink
 
@@ -213,14 +213,9 @@ def own_suite(
 
 
 def wait_for(check: Callable[[], Any], *, what: str, timeout: float = 30.0, interval: float = 0.05) -> Any:
-    """Poll `check` until it returns something truthy; events cross processes, so allow for a loaded CI."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
+    """`eventually`, for these synchronous tests; events cross processes, so allow for a loaded CI. The
+    check runs in a worker thread: it may run an event loop of its own (`asyncio.run`)."""
+    return asyncio.run(eventually(lambda: asyncio.to_thread(check), what=what, within=timeout, interval=interval))
 
 
 def post_until_created(

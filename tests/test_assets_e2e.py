@@ -20,7 +20,7 @@ import asyncpg
 import httpx
 import pytest
 
-from mif_assets.testing import intervention_data
+from mif_interventions.testing import intervention_data
 from tests.support import Suite, wait_for
 
 pytestmark = pytest.mark.e2e
@@ -243,7 +243,11 @@ def test_equipment_events_reach_rabbitmq_and_interventions_events_are_consumed(
             made = await asyncio.to_thread(create_equipement, suite, admin_headers)
             # An intervention service's event: an urgent corrective intervention on that equipment.
             data = intervention_data(
-                int(time.time_ns() % 10**12), made["id"], "ouverte", priorite="urgente", occurred_at=datetime.now(UTC)
+                int(time.time_ns() % 10**12),
+                "ouverte",
+                equipement_id=made["id"],
+                priorite="urgente",
+                occurred_at=datetime.now(UTC),
             )
             event = {
                 "specversion": "1.0",

@@ -22,7 +22,8 @@ import httpx
 import pytest
 
 from mif_documents.signing import SECRET_FILE, UrlSigner
-from mif_documents.testing import intervention_data, multipart, pdf_bytes, png_bytes
+from mif_documents.testing import multipart, pdf_bytes, png_bytes
+from mif_interventions.testing import intervention_data
 from tests.support import Suite, event, publish, wait_for
 
 pytestmark = pytest.mark.e2e

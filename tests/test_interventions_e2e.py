@@ -13,7 +13,7 @@ from typing import Any
 import httpx
 import pytest
 
-from mif_interventions.testing import technicien_data
+from mif_planning.testing import technicien_data
 from tests.support import Suite, event, publish, wait_for
 
 pytestmark = pytest.mark.e2e

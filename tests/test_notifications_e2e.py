@@ -18,7 +18,10 @@ from typing import Any
 import httpx
 import pytest
 
-from mif_notifications.testing import envelope, intervention_data, parts, technicien_data, to_address
+from mif_common.testing.events import envelope
+from mif_interventions.testing import intervention_data
+from mif_notifications.testing import parts, to_address
+from mif_planning.testing import technicien_data
 from tests.support import Suite, publish, wait_for
 
 pytestmark = pytest.mark.e2e

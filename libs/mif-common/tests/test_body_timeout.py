@@ -18,6 +18,7 @@ from fastapi import APIRouter, Request, UploadFile
 
 from mif_common.app import ServiceParts, create_service_app
 from mif_common.config import ServiceSettings
+from mif_common.testing.polling import eventually
 
 probe = APIRouter(prefix="/api/v1/probe")
 
@@ -67,10 +68,7 @@ async def server() -> AsyncIterator[tuple[str, int]]:
     # No lifespan: nothing here needs the database or the broker.
     server = _Server(uvicorn.Config(app, lifespan="off", log_level="warning", access_log=False))
     task = asyncio.create_task(server.serve(sockets=[sock]))
-    for _ in range(500):
-        if server.started:
-            break
-        await asyncio.sleep(0.01)
+    await eventually(lambda: server.started, what="the server to start", within=5.0, interval=0.01)
     yield "127.0.0.1", port
     server.should_exit = True
     await asyncio.wait_for(task, 10)

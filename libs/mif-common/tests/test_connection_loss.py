@@ -24,6 +24,7 @@ from mif_common.config import ServiceSettings
 from mif_common.db import DRIVER_ERRORS, Session, driver_error
 from mif_common.suite import service
 from mif_common.testing.plugin import TestDatabase
+from mif_common.testing.polling import eventually
 
 ROLE = service("auth").db_role
 
@@ -107,18 +108,18 @@ async def kill(admin: asyncpg.Connection) -> int:
 
 
 async def wait_for_backend(admin: asyncpg.Connection, state: str, like: str = "%") -> None:
-    for _ in range(500):
-        found = await admin.fetchval(
-            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND usename = $1"
-            " AND state = $2 AND query LIKE $3",
-            ROLE,
-            state,
-            like,
+    async def found() -> int:
+        return int(
+            await admin.fetchval(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND usename = $1"
+                " AND state = $2 AND query LIKE $3",
+                ROLE,
+                state,
+                like,
+            )
         )
-        if found:
-            return
-        await asyncio.sleep(0.01)
-    raise AssertionError(f"no backend of {ROLE} in state {state!r}")
+
+    await eventually(found, what=f"a backend of {ROLE} in state {state!r}", within=5.0, interval=0.01)
 
 
 def assert_unavailable(response: httpx.Response) -> None:

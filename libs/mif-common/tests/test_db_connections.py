@@ -30,6 +30,7 @@ from mif_common.events.outbox import notify_channel
 from mif_common.events.relay import OutboxRelay
 from mif_common.suite import ALL_SERVICES, service
 from mif_common.testing.plugin import TestDatabase
+from mif_common.testing.polling import eventually
 
 # PostgreSQL's default max_connections is 100; the suite with one replica each stays well under it.
 SUITE_BUDGET = 40
@@ -154,12 +155,7 @@ async def test_the_relay_listens_on_a_direct_connection_outside_the_pool(mif_dat
             "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
             " AND application_name = 'mif-auth-listen' AND query LIKE 'LISTEN%'"
         )
-        for _ in range(500):
-            if await admin.fetchval(query):
-                break
-            await asyncio.sleep(0.01)
-        else:
-            raise AssertionError("the relay's LISTEN connection never appeared")
+        await eventually(lambda: admin.fetchval(query), what="the relay's LISTEN", within=5.0, interval=0.01)
         assert engine.pool.checkedout() == 0  # type: ignore[attr-defined]
         relay._wake.clear()
         async with engine.begin() as conn:  # the pool's only connection: free
@@ -170,12 +166,11 @@ async def test_the_relay_listens_on_a_direct_connection_outside_the_pool(mif_dat
         with pytest.raises(asyncio.CancelledError):
             await listener
         await engine.dispose()
-    for _ in range(200):  # closed when the relay stops
-        if not await admin.fetchval(query):
-            break
-        await asyncio.sleep(0.01)
-    else:
-        raise AssertionError("the LISTEN connection outlived the relay")
+
+    async def listening_gone() -> bool:  # closed when the relay stops
+        return not await admin.fetchval(query)
+
+    await eventually(listening_gone, what="the LISTEN connection to close with the relay", within=2.0, interval=0.01)
     await admin.close()
 
 
@@ -279,10 +274,8 @@ async def test_a_service_engine_works_through_pgbouncer_in_transaction_mode(
 
     try:
         await asyncio.gather(*(transactions(n) for n in range(4)), *(autocommit_reads(n) for n in range(4)))
-        for _ in range(100):  # the relay's LISTEN is in place once it woke itself
-            if relay._wake.is_set():
-                break
-            await asyncio.sleep(0.05)
+        # The relay's LISTEN is in place once it woke itself.
+        await eventually(relay._wake.is_set, what="the relay's LISTEN", within=5.0)
         relay._wake.clear()
         async with engine.begin() as conn:  # through PgBouncer
             await conn.execute(sa.select(sa.func.pg_notify(notify_channel("auth"), "")))

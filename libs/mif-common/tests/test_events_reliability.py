@@ -49,6 +49,7 @@ from mif_common.provision import ensure_database
 from mif_common.request_context import causation_id_var, request_id_var
 from mif_common.testing.infra import Infra
 from mif_common.testing.plugin import worker_namespace
+from mif_common.testing.polling import eventually
 
 SCHEMA = "evtest"
 SOURCE = "evtest"
@@ -349,18 +350,6 @@ async def proxy(mif_amqp_url: str) -> AsyncIterator[TcpProxy]:
     await proxy.close()
 
 
-async def wait_until(predicate: Callable[[], Any], limit: float = 10.0, interval: float = 0.02) -> None:
-    """Poll `predicate` (sync or async) until it is truthy; TimeoutError after `limit` seconds."""
-    async with asyncio.timeout(limit):
-        while True:
-            result = predicate()
-            if asyncio.iscoroutine(result):
-                result = await result
-            if result:
-                return
-            await asyncio.sleep(interval)
-
-
 def consumed(consumer: str, outcome: str) -> float:
     return REGISTRY.get_sample_value("mif_consumer_messages_total", {"consumer": consumer, "outcome": outcome}) or 0.0
 
@@ -493,7 +482,7 @@ async def test_notify_wakes_the_relay_long_before_its_poll(
     relay = make_relay(db.engine, await make_broker(), poll_interval=30.0)
     loop = asyncio.get_running_loop()
     async with running(relay):
-        await asyncio.sleep(0.3)  # first (empty) pass done: the relay now sleeps up to 30 s
+        await eventually(lambda: relay.passes, what="the relay's first pass")  # it now sleeps up to 30 s
         for i in range(3):
             committed = loop.time()
             event_id = await db.add(thing(n=i))
@@ -525,9 +514,12 @@ async def test_event_committed_before_listen_is_in_place_is_not_left_to_the_poll
     relay = LateListenRelay(engine=db.engine, broker=await make_broker(), service=SOURCE, poll_interval=30.0)
     loop = asyncio.get_running_loop()
     async with running(relay):
-        await asyncio.sleep(0.3)  # first (empty) pass done: the relay now sleeps up to 30 s
+        await eventually(lambda: relay.passes, what="the relay's first pass")  # it now sleeps up to 30 s
         event_id = await db.add(thing(n=1))  # nobody listens: this NOTIFY is lost
-        await asyncio.sleep(0.2)
+        # Nothing published, and no pass since the first: with no LISTEN in place nothing can wake the
+        # relay before its poll, so there is nothing to wait for.
+        assert [r.published_at for r in await db.outbox_rows([event_id])] == [None]
+        assert relay.passes == 1
         assert collector.ids == []
         opened = loop.time()
         relay.listen_gate.set()
@@ -565,7 +557,7 @@ async def test_events_written_during_a_broker_outage_are_delivered_once_after_it
         await collector.wait_for(1)
 
         await proxy.cut()
-        await wait_until(lambda: not broker.is_connected, limit=5)
+        await eventually(lambda: not broker.is_connected, within=5)
         ids = [await db.add(thing(n=i)) for i in range(n)]
         await asyncio.sleep(1.5)  # several polls and NOTIFYs while the broker is unreachable
 
@@ -577,7 +569,7 @@ async def test_events_written_during_a_broker_outage_are_delivered_once_after_it
 
         await proxy.start()  # same port
         await collector.wait_for(n + 1, limit=20)
-        await wait_until(lambda: _no_pending(db, ids), limit=5)
+        await eventually(lambda: _no_pending(db, ids), within=5)
         await asyncio.sleep(0.3)  # room for a duplicate to show up
 
     counts = Counter(collector.ids)
@@ -610,7 +602,7 @@ async def test_relay_started_while_the_broker_is_unreachable(
 
         await proxy.start()
         await collector.wait_for(5, limit=15)
-        await wait_until(lambda: _no_pending(db, ids), limit=5)
+        await eventually(lambda: _no_pending(db, ids), within=5)
     assert collector.ids == ids
 
 
@@ -632,7 +624,7 @@ async def test_broker_lost_in_the_middle_of_a_batch(
     async with running(relay):
         await collector.wait_for(20)
         await proxy.cut()
-        await wait_until(lambda: not broker.is_connected, limit=5)
+        await eventually(lambda: not broker.is_connected, within=5)
         await asyncio.sleep(1.0)  # longer than the publish timeout
         rows = await db.outbox_rows(ids)
         pending = [r for r in rows if r.published_at is None]
@@ -641,8 +633,8 @@ async def test_broker_lost_in_the_middle_of_a_batch(
         assert len(set(collector.ids)) < n
 
         await proxy.start()
-        await wait_until(lambda: _no_pending(db, ids), limit=20)
-        await wait_until(lambda: set(collector.ids) == set(ids), limit=5)
+        await eventually(lambda: _no_pending(db, ids), within=20)
+        await eventually(lambda: set(collector.ids) == set(ids), within=5)
     assert all(r.attempts == 0 for r in await db.outbox_rows(ids))
     counts = Counter(collector.ids)
     assert sum(counts.values()) - n <= 1  # at most the one in flight at the cut
@@ -666,10 +658,10 @@ async def test_consumer_resumes_after_a_broker_outage(
     channel = await amqp.channel()
     events = [envelope(thing.event_type, i) for i in range(10)]
     await publish_raw(channel, thing.event_type, events[0].model_dump_json().encode())
-    await wait_until(lambda: len(calls) == 1)
+    await eventually(lambda: len(calls) == 1)
 
     await proxy.cut()
-    await wait_until(lambda: not broker.is_connected, limit=5)
+    await eventually(lambda: not broker.is_connected, within=5)
     for event in events[1:]:  # queued by the broker meanwhile
         await publish_raw(channel, thing.event_type, event.model_dump_json().encode())
     await proxy.start()
@@ -678,7 +670,7 @@ async def test_consumer_resumes_after_a_broker_outage(
     async def all_committed() -> bool:
         return await db.count(effects, consumer=name) == len(events)
 
-    await wait_until(all_committed, limit=20)
+    await eventually(all_committed, within=20)
     assert set(calls) == {event.id for event in events}
     assert await db.count(inbox, consumer=name) == len(events)
 
@@ -717,7 +709,7 @@ async def test_two_relays_publish_every_event_exactly_once(
     try:
         async with running(relays[0]), running(relays[1]):
             await collector.wait_for(n, limit=30)
-            await wait_until(lambda: _no_pending(db, ids), limit=5)
+            await eventually(lambda: _no_pending(db, ids), within=5)
             await asyncio.sleep(0.3)
     finally:
         for engine in engines:
@@ -798,7 +790,7 @@ async def test_duplicate_delivery_has_its_effect_once(
     await publish_raw(channel, thing.event_type, body)
     await publish_raw(channel, thing.event_type, body)
 
-    await wait_until(lambda: consumed(name, "processed") + consumed(name, "duplicate") >= 2)
+    await eventually(lambda: consumed(name, "processed") + consumed(name, "duplicate") >= 2)
     assert consumed(name, "processed") == 1
     assert consumed(name, "duplicate") == 1
     assert calls == [event.id]
@@ -870,7 +862,7 @@ async def test_poison_messages_end_in_the_dead_letter_queue(
     )
     # The good ones all went through, around the poison message, each effect once (a good handler that
     # shared a batch with the poison ran again after the rollback: its first effects were undone).
-    await wait_until(lambda: set(good_calls) == {e.id for e in goods}, limit=5)
+    await eventually(lambda: set(good_calls) == {e.id for e in goods}, within=5)
     assert await db.count(effects, consumer=name) == len(goods)
     # Bounded retries: `attempts` in process per delivery, and `delivery_limit` redeliveries.
     assert poison_calls == [bad.id] * attempts * (delivery_limit + 1)
@@ -952,7 +944,7 @@ async def test_events_arriving_together_are_handled_in_one_transaction(
     for event in events[20:]:
         await publish_raw(channel, thing.event_type, event.model_dump_json().encode())
 
-    await wait_until(lambda: consumed(name, "processed") >= len(events) + 1, limit=10)
+    await eventually(lambda: consumed(name, "processed") >= len(events) + 1, within=10)
     assert set(transactions) == {e.id for e in events}
     assert len(set(transactions.values())) <= 4, "40 events arriving together, handled in a few transactions"
     assert flaky_calls == [odd.id, odd.id]  # failed in the batch (its first attempt), then alone
@@ -994,7 +986,7 @@ async def test_a_batch_that_cannot_be_settled_does_not_stop_the_next_ones(db: Ev
     first, second = _Delivered(stale, channel_gone=True), _Delivered(fresh)
     await consumer._arrive(first)  # type: ignore[arg-type]
     await consumer._arrive(second)  # type: ignore[arg-type]
-    await wait_until(lambda: second.acked, limit=5)
+    await eventually(lambda: second.acked, within=5)
     assert calls == [stale.id, fresh.id]
     assert not first.acked  # left to the broker's redelivery (the inbox absorbs it)
     await consumer.stop()
@@ -1028,7 +1020,7 @@ async def test_failed_delivery_is_retried_by_redelivery_and_succeeds_once(
     event = envelope(thing.event_type)
     await publish_raw(await amqp.channel(), thing.event_type, event.model_dump_json().encode())
 
-    await wait_until(lambda: consumed(name, "processed") == 1)
+    await eventually(lambda: consumed(name, "processed") == 1)
     assert consumed(name, "failed") == 1
     assert calls == 2
     assert await db.count(effects, consumer=name) == 1
@@ -1070,10 +1062,10 @@ async def test_an_event_whose_reference_arrives_later_is_applied_not_dead_letter
     event = envelope(thing.event_type)
     started = time.monotonic()
     await publish_raw(await amqp.channel(), thing.event_type, event.model_dump_json().encode())
-    await wait_until(lambda: consumed(name, "retry_scheduled") >= 3, limit=10)
+    await eventually(lambda: consumed(name, "retry_scheduled") >= 3, within=10)
     await asyncio.sleep(max(0.0, 3.0 - (time.monotonic() - started)))
     known.add(7)  # the reference arrives
-    await wait_until(lambda: consumed(name, "processed") == 1, limit=10)
+    await eventually(lambda: consumed(name, "processed") == 1, within=10)
 
     assert await db.count(effects, consumer=name) == 1
     assert await queue_depth(amqp, dead_letter_queue_name(name)) == 0
@@ -1114,7 +1106,7 @@ async def test_with_the_default_delays_a_reference_30_s_late_is_applied_at_the_n
     await publish_raw(await amqp.channel(), thing.event_type, event.model_dump_json().encode())
     await asyncio.sleep(30)
     known.append(True)  # assets' event about the equipment finally arrives
-    await wait_until(lambda: consumed(name, "processed") == 1, limit=15)
+    await eventually(lambda: consumed(name, "processed") == 1, within=15)
     assert consumed(name, "retry_scheduled") == 2  # after 5 s, then 30 s
     assert await db.count(effects, consumer=name) == 1
     assert await queue_depth(amqp, dead_letter_queue_name(name)) == 0
@@ -1148,20 +1140,20 @@ async def test_a_handler_failing_past_the_window_is_dead_lettered_then_replayed_
     channel = await amqp.channel()
     body = event.model_dump_json().encode()
     await publish_raw(channel, thing.event_type, body)
-    await wait_until(lambda: consumed(name, "dead_lettered") == 1, limit=10)
+    await eventually(lambda: consumed(name, "dead_lettered") == 1, within=10)
     assert consumed(name, "retry_scheduled") >= 3  # retried for about a second first
     assert await queue_depth(amqp, dead_letter_queue_name(name)) == 1
 
     fixed = True
     assert await replay_dead_letters(mif_amqp_url, name) == 1
-    await wait_until(lambda: consumed(name, "processed") == 1, limit=10)
+    await eventually(lambda: consumed(name, "processed") == 1, within=10)
     assert await db.count(effects, consumer=name) == 1
     assert await replay_dead_letters(mif_amqp_url, name) == 0  # nothing left
     # A message that was in fact handled meanwhile and replayed again is a no-op.
     dlq_exchange = await channel.get_exchange(DEAD_LETTER_EXCHANGE)
     await dlq_exchange.publish(aio_pika.Message(body=body, message_id=event.id), routing_key=name)
     assert await replay_dead_letters(mif_amqp_url, name) == 1
-    await wait_until(lambda: consumed(name, "duplicate") == 1, limit=10)
+    await eventually(lambda: consumed(name, "duplicate") == 1, within=10)
     assert await db.count(effects, consumer=name) == 1
 
 

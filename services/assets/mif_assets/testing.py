@@ -1,4 +1,5 @@
-"""Test helpers other suites reuse (assets' own tests, auth's tests, end-to-end tests)."""
+"""Test helpers other suites reuse (assets' own tests, its consumers' tests, end-to-end tests): example
+`data` of the events assets publishes, what it wrote to its outbox, the real app in process."""
 
 from __future__ import annotations
 
@@ -14,44 +15,47 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mif_assets.config import AssetsSettings
+from mif_assets.events import EquipementEvent
 from mif_assets.main import create_app
 from mif_common.auth.tokens import ChainedKeys, StaticKeys, TokenVerifier
 from mif_common.db import get_session, make_engine
 from mif_common.listing import connections_of, read_connections
+from mif_common.testing.events import Deliver as Deliver
+from mif_common.testing.events import example
 
 Headers = dict[str, str]
 # Fixtures of assets' tests: `make_client(**fields)` / `make_equipement(**fields)` return the created
 # JSON; `deliver(verb, event_id=None, **data)` hands an interventions event to the consumer path.
 Make = Callable[..., Awaitable[dict[str, Any]]]
-Deliver = Callable[..., Awaitable[bool]]
 
 
-def intervention_data(
-    intervention_id: int,
+def equipement_data(
     equipement_id: int,
-    statut: str,
     *,
-    occurred_at: datetime | None = None,
-    type: str = "corrective",
-    priorite: str = "normale",
-    **extra: Any,
+    statut: str = "operationnel",
+    version: int = 1,
+    updated_at: datetime | None = None,
+    **fields: Any,
 ) -> dict[str, Any]:
-    """`data` of an `interventions.intervention.<verb>.v1` event (docs/events/interventions-contract.md)."""
-    return {
-        "intervention_id": intervention_id,
-        "equipement_id": equipement_id,
-        "client_id": None,
-        "technicien_id": None,
-        "statut": statut,
-        "previous_statut": None,
-        "type": type,
-        "priorite": priorite,
-        "urgence": priorite == "urgente",
-        "titre": f"Intervention {intervention_id}",
-        "actor_id": 77,
-        "occurred_at": (occurred_at or datetime.now(UTC)).isoformat(),
-        **extra,
-    }
+    """`data` of an `assets.equipement.<verb>.v1` event (docs/events/assets.md), checked against
+    `EquipementEvent`; `fields` set any other key."""
+    return example(
+        EquipementEvent,
+        {
+            "equipement_id": equipement_id,
+            "nom": f"Compresseur {equipement_id}",
+            "type": "compresseur",
+            "localisation": "Atelier A",
+            "numero_serie": None,
+            "statut": statut,
+            "criticite": "standard",
+            "client_id": None,
+            "frequence_entretien": None,
+            "version": version,
+            "updated_at": updated_at or datetime.now(UTC),
+        }
+        | fields,
+    )
 
 
 async def outbox_envelopes(session: AsyncSession, *, entity: str, subject: int | str) -> list[Any]:

@@ -1,21 +1,16 @@
 from __future__ import annotations
 
 import itertools
-import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from mif_assets.config import AssetsSettings
 from mif_assets.handlers import HANDLERS
 from mif_assets.main import create_app
 from mif_assets.testing import Deliver, Headers, Make
-from mif_common.app import consumer_for
-from mif_common.config import ServiceSettings
-from mif_common.events import CloudEvent
 from mif_common.testing.plugin import ServiceUnderTest
 
 ADMIN_ID, MANAGER_ID, TECH_ID = 1001, 1002, 1003
@@ -23,7 +18,7 @@ ADMIN_ID, MANAGER_ID, TECH_ID = 1001, 1002, 1003
 
 @pytest.fixture(scope="session")
 def mif_service() -> ServiceUnderTest:
-    return ServiceUnderTest("assets", AssetsSettings, create_app)
+    return ServiceUnderTest("assets", AssetsSettings, create_app, handlers=HANDLERS)
 
 
 @pytest.fixture
@@ -80,27 +75,11 @@ def make_equipement(client: httpx.AsyncClient, manager: Headers) -> Make:
 
 
 @pytest.fixture
-def deliver(db_session: AsyncSession, mif_settings: ServiceSettings) -> Deliver:
-    """Hand an `interventions.intervention.<verb>.v1` event to the real consumer path (inbox dedupe
-    included), inside the test's rolled-back transaction. Returns False for a duplicate."""
-    sessionmaker = async_sessionmaker(
-        bind=db_session.bind,
-        expire_on_commit=False,
-        join_transaction_mode="create_savepoint",
-        info={"source": "assets"},
-    )
-    consumer = consumer_for(mif_settings, sessionmaker, HANDLERS)
+def deliver(deliver: Deliver) -> Deliver:
+    """The plugin's `deliver`, by the verb of an interventions event (what assets consumes):
+    `deliver("closed", **intervention_data(...))`. False for a duplicate."""
 
-    async def handle(verb: str, *, event_id: str | None = None, **data: Any) -> bool:
-        event = CloudEvent(
-            id=event_id or str(uuid.uuid4()),
-            source="/mif/interventions",
-            type=f"interventions.intervention.{verb}.v1",
-            subject=str(data.get("intervention_id")),
-            data=data,
-        )
-        processed = await consumer.handle(event, HANDLERS[event.type])
-        db_session.expire_all()  # the handler wrote through another session
-        return processed
+    def of_verb(verb: str, *, event_id: str | None = None, **data: Any) -> Awaitable[bool]:
+        return deliver(f"interventions.intervention.{verb}.v1", data, event_id=event_id)
 
-    return handle
+    return of_verb

@@ -12,7 +12,8 @@ from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from mif_assets.testing import Deliver, Headers, Make, intervention_data, outbox_envelopes
+from mif_assets.testing import Deliver, Headers, Make, outbox_envelopes
+from mif_interventions.testing import intervention_data
 
 MANAGER_ID = 1002  # the `manager` fixture's user id
 
@@ -233,8 +234,8 @@ async def test_deletion_is_refused_while_interventions_reference_the_equipment(
     client: httpx.AsyncClient, manager: Headers, make_equipement: Make, deliver: Deliver, db_session: AsyncSession
 ) -> None:
     made = await make_equipement(nom="Groupe froid GF-2")
-    await deliver("created", **intervention_data(501, made["id"], "ouverte"))
-    await deliver("closed", **intervention_data(501, made["id"], "cloturee"))
+    await deliver("created", **intervention_data(501, "ouverte", equipement_id=made["id"]))
+    await deliver("closed", **intervention_data(501, "cloturee", equipement_id=made["id"]))
     refused = await client.delete(f"/api/v1/equipements/{made['id']}", headers=manager)
     assert refused.status_code == 409
     problem = refused.json()

@@ -14,7 +14,8 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mif_assets.handlers import HANDLERS
-from mif_assets.testing import Deliver, Headers, Make, intervention_data, outbox_envelopes
+from mif_assets.testing import Deliver, Headers, Make, outbox_envelopes
+from mif_interventions.testing import intervention_data
 
 T0 = datetime(2026, 3, 1, 8, 0, tzinfo=UTC)
 
@@ -57,7 +58,9 @@ async def test_an_urgent_corrective_intervention_puts_the_equipment_down(
 ) -> None:
     made = await make_equipement()
     event_id = str(uuid.uuid4())
-    data = intervention_data(11, made["id"], "ouverte", priorite="urgente", occurred_at=at(0), titre="Fuite")
+    data = intervention_data(
+        11, "ouverte", equipement_id=made["id"], priorite="urgente", occurred_at=at(0), titre="Fuite"
+    )
     assert await deliver("created", event_id=event_id, **data)
     assert await statut(client, manager, made["id"]) == "panne"
     row = (await history(client, manager, made["id"]))[-1]
@@ -84,7 +87,7 @@ async def test_other_new_interventions_leave_the_statut_alone(
     urgence: bool,
 ) -> None:
     made = await make_equipement()
-    data = intervention_data(12, made["id"], "ouverte", type=type_, priorite=priorite, urgence=urgence)
+    data = intervention_data(12, "ouverte", equipement_id=made["id"], type=type_, priorite=priorite, urgence=urgence)
     await deliver("created", **data)
     assert await statut(client, manager, made["id"]) == "operationnel"
     assert len(await history(client, manager, made["id"])) == 1
@@ -94,7 +97,9 @@ async def test_urgence_flag_counts_as_urgent(
     client: httpx.AsyncClient, manager: Headers, make_equipement: Make, deliver: Deliver
 ) -> None:
     made = await make_equipement()
-    await deliver("created", **intervention_data(13, made["id"], "ouverte", priorite="haute", urgence=True))
+    await deliver(
+        "created", **intervention_data(13, "ouverte", equipement_id=made["id"], priorite="haute", urgence=True)
+    )
     assert await statut(client, manager, made["id"]) == "panne"
 
 
@@ -102,20 +107,24 @@ async def test_work_sets_maintenance_and_closing_the_last_open_one_sets_operatio
     client: httpx.AsyncClient, manager: Headers, make_equipement: Make, deliver: Deliver
 ) -> None:
     eid = (await make_equipement())["id"]
-    await deliver("created", **intervention_data(21, eid, "ouverte", priorite="urgente", occurred_at=at(0)))
-    await deliver("created", **intervention_data(22, eid, "ouverte", type="preventive", occurred_at=at(1)))
-    await deliver("assigned", **intervention_data(21, eid, "affectee", occurred_at=at(2)))
+    await deliver(
+        "created", **intervention_data(21, "ouverte", equipement_id=eid, priorite="urgente", occurred_at=at(0))
+    )
+    await deliver(
+        "created", **intervention_data(22, "ouverte", equipement_id=eid, type="preventive", occurred_at=at(1))
+    )
+    await deliver("assigned", **intervention_data(21, "affectee", equipement_id=eid, occurred_at=at(2)))
     assert await statut(client, manager, eid) == "panne"
-    await deliver("started", **intervention_data(21, eid, "en_cours", occurred_at=at(3)))
+    await deliver("started", **intervention_data(21, "en_cours", equipement_id=eid, occurred_at=at(3)))
     assert await statut(client, manager, eid) == "maintenance"
-    await deliver("paused", **intervention_data(21, eid, "en_attente", occurred_at=at(4)))
-    await deliver("resumed", **intervention_data(21, eid, "en_cours", occurred_at=at(5)))
+    await deliver("paused", **intervention_data(21, "en_attente", equipement_id=eid, occurred_at=at(4)))
+    await deliver("resumed", **intervention_data(21, "en_cours", equipement_id=eid, occurred_at=at(5)))
     assert await statut(client, manager, eid) == "maintenance"
-    await deliver("closed", **intervention_data(21, eid, "cloturee", occurred_at=at(6)))
+    await deliver("closed", **intervention_data(21, "cloturee", equipement_id=eid, occurred_at=at(6)))
     assert await statut(client, manager, eid) == "maintenance"  # intervention 22 is still open
-    await deliver("cancelled", **intervention_data(22, eid, "annulee", occurred_at=at(7)))
+    await deliver("cancelled", **intervention_data(22, "annulee", equipement_id=eid, occurred_at=at(7)))
     assert await statut(client, manager, eid) == "operationnel"
-    await deliver("archived", **intervention_data(21, eid, "archivee", occurred_at=at(8)))
+    await deliver("archived", **intervention_data(21, "archivee", equipement_id=eid, occurred_at=at(8)))
     rows = await history(client, manager, eid)
     assert [(r["ancien_statut"], r["nouveau_statut"]) for r in rows] == [
         (None, "operationnel"),
@@ -130,9 +139,11 @@ async def test_a_retired_equipment_is_never_changed_by_interventions(
     client: httpx.AsyncClient, manager: Headers, make_equipement: Make, deliver: Deliver, db_session: AsyncSession
 ) -> None:
     eid = (await make_equipement(statut="retire"))["id"]
-    await deliver("created", **intervention_data(31, eid, "ouverte", priorite="urgente", occurred_at=at(0)))
-    await deliver("started", **intervention_data(31, eid, "en_cours", occurred_at=at(1)))
-    await deliver("closed", **intervention_data(31, eid, "cloturee", occurred_at=at(2)))
+    await deliver(
+        "created", **intervention_data(31, "ouverte", equipement_id=eid, priorite="urgente", occurred_at=at(0))
+    )
+    await deliver("started", **intervention_data(31, "en_cours", equipement_id=eid, occurred_at=at(1)))
+    await deliver("closed", **intervention_data(31, "cloturee", equipement_id=eid, occurred_at=at(2)))
     assert await statut(client, manager, eid) == "retire"
     assert len(await history(client, manager, eid)) == 1
     assert [e["type"] for e in await outbox_envelopes(db_session, entity="equipement", subject=eid)] == [
@@ -145,7 +156,7 @@ async def test_a_duplicate_delivery_has_one_effect(
 ) -> None:
     eid = (await make_equipement())["id"]
     event_id = str(uuid.uuid4())
-    data = intervention_data(41, eid, "en_cours", occurred_at=at(0))
+    data = intervention_data(41, "en_cours", equipement_id=eid, occurred_at=at(0))
     assert await deliver("started", event_id=event_id, **data) is True
     assert await deliver("started", event_id=event_id, **data) is False
     assert [r["nouveau_statut"] for r in await history(client, manager, eid)] == ["operationnel", "maintenance"]
@@ -161,8 +172,8 @@ async def test_an_older_event_arriving_late_is_ignored(
 ) -> None:
     eid = (await make_equipement())["id"]
     # Closed (later fact) arrives before started (earlier fact): started must not put it in maintenance.
-    await deliver("closed", **intervention_data(51, eid, "cloturee", occurred_at=at(10)))
-    await deliver("started", **intervention_data(51, eid, "en_cours", occurred_at=at(5)))
+    await deliver("closed", **intervention_data(51, "cloturee", equipement_id=eid, occurred_at=at(10)))
+    await deliver("started", **intervention_data(51, "en_cours", equipement_id=eid, occurred_at=at(5)))
     assert await statut(client, manager, eid) == "operationnel"
     ref = (
         await db_session.execute(text("SELECT statut, occurred_at FROM intervention_ref WHERE intervention_id = 51"))
@@ -172,7 +183,7 @@ async def test_an_older_event_arriving_late_is_ignored(
 
 
 async def test_events_about_unknown_equipment_only_feed_the_replica(deliver: Deliver, db_session: AsyncSession) -> None:
-    assert await deliver("created", **intervention_data(61, 987654, "ouverte", priorite="urgente"))
+    assert await deliver("created", **intervention_data(61, "ouverte", equipement_id=987654, priorite="urgente"))
     stored = await db_session.scalar(text("SELECT equipement_id FROM intervention_ref WHERE intervention_id = 61"))
     assert stored == 987654
 
@@ -181,8 +192,8 @@ async def test_events_about_unknown_equipment_only_feed_the_replica(deliver: Del
     "data",
     [
         {"intervention_id": 1},
-        intervention_data(71, 1, "ouverte", occurred_at=datetime(2026, 3, 1, 8, 0)),  # no time zone
-        intervention_data(0, 1, "ouverte"),
+        intervention_data(71, "ouverte", equipement_id=1, occurred_at=datetime(2026, 3, 1, 8, 0)),  # no time zone
+        intervention_data(0, "ouverte", equipement_id=1),
     ],
 )
 async def test_a_malformed_event_is_permanent_and_writes_nothing(

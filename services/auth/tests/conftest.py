@@ -1,13 +1,12 @@
 from __future__ import annotations
 
-import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
 import pytest
 from fastapi import FastAPI
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from mif_assets.testing import InProcessAssets, assets_in_process
 from mif_auth.config import AuthSettings
@@ -16,9 +15,6 @@ from mif_auth.main import create_app
 from mif_auth.schemas import UserCreate
 from mif_auth.service import create_user
 from mif_auth.testing import PASSWORD, MakeUser, known_client
-from mif_common.app import consumer_for
-from mif_common.config import ServiceSettings
-from mif_common.events import CloudEvent
 from mif_common.testing.keys import TestKeys
 from mif_common.testing.plugin import ServiceUnderTest, TestDatabase
 
@@ -29,6 +25,7 @@ def mif_service(tmp_path_factory: pytest.TempPathFactory) -> ServiceUnderTest:
         "auth",
         AuthSettings,
         create_app,
+        handlers=HANDLERS,
         settings_overrides={
             "argon2_memory_kib": 1024,  # cheap hashing (production refuses less than OWASP)
             "argon2_time_cost": 1,
@@ -96,21 +93,3 @@ async def assets(
                 await app.state.http.aclose()
             await to_assets.aclose()
             app.state.http = own_http
-
-
-@pytest.fixture
-def deliver(db_session: AsyncSession, mif_settings: ServiceSettings) -> Callable[..., Any]:
-    """Hand an event to auth's real consumer path (inbox dedupe included), in the test's transaction.
-    Returns False for a duplicate."""
-    sessionmaker = async_sessionmaker(
-        bind=db_session.bind, expire_on_commit=False, join_transaction_mode="create_savepoint", info={"source": "auth"}
-    )
-    consumer = consumer_for(mif_settings, sessionmaker, HANDLERS)
-
-    async def handle(event_type: str, data: dict[str, Any], *, event_id: str | None = None) -> bool:
-        event = CloudEvent(id=event_id or str(uuid.uuid4()), source="/mif/assets", type=event_type, data=data)
-        processed = await consumer.handle(event, HANDLERS[event_type])
-        db_session.expire_all()
-        return processed
-
-    return handle

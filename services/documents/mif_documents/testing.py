@@ -1,6 +1,6 @@
 """Test helpers other suites reuse (documents' own tests, end-to-end tests, the benchmark): sample
-files of each allowed type, multipart bodies built byte by byte, interventions event data, and a small
-real HTTP stand-in for what documents asks other services (interventions' read-through, auth's JWKS)."""
+files of each allowed type, multipart bodies built byte by byte, example `data` of the events documents publishes, and
+a small real HTTP stand-in for what documents asks other services (interventions' read-through, auth's JWKS)."""
 
 from __future__ import annotations
 
@@ -21,7 +21,10 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from mif_common.testing.events import Deliver as Deliver
+from mif_common.testing.events import example
 from mif_common.testing.processes import free_port
+from mif_documents.events import DocumentDeleted, DocumentUploaded
 
 BOUNDARY = "mif-test-boundary-7MA4YWxkTrZu0gW"
 
@@ -36,7 +39,6 @@ TEST_UPLOAD_LIMIT = 256 * 1024
 
 # Fixtures: `deliver(event_type, data)` hands an event to the consumer path; `upload(intervention_id,
 # headers, content, ...)` posts a file; `known(**fields)` puts an intervention in the replica.
-Deliver = Callable[..., Awaitable[bool]]
 Upload = Callable[..., Awaitable[httpx.Response]]
 Known = Callable[..., Awaitable[int]]
 
@@ -127,53 +129,47 @@ def pe_bytes(size: int = 4096) -> bytes:
     return b"MZ\x90\x00\x03\x00\x00\x00\x04\x00" + os.urandom(max(0, size - 10))
 
 
-# --- consumed events --------------------------------------------------------------------------------
+# --- published events ------------------------------------------------------------------------------
 
 
-def intervention_data(
-    intervention_id: int,
-    *,
-    statut: str = "ouverte",
-    client_id: int | None = None,
-    technicien_id: int | None = None,
-    occurred_at: datetime | None = None,
-    **extra: Any,
+def document_uploaded_data(
+    document_id: int, intervention_id: int, *, uploaded_by: int = 5, **fields: Any
 ) -> dict[str, Any]:
-    """`data` of an `interventions.intervention.<verb>.v1` event (docs/events/interventions-contract.md)."""
-    return {
-        "intervention_id": intervention_id,
-        "equipement_id": 1,
-        "client_id": client_id,
-        "technicien_id": technicien_id,
-        "statut": statut,
-        "previous_statut": None,
-        "type": "corrective",
-        "priorite": "normale",
-        "urgence": False,
-        "titre": f"Intervention {intervention_id}",
-        "actor_id": 77,
-        "occurred_at": (occurred_at or datetime.now(UTC)).isoformat(),
-        **extra,
-    }
+    """`data` of a `documents.document.uploaded.v1` event (docs/events/documents.md), checked against
+    `DocumentUploaded`; `fields` set any other key."""
+    return example(
+        DocumentUploaded,
+        {
+            "document_id": document_id,
+            "intervention_id": intervention_id,
+            "filename": "rapport.pdf",
+            "mime": "application/pdf",
+            "taille": 1234,
+            "sha256": "0" * 64,
+            "categorie": "rapport",
+            "uploaded_by": uploaded_by,
+            "client_id": None,
+            "technicien_id": None,
+            "occurred_at": datetime.now(UTC),
+        }
+        | fields,
+    )
 
 
-def technicien_data(technicien_id: int, user_id: int, *, version: int = 1, **extra: Any) -> dict[str, Any]:
-    """`data` of a `planning.technicien.<verb>.v1` event (docs/events/planning-contract.md)."""
-    return {
-        "technicien_id": technicien_id,
-        "user_id": user_id,
-        "full_name": f"Technicien {technicien_id}",
-        "username": f"tech{technicien_id}",
-        "email": f"tech{technicien_id}@example.ma",
-        "equipe": None,
-        "zone": None,
-        "disponibilite": "disponible",
-        "is_active": True,
-        "competences": [],
-        "version": version,
-        "occurred_at": datetime.now(UTC).isoformat(),
-        **extra,
-    }
+def document_deleted_data(document_id: int, intervention_id: int, **fields: Any) -> dict[str, Any]:
+    """`data` of a `documents.document.deleted.v1` event, checked against `DocumentDeleted`; `fields` set
+    any other key."""
+    return example(
+        DocumentDeleted,
+        {
+            "document_id": document_id,
+            "intervention_id": intervention_id,
+            "deleted_by": None,
+            "reason": "user",
+            "occurred_at": datetime.now(UTC),
+        }
+        | fields,
+    )
 
 
 # --- stand-in for other services ----------------------------------------------------------------------

@@ -1,18 +1,13 @@
 from __future__ import annotations
 
 import itertools
-import uuid
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from mif_common.app import consumer_for
-from mif_common.config import ServiceSettings
-from mif_common.events import CloudEvent
 from mif_common.testing.keys import TestKeys
 from mif_common.testing.plugin import ServiceUnderTest
 from mif_documents.config import DocumentsSettings
@@ -31,11 +26,11 @@ from mif_documents.testing import (
     Known,
     StandIn,
     Upload,
-    intervention_data,
     multipart,
     pdf_bytes,
-    technicien_data,
 )
+from mif_interventions.testing import intervention_data
+from mif_planning.testing import technicien_data
 
 
 @pytest.fixture(scope="session")
@@ -57,6 +52,7 @@ def mif_service(storage_dir: Path, standin: StandIn) -> ServiceUnderTest:
         "documents",
         DocumentsSettings,
         create_app,
+        handlers=make_handlers,
         settings_overrides={
             "storage_dir": storage_dir,
             "interventions_url": standin.url,
@@ -98,36 +94,6 @@ def other_technicien(auth_headers: Callable[..., Headers]) -> Headers:
 def client_user(auth_headers: Callable[..., Headers]) -> Callable[[int], Headers]:
     """Headers of a user of organisation `client_id`."""
     return lambda client_id: auth_headers("client", user_id=2000 + client_id, client_id=client_id)
-
-
-@pytest.fixture
-def deliver(db_session: AsyncSession, mif_settings: ServiceSettings) -> Deliver:
-    """Hand an event to the real consumer path (inbox dedupe included), inside the test's rolled-back
-    transaction: `await deliver("interventions.intervention.created.v1", data)`. False for a duplicate."""
-    sessionmaker = async_sessionmaker(
-        bind=db_session.bind,
-        expire_on_commit=False,
-        join_transaction_mode="create_savepoint",
-        info={"source": "documents"},
-    )
-    assert isinstance(mif_settings, DocumentsSettings)
-    handlers = make_handlers(mif_settings)
-    consumer = consumer_for(mif_settings, sessionmaker, handlers)
-
-    async def handle(event_type: str, data: dict[str, Any], *, event_id: str | None = None) -> bool:
-        # Close the test session's open savepoint first, so that the handler's writes land in the test's
-        # outer transaction and a later request that rolls back its own savepoint cannot undo them.
-        await db_session.commit()
-        source = "/mif/planning" if event_type.startswith("planning.") else "/mif/interventions"
-        subject = data.get("intervention_id", data.get("technicien_id"))
-        event = CloudEvent(
-            id=event_id or str(uuid.uuid4()), source=source, type=event_type, subject=str(subject), data=data
-        )
-        processed = await consumer.handle(event, handlers[event_type])
-        db_session.expire_all()  # the handler wrote through another session
-        return processed
-
-    return handle
 
 
 @pytest.fixture

@@ -25,10 +25,10 @@ from mif_documents.testing import (
     Headers,
     Known,
     Upload,
-    intervention_data,
     multipart,
     pdf_bytes,
 )
+from mif_interventions.testing import intervention_data
 
 
 async def outbox(db_session: AsyncSession, document_id: int) -> list[dict[str, Any]]:

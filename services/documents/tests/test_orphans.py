@@ -19,6 +19,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from mif_common.config import ServiceSettings
+from mif_common.testing.polling import eventually
 from mif_documents.maintenance import CleanupReport, cleanup_job, cleanup_once
 from mif_documents.storage import TEMP_DIR_NAME
 from mif_documents.testing import Headers, Known, Upload, pdf_bytes
@@ -104,16 +105,12 @@ async def test_the_job_runs_the_cleanup_periodically(app: FastAPI, storage_dir: 
     settings = app.state.settings.model_copy(update={"orphan_grace_seconds": 0, "cleanup_interval_seconds": 60})
     original = app.state.settings
     app.state.settings = settings
+    task = asyncio.create_task(cleanup_job(app))
     try:
-        task = asyncio.create_task(cleanup_job(app))
-        for _ in range(100):
-            if not file_of(storage_dir, orphan.key).exists():
-                break
-            await asyncio.sleep(0.05)
-        task.cancel()
+        await eventually(lambda: not file_of(storage_dir, orphan.key).exists(), what="the orphan removed", within=5)
     finally:
+        task.cancel()
         app.state.settings = original
-    assert not file_of(storage_dir, orphan.key).exists()
 
 
 @pytest.mark.parametrize(

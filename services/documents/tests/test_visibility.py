@@ -28,10 +28,10 @@ from mif_documents.testing import (
     Known,
     StandIn,
     Upload,
-    intervention_data,
     png_bytes,
-    technicien_data,
 )
+from mif_interventions.testing import intervention_data
+from mif_planning.testing import technicien_data
 
 T0 = datetime(2026, 3, 1, 8, 0, tzinfo=UTC)
 

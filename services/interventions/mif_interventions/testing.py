@@ -1,11 +1,11 @@
-"""Test helpers other suites reuse (interventions' own tests, end-to-end tests): the `data` of the
-events interventions consumes, and what it wrote to its outbox."""
+"""Test helpers other suites reuse (interventions' own tests, its consumers' tests, end-to-end tests):
+example `data` of the events interventions publishes, and what it wrote to its outbox."""
 
 from __future__ import annotations
 
 import itertools
 import random
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -14,9 +14,13 @@ import httpx
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from mif_assets.testing import equipement_data
+from mif_common.testing.events import Deliver as Deliver
+from mif_common.testing.events import example
+from mif_interventions.events import InterventionEvent
+from mif_planning.testing import technicien_data
+
 Headers = dict[str, str]
-# `deliver(event_type, data, event_id=None)`: hands an event to the consumer path; False for a duplicate.
-Deliver = Callable[..., Awaitable[bool]]
 ADMIN_ID, MANAGER_ID = 1001, 1002
 
 # Ids of replica rows (equipment, technicians, organisations, users) never repeat within a session.
@@ -48,71 +52,35 @@ CONTRACT_FIELDS = frozenset(
 )
 
 
-def equipement_data(
-    equipement_id: int,
+def intervention_data(
+    intervention_id: int,
+    statut: str = "ouverte",
     *,
-    nom: str | None = None,
-    client_id: int | None = None,
-    statut: str = "operationnel",
-    version: int = 1,
-    updated_at: datetime | None = None,
+    equipement_id: int = 1,
+    priorite: str = "normale",
+    occurred_at: datetime | None = None,
+    **fields: Any,
 ) -> dict[str, Any]:
-    """`data` of an `assets.equipement.*.v1` event (docs/events/assets.md)."""
-    return {
-        "equipement_id": equipement_id,
-        "nom": nom or f"Équipement {equipement_id}",
-        "type": "compresseur",
-        "localisation": "Hall 1",
-        "numero_serie": None,
-        "statut": statut,
-        "criticite": "standard",
-        "client_id": client_id,
-        "frequence_entretien": None,
-        "version": version,
-        "updated_at": (updated_at or datetime.now(UTC)).isoformat(),
-    }
-
-
-def technicien_data(
-    technicien_id: int, user_id: int, *, full_name: str | None = None, is_active: bool = True, version: int = 1
-) -> dict[str, Any]:
-    """`data` of a `planning.technicien.*.v1` event (docs/events/planning-contract.md)."""
-    return {
-        "technicien_id": technicien_id,
-        "user_id": user_id,
-        "full_name": full_name or f"Technicien {technicien_id}",
-        "username": f"tech{technicien_id}",
-        "email": f"tech{technicien_id}@mif.ma",
-        "equipe": None,
-        "zone": None,
-        "disponibilite": "disponible",
-        "is_active": is_active,
-        "competences": [],
-        "version": version,
-        "occurred_at": datetime.now(UTC).isoformat(),
-    }
-
-
-def occurrence_data(
-    planning_id: int,
-    equipement_id: int,
-    due_at: datetime,
-    *,
-    technicien_id: int | None = None,
-    equipement_nom: str | None = None,
-) -> dict[str, Any]:
-    """`data` of `planning.occurrence.due.v1`."""
-    return {
-        "occurrence_key": f"{planning_id}:{due_at.isoformat()}",
-        "planning_id": planning_id,
-        "equipement_id": equipement_id,
-        "equipement_nom": equipement_nom,
-        "technicien_id": technicien_id,
-        "due_at": due_at.isoformat(),
-        "frequence": "mensuel",
-        "commentaire": "Graissage et contrôle",
-        "occurred_at": datetime.now(UTC).isoformat(),
-    }
+    """`data` of an `interventions.intervention.<verb>.v1` event (docs/events/interventions-contract.md),
+    checked against `InterventionEvent`; `fields` set any other key."""
+    return example(
+        InterventionEvent,
+        {
+            "intervention_id": intervention_id,
+            "equipement_id": equipement_id,
+            "client_id": None,
+            "technicien_id": None,
+            "statut": statut,
+            "previous_statut": None,
+            "type": "corrective",
+            "priorite": priorite,
+            "urgence": priorite == "urgente",
+            "titre": f"Intervention {intervention_id}",
+            "actor_id": 77,
+            "occurred_at": occurred_at or datetime.now(UTC),
+        }
+        | fields,
+    )
 
 
 async def outbox_envelopes(session: AsyncSession, *, intervention_id: int) -> list[dict[str, Any]]:
@@ -154,14 +122,16 @@ class World:
         self, *, client_id: int | None = None, statut: str = "operationnel", nom: str | None = None
     ) -> int:
         equipement_id = new_id()
-        data = equipement_data(equipement_id, client_id=client_id, statut=statut, nom=nom)
+        named: dict[str, Any] = {"nom": nom} if nom else {}
+        data = equipement_data(equipement_id, client_id=client_id, statut=statut, **named)
         assert await self.deliver("assets.equipement.created.v1", data)
         return equipement_id
 
     async def technicien(self, *, is_active: bool = True, full_name: str | None = None) -> Tech:
         tech = Tech(id=new_id(), user_id=new_id(), headers={})
         tech.headers = self.auth_headers("technicien", user_id=tech.user_id)
-        data = technicien_data(tech.id, tech.user_id, is_active=is_active, full_name=full_name)
+        named: dict[str, Any] = {"full_name": full_name} if full_name else {}
+        data = technicien_data(tech.id, tech.user_id, is_active=is_active, **named)
         assert await self.deliver("planning.technicien.created.v1", data)
         return tech
 

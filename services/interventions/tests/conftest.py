@@ -1,19 +1,13 @@
 from __future__ import annotations
 
-import uuid
 from collections.abc import AsyncIterator, Callable
-from typing import Any
 
 import httpx
 import pytest
 from fastapi import FastAPI
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from mif_assets.testing import InProcessAssets, assets_in_process
-from mif_common.app import consumer_for
-from mif_common.config import ServiceSettings
 from mif_common.db import get_session
-from mif_common.events import CloudEvent
 from mif_common.testing.keys import TestKeys
 from mif_common.testing.plugin import ServiceUnderTest, TestDatabase
 from mif_interventions.api import get_read_session
@@ -26,7 +20,13 @@ from mif_interventions.testing import Deliver, Headers, World
 @pytest.fixture(scope="session")
 def mif_service() -> ServiceUnderTest:
     # No assets service unless a test brings one (the `assets` fixture): a miss is a 503.
-    return ServiceUnderTest("interventions", InterventionsSettings, create_app, {"assets_url": "http://127.0.0.1:9"})
+    return ServiceUnderTest(
+        "interventions",
+        InterventionsSettings,
+        create_app,
+        {"assets_url": "http://127.0.0.1:9"},
+        handlers=make_handlers,
+    )
 
 
 @pytest.fixture
@@ -35,35 +35,6 @@ def app(app: FastAPI) -> FastAPI:
     `mif_common.listing.read_connections`); reads outside a transaction use the test's session too."""
     app.dependency_overrides[get_read_session] = app.dependency_overrides[get_session]
     return app
-
-
-@pytest.fixture
-def deliver(db_session: AsyncSession, mif_settings: ServiceSettings) -> Deliver:
-    """Hand an event to the real consumer path (inbox dedupe included) inside the test's transaction.
-    Returns False for a duplicate."""
-    assert isinstance(mif_settings, InterventionsSettings)
-    handlers = make_handlers(mif_settings)
-    sessionmaker = async_sessionmaker(
-        bind=db_session.bind,
-        expire_on_commit=False,
-        join_transaction_mode="create_savepoint",
-        info={"source": "interventions"},
-    )
-    consumer = consumer_for(mif_settings, sessionmaker, handlers)
-
-    async def handle(event_type: str, data: dict[str, Any], *, event_id: str | None = None, **envelope: Any) -> bool:
-        event = CloudEvent(
-            id=event_id or str(uuid.uuid4()),
-            source="/mif/" + event_type.split(".")[0],
-            type=event_type,
-            data=data,
-            **envelope,
-        )
-        processed = await consumer.handle(event, handlers[event_type])
-        db_session.expire_all()
-        return processed
-
-    return handle
 
 
 @pytest.fixture

@@ -15,6 +15,7 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
+from mif_assets.testing import equipement_data
 from mif_common.auth.tokens import StaticKeys, TokenVerifier
 from mif_common.testing.keys import TEST_AUDIENCE, TEST_ISSUER, TestKeys
 from mif_common.testing.plugin import TestDatabase
@@ -23,7 +24,8 @@ from mif_interventions.config import InterventionsSettings
 from mif_interventions.jobs import run_lateness_pass
 from mif_interventions.main import create_app
 from mif_interventions.schemas import EquipementFact, TechnicienFact
-from mif_interventions.testing import MANAGER_ID, equipement_data, new_id, technicien_data
+from mif_interventions.testing import MANAGER_ID, new_id
+from mif_planning.testing import technicien_data
 
 
 @pytest.fixture(scope="module")

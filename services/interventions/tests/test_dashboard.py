@@ -10,9 +10,11 @@ import httpx
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from mif_assets.testing import equipement_data
+from mif_auth.testing import user_data
 from mif_interventions.dashboard import month_start
 from mif_interventions.models import Intervention
-from mif_interventions.testing import World, equipement_data, new_id
+from mif_interventions.testing import World, new_id
 
 
 async def test_stats_have_the_contract_shape_and_count_what_the_caller_sees(
@@ -26,15 +28,7 @@ async def test_stats_have_the_contract_shape_and_count_what_the_caller_sees(
     )
     tech = await world.technicien()
     for user_id, role, client_id, active in ((new_id(), "client", org_a, True), (new_id(), "client", org_a, False)):
-        user = {
-            "user_id": user_id,
-            "username": "u",
-            "email": "u@x.ma",
-            "full_name": "U",
-            "role": role,
-            "client_id": client_id,
-        }
-        await deliver("auth.user.created.v1", {**user, "is_active": active, "token_version": 0})
+        await deliver("auth.user.created.v1", user_data(user_id, role, client_id=client_id, is_active=active))
     a_open = await world.intervention(equipement_id=eq_a, priorite="haute")
     a_done = await world.intervention(equipement_id=eq_a, technicien_id=tech.id, urgence=True)
     await world.act(a_done["id"], "demarrer", tech.headers)

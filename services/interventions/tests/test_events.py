@@ -14,18 +14,13 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mif_assets.schemas import InterventionFact
+from mif_assets.testing import equipement_data
+from mif_auth.testing import user_data
+from mif_documents.testing import document_deleted_data, document_uploaded_data
 from mif_interventions import service
 from mif_interventions.events import ALL_EVENTS
-from mif_interventions.testing import (
-    CONTRACT_FIELDS,
-    Deliver,
-    World,
-    equipement_data,
-    new_id,
-    occurrence_data,
-    outbox_envelopes,
-    technicien_data,
-)
+from mif_interventions.testing import CONTRACT_FIELDS, Deliver, World, new_id, outbox_envelopes
+from mif_planning.testing import occurrence_data, technicien_data
 
 
 def test_eleven_event_types_each_with_the_contract_fields() -> None:
@@ -178,17 +173,9 @@ async def test_an_occurrence_on_equipment_not_yet_known_gets_its_client_later(
 async def test_user_events_feed_the_user_counts(deliver: Deliver, db_session: AsyncSession) -> None:
     uid = new_id()
     t0 = datetime.now(UTC)
-    user = {
-        "user_id": uid,
-        "username": "u",
-        "email": "u@x.ma",
-        "full_name": "U",
-        "role": "technicien",
-        "token_version": 0,
-    }
-    await deliver("auth.user.created.v1", {**user, "is_active": True}, time=t0)
-    await deliver("auth.user.deactivated.v1", {**user, "is_active": False}, time=t0 + timedelta(seconds=2))
-    await deliver("auth.user.activated.v1", {**user, "is_active": True}, time=t0 + timedelta(seconds=1))  # older
+    await deliver("auth.user.created.v1", user_data(uid), time=t0)
+    await deliver("auth.user.deactivated.v1", user_data(uid, is_active=False), time=t0 + timedelta(seconds=2))
+    await deliver("auth.user.activated.v1", user_data(uid), time=t0 + timedelta(seconds=1))  # older
     active = await db_session.scalar(text("SELECT is_active FROM user_ref WHERE user_id = :u"), {"u": uid})
     assert active is False
 
@@ -197,21 +184,10 @@ async def test_documents_added_and_deleted_are_history_rows(
     world: World, deliver: Deliver, client: httpx.AsyncClient
 ) -> None:
     created = await world.intervention()
-    data = {
-        "document_id": 77,
-        "intervention_id": created["id"],
-        "filename": "photo.jpg",
-        "mime": "image/jpeg",
-        "taille": 1234,
-        "sha256": "0" * 64,
-        "categorie": "photo",
-        "uploaded_by": 5,
-        "occurred_at": datetime.now(UTC).isoformat(),
-    }
+    data = document_uploaded_data(77, created["id"], filename="photo.jpg", mime="image/jpeg", categorie="photo")
     await deliver("documents.document.uploaded.v1", data)
     await deliver("documents.document.uploaded.v1", {**data, "intervention_id": 987654321})  # unknown: ignored
-    gone = {"document_id": 77, "intervention_id": created["id"], "deleted_by": 6, "reason": "user"}
-    await deliver("documents.document.deleted.v1", {**gone, "occurred_at": datetime.now(UTC).isoformat()})
+    await deliver("documents.document.deleted.v1", document_deleted_data(77, created["id"], deleted_by=6))
     history = (await client.get(f"/api/v1/interventions/{created['id']}/historique", headers=world.manager)).json()
     added, deleted = history[-2:]
     assert added["action"] == "document" and added["user_id"] == 5

@@ -1,6 +1,6 @@
 """Test helpers other suites reuse (notifications' own tests, end-to-end tests, the benchmark): a real
-SMTP server that keeps what it receives, event envelopes of the facts notifications consumes, and a
-tiny JWKS server so a real process trusts test tokens."""
+SMTP server that keeps what it receives, and a tiny JWKS server so a real process trusts test tokens.
+The events it consumes are built with their publishers' examples (`mif_auth.testing.user_data`, ...)."""
 
 from __future__ import annotations
 
@@ -8,10 +8,8 @@ import json
 import socket
 import threading
 import time
-import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
 from email import message_from_bytes, policy
 from email.message import EmailMessage
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -20,8 +18,6 @@ from typing import Any
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, Envelope
 from aiosmtpd.smtp import Session as SmtpSession
-
-from mif_common.events import CloudEvent
 
 
 def free_port() -> int:
@@ -145,85 +141,3 @@ def jwks_server(jwks: dict[str, Any]) -> Iterator[str]:
     finally:
         server.shutdown()
         server.server_close()
-
-
-# --- envelopes of consumed events ---------------------------------------------------------------------
-
-
-SOURCES = {"auth": "/mif/auth", "planning": "/mif/planning", "interventions": "/mif/interventions"}
-
-
-def envelope(event_type: str, data: dict[str, Any], *, event_id: str | None = None, **fields: Any) -> CloudEvent:
-    """A CloudEvent as the owning service's relay publishes it."""
-    service = event_type.split(".", 1)[0]
-    return CloudEvent(
-        id=event_id or str(uuid.uuid4()),
-        source=SOURCES.get(service, f"/mif/{service}"),
-        type=event_type,
-        subject=str(next(iter(data.values()), "")),
-        data=data,
-        **fields,
-    )
-
-
-def user_data(user_id: int, role: str = "technicien", *, is_active: bool = True, **extra: Any) -> dict[str, Any]:
-    """`data` of an `auth.user.*.v1` event."""
-    return {
-        "user_id": user_id,
-        "username": f"{role[:4]}{user_id}",
-        "email": f"{role[:4]}{user_id}@example.ma",
-        "full_name": f"{role.title()} n°{user_id}",
-        "role": role,
-        "client_id": None,
-        "is_active": is_active,
-        "token_version": 0,
-        **extra,
-    }
-
-
-def technicien_data(technicien_id: int, user_id: int, *, version: int = 1, **extra: Any) -> dict[str, Any]:
-    """`data` of a `planning.technicien.*.v1` event."""
-    return {
-        "technicien_id": technicien_id,
-        "user_id": user_id,
-        "full_name": f"Technicien {user_id}",
-        "username": f"tech{user_id}",
-        "email": f"tech{user_id}@example.ma",
-        "equipe": None,
-        "zone": None,
-        "disponibilite": "disponible",
-        "is_active": True,
-        "competences": [],
-        "version": version,
-        "occurred_at": datetime.now(UTC).isoformat(),
-        **extra,
-    }
-
-
-def intervention_data(
-    intervention_id: int,
-    statut: str,
-    *,
-    technicien_id: int | None = None,
-    client_id: int | None = None,
-    actor_id: int | None = None,
-    occurred_at: datetime | None = None,
-    titre: str | None = None,
-    **extra: Any,
-) -> dict[str, Any]:
-    """`data` of an `interventions.intervention.<verb>.v1` event (docs/events/interventions-contract.md)."""
-    return {
-        "intervention_id": intervention_id,
-        "equipement_id": 1,
-        "client_id": client_id,
-        "technicien_id": technicien_id,
-        "statut": statut,
-        "previous_statut": None,
-        "type": "corrective",
-        "priorite": "normale",
-        "urgence": False,
-        "titre": titre or f"Intervention {intervention_id}",
-        "actor_id": actor_id,
-        "occurred_at": (occurred_at or datetime.now(UTC)).isoformat(),
-        **extra,
-    }

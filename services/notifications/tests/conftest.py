@@ -7,18 +7,18 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from mif_common.app import consumer_for
+from mif_auth.testing import user_data
 from mif_common.config import ServiceSettings
-from mif_common.events import CloudEvent
+from mif_common.testing.events import Deliver
 from mif_common.testing.plugin import ServiceUnderTest
 from mif_notifications.config import NotificationsSettings
 from mif_notifications.delivery import DeliverySender
 from mif_notifications.handlers import HANDLERS
 from mif_notifications.main import create_app
-from mif_notifications.testing import SmtpSink, envelope, technicien_data, user_data
+from mif_notifications.testing import SmtpSink
+from mif_planning.testing import technicien_data
 
 Headers = dict[str, str]
-Deliver = Callable[..., Awaitable[bool]]
 
 
 @pytest.fixture(scope="session")
@@ -43,6 +43,7 @@ def mif_service(smtp_sink: SmtpSink) -> ServiceUnderTest:
         "notifications",
         NotificationsSettings,
         create_app,
+        handlers=HANDLERS,
         settings_overrides={
             "smtp_host": smtp_sink.host,
             "smtp_port": smtp_sink.port,
@@ -54,39 +55,10 @@ def mif_service(smtp_sink: SmtpSink) -> ServiceUnderTest:
 
 
 @pytest.fixture
-def sessionmaker(db_session: AsyncSession) -> async_sessionmaker[AsyncSession]:
-    """Sessions on the test's connection: their commits are savepoints of the rolled-back transaction."""
-    return async_sessionmaker(
-        bind=db_session.bind,
-        expire_on_commit=False,
-        join_transaction_mode="create_savepoint",
-        info={"source": "notifications"},
-    )
-
-
-@pytest.fixture
-def deliver(
-    db_session: AsyncSession, sessionmaker: async_sessionmaker[AsyncSession], mif_settings: ServiceSettings
-) -> Deliver:
-    """Hand an event to the real consumer path (inbox dedupe included), inside the test's rolled-back
-    transaction. `deliver(event)` or `deliver(type, data, event_id=...)`; False for a duplicate."""
-    consumer = consumer_for(mif_settings, sessionmaker, HANDLERS)
-
-    async def handle(event: CloudEvent | str, data: dict[str, Any] | None = None, **fields: Any) -> bool:
-        if isinstance(event, str):
-            event = envelope(event, data or {}, **fields)
-        processed = await consumer.handle(event, HANDLERS[event.type])
-        db_session.expire_all()  # the handler wrote through another session
-        return processed
-
-    return handle
-
-
-@pytest.fixture
-def sender(sessionmaker: async_sessionmaker[AsyncSession], mif_settings: ServiceSettings) -> DeliverySender:
+def sender(db_sessionmaker: async_sessionmaker[AsyncSession], mif_settings: ServiceSettings) -> DeliverySender:
     """The real sender, one pass at a time (`await sender.send_due()`)."""
     assert isinstance(mif_settings, NotificationsSettings)
-    return DeliverySender(sessionmaker=sessionmaker, settings=mif_settings)
+    return DeliverySender(sessionmaker=db_sessionmaker, settings=mif_settings)
 
 
 @pytest.fixture

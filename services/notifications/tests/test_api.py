@@ -11,10 +11,10 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from mif_auth.testing import user_data
 from mif_notifications import service
 from mif_notifications.messages import Message
 from mif_notifications.models import TypeNotification
-from mif_notifications.testing import user_data
 
 Headers = dict[str, str]
 MakeUser = Callable[..., Awaitable[dict[str, Any]]]

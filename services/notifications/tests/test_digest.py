@@ -16,13 +16,15 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from mif_auth.testing import user_data
 from mif_common.db import make_engine, make_sessionmaker
+from mif_interventions.testing import intervention_data
 from mif_notifications import service
 from mif_notifications.config import NotificationsSettings
 from mif_notifications.delivery import DeliverySender
 from mif_notifications.messages import Message
 from mif_notifications.models import TypeNotification
-from mif_notifications.testing import SmtpSink, intervention_data, parts, to_address, user_data
+from mif_notifications.testing import SmtpSink, parts, to_address
 
 Deliver = Callable[..., Awaitable[bool]]
 MakeUser = Callable[..., Awaitable[dict[str, Any]]]

@@ -12,12 +12,15 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from mif_auth.testing import user_data
+from mif_interventions.testing import intervention_data
 from mif_notifications import mail, service
 from mif_notifications.config import NotificationsSettings
 from mif_notifications.delivery import DeliverySender
 from mif_notifications.messages import Message
 from mif_notifications.models import TypeNotification
-from mif_notifications.testing import SmtpSink, intervention_data, parts, technicien_data, to_address, user_data
+from mif_notifications.testing import SmtpSink, parts, to_address
+from mif_planning.testing import technicien_data
 
 Deliver = Callable[..., Awaitable[bool]]
 Outbox = Callable[[str], Awaitable[list[dict[str, Any]]]]

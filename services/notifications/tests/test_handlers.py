@@ -13,11 +13,15 @@ from pydantic import ValidationError
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from mif_auth.testing import user_data
+from mif_common.testing.events import envelope
+from mif_documents.testing import document_uploaded_data
+from mif_interventions.testing import intervention_data
 from mif_notifications import service
 from mif_notifications.handlers import HANDLERS
 from mif_notifications.messages import Message
 from mif_notifications.models import TypeNotification
-from mif_notifications.testing import envelope, intervention_data, user_data
+from mif_planning.testing import occurrence_data
 
 Deliver = Callable[..., Awaitable[bool]]
 
@@ -266,18 +270,9 @@ async def test_replica_only_verbs_notify_nobody(deliver: Deliver, make_user: Mak
 
 
 def occurrence(**extra: Any) -> dict[str, Any]:
-    return {
-        "occurrence_key": "12:2026-05-10T08:00:00+00:00",
-        "planning_id": 12,
-        "equipement_id": 5,
-        "equipement_nom": "Groupe électrogène",
-        "technicien_id": 81,
-        "due_at": "2026-05-10T08:00:00+00:00",
-        "frequence": "mensuel",
-        "commentaire": None,
-        "occurred_at": T0.isoformat(),
-        **extra,
-    }
+    due_at = datetime(2026, 5, 10, 8, tzinfo=UTC)
+    fields = {"equipement_nom": "Groupe électrogène", "technicien_id": 81, "commentaire": None, "occurred_at": T0}
+    return occurrence_data(12, 5, due_at, **(fields | extra))
 
 
 async def test_plan_reminder_and_overdue_tell_the_assignee_and_managers(
@@ -303,7 +298,7 @@ async def test_plan_reminder_and_overdue_tell_the_assignee_and_managers(
 async def test_a_technician_profile_is_replaced_only_by_a_later_version(
     deliver: Deliver, db_session: AsyncSession
 ) -> None:
-    from mif_notifications.testing import technicien_data
+    from mif_planning.testing import technicien_data
 
     await deliver("planning.technicien.updated.v1", technicien_data(82, 641, version=3))
     await deliver("planning.technicien.created.v1", technicien_data(82, 640, version=1))
@@ -326,19 +321,7 @@ async def test_a_document_tells_the_participants_but_not_the_uploader(
     await make_user(manager, "responsable")
     await deliver(*intervention_event("created", 750, "ouverte", actor_id=requester, client_id=21, titre="Clim"))
     await deliver(*intervention_event("assigned", 750, "affectee", technicien_id=91, client_id=21, titre="Clim"))
-    document = {
-        "document_id": 5,
-        "intervention_id": 750,
-        "filename": "rapport.pdf",
-        "mime": "application/pdf",
-        "taille": 1234,
-        "sha256": "0" * 64,
-        "categorie": "rapport",
-        "uploaded_by": technician,
-        "client_id": 21,
-        "technicien_id": 91,
-        "occurred_at": T0.isoformat(),
-    }
+    document = document_uploaded_data(5, 750, uploaded_by=technician, client_id=21, technicien_id=91, occurred_at=T0)
     await deliver("documents.document.uploaded.v1", document)
     expected = ("information", "Nouveau document : rapport.pdf")
     assert await received(notifications_of, requester) == [expected]

@@ -18,14 +18,17 @@ import aio_pika
 import httpx
 import pytest
 
+from mif_auth.testing import user_data
 from mif_common.migrations import upgrade
 from mif_common.provision import provision, service_database_url
 from mif_common.suite import service
+from mif_common.testing.events import envelope
 from mif_common.testing.infra import Infra
 from mif_common.testing.keys import TestKeys
 from mif_common.testing.plugin import worker_namespace
+from mif_common.testing.polling import eventually
 from mif_common.testing.processes import ServiceProcess
-from mif_notifications.testing import SmtpSink, envelope, jwks_server, to_address, user_data
+from mif_notifications.testing import SmtpSink, jwks_server, to_address
 
 pytestmark = pytest.mark.e2e
 
@@ -103,16 +106,6 @@ async def publish(amqp_url: str, *events: Any) -> None:
             )
 
 
-async def wait_for(check: Callable[[], Any], *, within: float = 15.0, what: str) -> Any:
-    deadline = time.monotonic() + within
-    while time.monotonic() < deadline:
-        value = await check()
-        if value:
-            return value
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
 async def known_user(running: Running, http: httpx.AsyncClient, user_id: int, headers: Headers, **extra: Any) -> None:
     """Publish the user's creation and wait for its welcome (the user is then in the replica)."""
     await publish(running.amqp_url, envelope("auth.user.created.v1", user_data(user_id, **extra)))
@@ -121,7 +114,7 @@ async def known_user(running: Running, http: httpx.AsyncClient, user_id: int, he
         response = await http.get(f"{running.url}{API}", headers=headers)
         return response.status_code == 200 and any(n["titre"].startswith("Bienvenue") for n in response.json())
 
-    await wait_for(welcomed, what=f"user {user_id}'s welcome")
+    await eventually(welcomed, what=f"user {user_id}'s welcome", within=15.0)
 
 
 @dataclass

@@ -8,25 +8,13 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from mif_auth.testing import sign_in_alert_data
 from mif_notifications.delivery import DeliverySender
 from mif_notifications.testing import SmtpSink, parts, to_address
 
 Deliver = Callable[..., Awaitable[bool]]
 Rows = Callable[[int], Awaitable[list[dict[str, Any]]]]
 ALERT = "auth.sign_in_attempts.failed.v1"
-
-
-def alert_data(user_id: int, *, failures: int = 5, addresses: int = 3, at: datetime | None = None) -> dict[str, Any]:
-    """`data` of `auth.sign_in_attempts.failed.v1` (services/auth/mif_auth/events.py)."""
-    occurred_at = at or datetime.now(UTC)
-    return {
-        "user_id": user_id,
-        "failures": failures,
-        "addresses": addresses,
-        "window_seconds": 900,
-        "since": (occurred_at - timedelta(seconds=900)).isoformat(),
-        "occurred_at": occurred_at.isoformat(),
-    }
 
 
 async def test_the_owner_is_told_once_in_app_and_by_email(
@@ -38,7 +26,7 @@ async def test_the_owner_is_told_once_in_app_and_by_email(
 ) -> None:
     await make_user(905, "admin", email="salma@mif.ma", full_name="Salma Bennani")
     await make_user(906, "responsable")
-    data = alert_data(905)
+    data = sign_in_alert_data(905)
     event_id = str(uuid.uuid4())
     assert await deliver(ALERT, data, event_id=event_id)
     assert not await deliver(ALERT, data, event_id=event_id)  # the same event delivered again
@@ -65,7 +53,8 @@ async def test_the_owner_is_told_once_in_app_and_by_email(
     assert await sender.send_due() == 0
     assert len([m for m in smtp_sink.messages if "Tentatives de connexion" in str(m["Subject"])]) == 1
     # The next window's notice (auth publishes one per window) is a new one.
-    assert await deliver(ALERT, alert_data(905, failures=7, addresses=1, at=datetime.now(UTC) + timedelta(minutes=16)))
+    next_window = datetime.now(UTC) + timedelta(minutes=16)
+    assert await deliver(ALERT, sign_in_alert_data(905, failures=7, addresses=1, occurred_at=next_window))
     told = [n for n in await notifications_of(905) if n["event_type"] == ALERT]
     assert len(told) == 2
     assert "7 tentatives de connexion" in told[1]["contenu"] and "depuis une adresse" in told[1]["contenu"]
@@ -76,5 +65,5 @@ async def test_a_deactivated_user_is_not_told(
 ) -> None:
     user = await make_user(907, "technicien")
     assert await deliver("auth.user.deactivated.v1", {**user, "is_active": False})
-    assert await deliver(ALERT, alert_data(907))
+    assert await deliver(ALERT, sign_in_alert_data(907))
     assert [n for n in await notifications_of(907) if n["event_type"] == ALERT] == []

@@ -1,4 +1,5 @@
-"""Test helpers other suites reuse (planning's own tests, end-to-end tests)."""
+"""Test helpers other suites reuse (planning's own tests, its consumers' tests, end-to-end tests):
+example `data` of the events planning publishes, what it wrote to its outbox."""
 
 from __future__ import annotations
 
@@ -11,9 +12,11 @@ import httpx
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from mif_common.testing.events import Deliver as Deliver
+from mif_common.testing.events import example
+from mif_planning.events import OccurrenceDue, TechnicienEvent
+
 Headers = dict[str, str]
-# `deliver(event_type, data, event_id=None, time=None)` hands an event to the consumer path.
-Deliver = Callable[..., Awaitable[bool]]
 Make = Callable[..., Awaitable[dict[str, Any]]]
 
 
@@ -30,68 +33,49 @@ class Tech:
 MakeTech = Callable[..., Awaitable[Tech]]
 
 
-def user_data(user_id: int, *, role: str = "technicien", is_active: bool = True, **extra: Any) -> dict[str, Any]:
-    """`data` of an `auth.user.*.v1` event (services/auth/mif_auth/events.py)."""
-    return {
-        "user_id": user_id,
-        "username": f"user{user_id}",
-        "email": f"user{user_id}@mif.ma",
-        "full_name": f"Technicien {user_id}",
-        "role": role,
-        "client_id": None,
-        "is_active": is_active,
-        "token_version": 0,
-        **extra,
-    }
+def technicien_data(technicien_id: int, user_id: int, *, version: int = 1, **fields: Any) -> dict[str, Any]:
+    """`data` of a `planning.technicien.<verb>.v1` event (docs/events/planning-contract.md), checked
+    against `TechnicienEvent`; `fields` set any other key. Its user is `mif_auth.testing.user_data`'s."""
+    return example(
+        TechnicienEvent,
+        {
+            "technicien_id": technicien_id,
+            "user_id": user_id,
+            "full_name": f"Technicien {user_id}",
+            "username": f"tech{user_id}",
+            "email": f"tech{user_id}@example.ma",
+            "equipe": None,
+            "zone": None,
+            "disponibilite": "disponible",
+            "is_active": True,
+            "competences": [],
+            "version": version,
+            "occurred_at": datetime.now(UTC),
+        }
+        | fields,
+    )
 
 
-def equipement_data(
-    equipement_id: int, *, nom: str | None = None, statut: str = "operationnel", version: int = 1, **extra: Any
+def occurrence_data(
+    planning_id: int, equipement_id: int, due_at: datetime, *, frequence: str = "mensuel", **fields: Any
 ) -> dict[str, Any]:
-    """`data` of an `assets.equipement.*.v1` event (docs/events/assets.md)."""
-    return {
-        "equipement_id": equipement_id,
-        "nom": nom or f"Compresseur {equipement_id}",
-        "type": "compresseur",
-        "localisation": "Atelier A",
-        "numero_serie": None,
-        "statut": statut,
-        "criticite": "standard",
-        "client_id": None,
-        "frequence_entretien": None,
-        "version": version,
-        "updated_at": datetime.now(UTC).isoformat(),
-        **extra,
-    }
-
-
-def intervention_data(
-    intervention_id: int,
-    equipement_id: int,
-    statut: str,
-    *,
-    technicien_id: int | None = None,
-    occurred_at: datetime | None = None,
-    type: str = "corrective",
-    priorite: str = "normale",
-    **extra: Any,
-) -> dict[str, Any]:
-    """`data` of an `interventions.intervention.<verb>.v1` event (docs/events/interventions-contract.md)."""
-    return {
-        "intervention_id": intervention_id,
-        "equipement_id": equipement_id,
-        "client_id": None,
-        "technicien_id": technicien_id,
-        "statut": statut,
-        "previous_statut": None,
-        "type": type,
-        "priorite": priorite,
-        "urgence": priorite == "urgente",
-        "titre": f"Intervention {intervention_id}",
-        "actor_id": 77,
-        "occurred_at": (occurred_at or datetime.now(UTC)).isoformat(),
-        **extra,
-    }
+    """`data` of a `planning.occurrence.due.v1` event, checked against `OccurrenceDue`; `fields` set any
+    other key."""
+    return example(
+        OccurrenceDue,
+        {
+            "occurrence_key": f"{planning_id}:{due_at.isoformat()}",
+            "planning_id": planning_id,
+            "equipement_id": equipement_id,
+            "equipement_nom": None,
+            "technicien_id": None,
+            "due_at": due_at,
+            "frequence": frequence,
+            "commentaire": "Graissage et contrôle",
+            "occurred_at": datetime.now(UTC),
+        }
+        | fields,
+    )
 
 
 async def outbox_envelopes(session: AsyncSession, *, type_prefix: str = "planning.") -> list[Any]:

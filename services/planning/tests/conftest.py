@@ -5,7 +5,6 @@ import itertools
 import uuid
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -13,32 +12,20 @@ import pytest
 from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from mif_assets.testing import InProcessAssets, assets_in_process
+from mif_assets.testing import InProcessAssets, assets_in_process, equipement_data
 from mif_auth.config import AuthSettings
 from mif_auth.main import create_app as create_auth_app
 from mif_auth.schemas import UserCreate
 from mif_auth.service import create_user
-from mif_auth.testing import PASSWORD
-from mif_common.app import consumer_for
+from mif_auth.testing import PASSWORD, user_data
 from mif_common.auth.tokens import ChainedKeys, StaticKeys, TokenVerifier
-from mif_common.config import ServiceSettings
 from mif_common.db import get_session, make_engine
-from mif_common.events import CloudEvent
 from mif_common.testing.keys import TestKeys
 from mif_common.testing.plugin import ServiceUnderTest, TestDatabase
 from mif_planning.config import PlanningSettings
 from mif_planning.handlers import HANDLERS
 from mif_planning.main import create_app
-from mif_planning.testing import (
-    Deliver,
-    Headers,
-    Make,
-    MakeTech,
-    RoutingTransport,
-    Tech,
-    equipement_data,
-    user_data,
-)
+from mif_planning.testing import Deliver, Headers, Make, MakeTech, RoutingTransport, Tech
 
 ADMIN_ID, MANAGER_ID = 1001, 1002
 AUTH_HOST, ASSETS_HOST = "auth.test", "assets.test"
@@ -50,6 +37,7 @@ def mif_service() -> ServiceUnderTest:
         "planning",
         PlanningSettings,
         create_app,
+        handlers=HANDLERS,
         settings_overrides={
             "auth_url": f"http://{AUTH_HOST}",
             "assets_url": f"http://{ASSETS_HOST}",
@@ -89,41 +77,9 @@ def client_user(auth_headers: Callable[..., Headers]) -> Headers:
 
 
 @pytest.fixture
-def sessions(db_session: AsyncSession) -> async_sessionmaker[AsyncSession]:
-    """Sessions inside the test's rolled-back transaction, for code that owns its transactions (the
-    scheduler passes, the consumer)."""
-    return async_sessionmaker(
-        bind=db_session.bind,
-        expire_on_commit=False,
-        join_transaction_mode="create_savepoint",
-        info={"source": "planning"},
-    )
-
-
-@pytest.fixture
-def deliver(
-    db_session: AsyncSession, sessions: async_sessionmaker[AsyncSession], mif_settings: ServiceSettings
-) -> Deliver:
-    """Hand an event to planning's real consumer path (inbox dedupe included), in the test's transaction.
-    Returns False for a duplicate."""
-    consumer = consumer_for(mif_settings, sessions, HANDLERS)
-
-    async def handle(
-        event_type: str, data: dict[str, Any], *, event_id: str | None = None, time: datetime | None = None
-    ) -> bool:
-        event = CloudEvent(
-            id=event_id or str(uuid.uuid4()),
-            source="/mif/" + event_type.split(".")[0],
-            type=event_type,
-            subject=str(next(iter(data.values()), "")),
-            time=time or datetime.now(UTC),
-            data=data,
-        )
-        processed = await consumer.handle(event, HANDLERS[event.type])
-        db_session.expire_all()  # the handler wrote through another session
-        return processed
-
-    return handle
+def sessions(db_sessionmaker: async_sessionmaker[AsyncSession]) -> async_sessionmaker[AsyncSession]:
+    """The plugin's `db_sessionmaker`, by the name planning's tests know it."""
+    return db_sessionmaker
 
 
 _ids = itertools.count(50_001)

@@ -15,8 +15,9 @@ from pydantic import ValidationError
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from mif_interventions.testing import intervention_data
 from mif_planning.handlers import HANDLERS
-from mif_planning.testing import Deliver, Headers, Make, MakeTech, intervention_data, outbox_envelopes
+from mif_planning.testing import Deliver, Headers, Make, MakeTech, outbox_envelopes
 
 T0 = datetime(2026, 3, 1, 8, 0, tzinfo=UTC)
 EQUIPEMENT = 321
@@ -65,29 +66,36 @@ async def test_busy_while_an_assigned_intervention_is_in_progress(
     tech = await make_technicien()
     a, b = next(_ids), next(_ids)
     await deliver(
-        event("created"), intervention_data(a, EQUIPEMENT, "affectee", technicien_id=tech.id, occurred_at=at(0))
+        event("created"),
+        intervention_data(a, "affectee", equipement_id=EQUIPEMENT, technicien_id=tech.id, occurred_at=at(0)),
     )
     await deliver(
-        event("created"), intervention_data(b, EQUIPEMENT, "affectee", technicien_id=tech.id, occurred_at=at(1))
+        event("created"),
+        intervention_data(b, "affectee", equipement_id=EQUIPEMENT, technicien_id=tech.id, occurred_at=at(1)),
     )
     assert await state(client, manager, tech.id) == ("disponible", 2)
     await deliver(
-        event("started"), intervention_data(a, EQUIPEMENT, "en_cours", technicien_id=tech.id, occurred_at=at(2))
+        event("started"),
+        intervention_data(a, "en_cours", equipement_id=EQUIPEMENT, technicien_id=tech.id, occurred_at=at(2)),
     )
     assert await state(client, manager, tech.id) == ("occupe", 2)
     await deliver(
-        event("started"), intervention_data(b, EQUIPEMENT, "en_cours", technicien_id=tech.id, occurred_at=at(3))
+        event("started"),
+        intervention_data(b, "en_cours", equipement_id=EQUIPEMENT, technicien_id=tech.id, occurred_at=at(3)),
     )
     await deliver(
-        event("paused"), intervention_data(a, EQUIPEMENT, "en_attente", technicien_id=tech.id, occurred_at=at(4))
+        event("paused"),
+        intervention_data(a, "en_attente", equipement_id=EQUIPEMENT, technicien_id=tech.id, occurred_at=at(4)),
     )
     assert await state(client, manager, tech.id) == ("occupe", 2)  # b is still in progress
     await deliver(
-        event("closed"), intervention_data(b, EQUIPEMENT, "cloturee", technicien_id=tech.id, occurred_at=at(5))
+        event("closed"),
+        intervention_data(b, "cloturee", equipement_id=EQUIPEMENT, technicien_id=tech.id, occurred_at=at(5)),
     )
     assert await state(client, manager, tech.id) == ("disponible", 1)
     await deliver(
-        event("cancelled"), intervention_data(a, EQUIPEMENT, "annulee", technicien_id=tech.id, occurred_at=at(6))
+        event("cancelled"),
+        intervention_data(a, "annulee", equipement_id=EQUIPEMENT, technicien_id=tech.id, occurred_at=at(6)),
     )
     assert await state(client, manager, tech.id) == ("disponible", 0)
     published = [
@@ -104,15 +112,20 @@ async def test_an_absence_set_by_a_person_is_never_overridden(
     tech = await make_technicien()
     i = next(_ids)
     await deliver(
-        event("started"), intervention_data(i, EQUIPEMENT, "en_cours", technicien_id=tech.id, occurred_at=at(0))
+        event("started"),
+        intervention_data(i, "en_cours", equipement_id=EQUIPEMENT, technicien_id=tech.id, occurred_at=at(0)),
     )
     assert (await state(client, manager, tech.id))[0] == "occupe"
     for absence in ("conge", "formation", "indisponible"):
         await client.put(f"/api/v1/techniciens/{tech.id}", json={"disponibilite": absence}, headers=tech.headers)
-        await deliver(event("updated"), intervention_data(i, EQUIPEMENT, "en_cours", technicien_id=tech.id))
+        await deliver(
+            event("updated"), intervention_data(i, "en_cours", equipement_id=EQUIPEMENT, technicien_id=tech.id)
+        )
         await deliver(
             event("closed"),
-            intervention_data(i, EQUIPEMENT, "cloturee", technicien_id=tech.id, occurred_at=datetime.now(UTC)),
+            intervention_data(
+                i, "cloturee", equipement_id=EQUIPEMENT, technicien_id=tech.id, occurred_at=datetime.now(UTC)
+            ),
         )
         assert (await state(client, manager, tech.id))[0] == absence
 
@@ -123,23 +136,28 @@ async def test_a_reassignment_frees_the_previous_technician(
     first, second = await make_technicien(), await make_technicien()
     i = next(_ids)
     await deliver(
-        event("started"), intervention_data(i, EQUIPEMENT, "en_cours", technicien_id=first.id, occurred_at=at(0))
+        event("started"),
+        intervention_data(i, "en_cours", equipement_id=EQUIPEMENT, technicien_id=first.id, occurred_at=at(0)),
     )
     assert await state(client, manager, first.id) == ("occupe", 1)
     # Paused, reassigned to the second technician, resumed by them.
     await deliver(
-        event("paused"), intervention_data(i, EQUIPEMENT, "en_attente", technicien_id=first.id, occurred_at=at(1))
+        event("paused"),
+        intervention_data(i, "en_attente", equipement_id=EQUIPEMENT, technicien_id=first.id, occurred_at=at(1)),
     )
     await deliver(
-        event("assigned"), intervention_data(i, EQUIPEMENT, "affectee", technicien_id=second.id, occurred_at=at(2))
+        event("assigned"),
+        intervention_data(i, "affectee", equipement_id=EQUIPEMENT, technicien_id=second.id, occurred_at=at(2)),
     )
     await deliver(
-        event("started"), intervention_data(i, EQUIPEMENT, "en_cours", technicien_id=second.id, occurred_at=at(3))
+        event("started"),
+        intervention_data(i, "en_cours", equipement_id=EQUIPEMENT, technicien_id=second.id, occurred_at=at(3)),
     )
     assert await state(client, manager, first.id) == ("disponible", 0)
     assert await state(client, manager, second.id) == ("occupe", 1)
     await deliver(
-        event("unassigned"), intervention_data(i, EQUIPEMENT, "ouverte", technicien_id=None, occurred_at=at(4))
+        event("unassigned"),
+        intervention_data(i, "ouverte", equipement_id=EQUIPEMENT, technicien_id=None, occurred_at=at(4)),
     )
     assert await state(client, manager, second.id) == ("disponible", 0)
 
@@ -149,12 +167,13 @@ async def test_older_events_and_duplicates_change_nothing(
 ) -> None:
     tech = await make_technicien()
     i = next(_ids)
-    closed = intervention_data(i, EQUIPEMENT, "cloturee", technicien_id=tech.id, occurred_at=at(10))
+    closed = intervention_data(i, "cloturee", equipement_id=EQUIPEMENT, technicien_id=tech.id, occurred_at=at(10))
     event_id = str(uuid.uuid4())
     assert await deliver(event("closed"), closed, event_id=event_id) is True
     assert await deliver(event("closed"), closed, event_id=event_id) is False
     await deliver(
-        event("started"), intervention_data(i, EQUIPEMENT, "en_cours", technicien_id=tech.id, occurred_at=at(5))
+        event("started"),
+        intervention_data(i, "en_cours", equipement_id=EQUIPEMENT, technicien_id=tech.id, occurred_at=at(5)),
     )
     assert await state(client, manager, tech.id) == ("disponible", 0)
     row = (
@@ -167,7 +186,9 @@ async def test_events_about_unknown_technicians_only_feed_the_replica(
     deliver: Deliver, db_session: AsyncSession
 ) -> None:
     i = next(_ids)
-    assert await deliver(event("started"), intervention_data(i, EQUIPEMENT, "en_cours", technicien_id=99_999_999))
+    assert await deliver(
+        event("started"), intervention_data(i, "en_cours", equipement_id=EQUIPEMENT, technicien_id=99_999_999)
+    )
     assert (
         await db_session.scalar(text("SELECT technicien_id FROM intervention_ref WHERE intervention_id = :i"), {"i": i})
         == 99_999_999
@@ -178,8 +199,10 @@ async def test_events_about_unknown_technicians_only_feed_the_replica(
     "data",
     [
         {"intervention_id": 1},
-        intervention_data(1, EQUIPEMENT, "ouverte", occurred_at=datetime(2026, 3, 1, 8, 0)),  # no time zone
-        intervention_data(0, EQUIPEMENT, "ouverte"),
+        intervention_data(
+            1, "ouverte", equipement_id=EQUIPEMENT, occurred_at=datetime(2026, 3, 1, 8, 0)
+        ),  # no time zone
+        intervention_data(0, "ouverte", equipement_id=EQUIPEMENT),
     ],
 )
 async def test_a_malformed_event_is_permanent_and_writes_nothing(
@@ -210,13 +233,18 @@ async def test_recommendation_ranks_by_competence_then_availability_then_workloa
     debutant = await make_technicien(competences=[{"id": hydraulique["id"], "niveau": "debutant"}])
     novice = await make_technicien()
     on_leave = await make_technicien(competences=[{"id": hydraulique["id"], "niveau": "expert"}], disponibilite="conge")
-    await deliver(event("started"), intervention_data(next(_ids), eid, "en_cours", technicien_id=expert_busy.id))
+    await deliver(
+        event("started"), intervention_data(next(_ids), "en_cours", equipement_id=eid, technicien_id=expert_busy.id)
+    )
     for _ in range(2):
         await deliver(
-            event("created"), intervention_data(next(_ids), 1, "affectee", technicien_id=expert_free_loaded.id)
+            event("created"),
+            intervention_data(next(_ids), "affectee", equipement_id=1, technicien_id=expert_free_loaded.id),
         )
     # The novice has worked on this equipment before: it breaks ties, never beats a competence.
-    await deliver(event("closed"), intervention_data(next(_ids), eid, "cloturee", technicien_id=novice.id))
+    await deliver(
+        event("closed"), intervention_data(next(_ids), "cloturee", equipement_id=eid, technicien_id=novice.id)
+    )
 
     response = await client.get(
         "/api/v1/techniciens/recommandation",

@@ -11,9 +11,11 @@ import httpx
 from icalendar import Calendar
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from mif_auth.testing import user_data
+from mif_interventions.testing import intervention_data
 from mif_planning.config import PlanningSettings
 from mif_planning.scheduler import run_due_pass
-from mif_planning.testing import Deliver, Headers, Make, MakeTech, intervention_data, user_data
+from mif_planning.testing import Deliver, Headers, Make, MakeTech
 
 # Next year (a plan's next date may not be more than one interval ago): 2 March, 08:00 UTC.
 T0 = datetime(datetime.now(UTC).year + 1, 3, 2, 8, 0, tzinfo=UTC)
@@ -49,8 +51,8 @@ async def test_the_schedule_combines_occurrences_and_interventions(
         "interventions.intervention.started.v1",
         intervention_data(
             910_001,
-            weekly["equipement_id"],
             "en_cours",
+            equipement_id=weekly["equipement_id"],
             technicien_id=tech.id,
             occurred_at=T0 + timedelta(days=2),
             priorite="haute",
@@ -115,7 +117,9 @@ async def test_the_ical_feed_works_without_a_login_and_parses(
     await run_due_pass(sessions, settings=mif_settings)  # yesterday's occurrence is generated, now
     await deliver(
         "interventions.intervention.assigned.v1",
-        intervention_data(920_001, plan["equipement_id"], "affectee", technicien_id=tech.id, titre="Contrôle pompe"),
+        intervention_data(
+            920_001, "affectee", equipement_id=plan["equipement_id"], technicien_id=tech.id, titre="Contrôle pompe"
+        ),
     )
     issued = await client.post(f"/api/v1/techniciens/{tech.id}/ical-token", headers=tech.headers)
     assert issued.status_code == 201, issued.text

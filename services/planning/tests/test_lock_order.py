@@ -14,10 +14,10 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from mif_common.db import make_engine, make_sessionmaker
+from mif_interventions.testing import intervention_data
 from mif_planning import service
 from mif_planning.config import PlanningSettings
 from mif_planning.schemas import InterventionFact
-from mif_planning.testing import intervention_data
 
 DUE = datetime(2020, 2, 3, 8, 0, tzinfo=UTC)  # a date of its own: no other test's occurrence is there
 EQUIPEMENT_ID = 7_800_001
@@ -65,8 +65,8 @@ async def test_deleting_a_plan_while_its_intervention_is_linked_waits_instead_of
     fact = InterventionFact.model_validate(
         intervention_data(
             INTERVENTION_ID,
-            EQUIPEMENT_ID,
             "ouverte",
+            equipement_id=EQUIPEMENT_ID,
             type="preventive",
             actor_id=None,
             planning_id=plan_id,

@@ -9,7 +9,8 @@ from typing import Any
 import httpx
 import pytest
 
-from mif_planning.testing import Deliver, Headers, Make, MakeTech, equipement_data
+from mif_assets.testing import equipement_data
+from mif_planning.testing import Deliver, Headers, Make, MakeTech
 
 # Dates of plans made here lie next year: a plan's next date may not be more than one interval ago.
 Y = datetime.now(UTC).year + 1

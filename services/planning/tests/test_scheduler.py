@@ -22,9 +22,10 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from mif_common.db import make_engine, make_sessionmaker
+from mif_interventions.testing import intervention_data
 from mif_planning.config import PlanningSettings
 from mif_planning.scheduler import run_due_pass, run_overdue_pass, run_pass, run_reminder_pass
-from mif_planning.testing import Deliver, Headers, Make, MakeTech, intervention_data, outbox_envelopes
+from mif_planning.testing import Deliver, Headers, Make, MakeTech, outbox_envelopes
 
 # Next year, 2 March 08:00 UTC: plans made through the API at T0 minus a few days are not "more than one
 # interval in the past" (refused), and the passes are run with a clock of their own.
@@ -459,8 +460,8 @@ async def test_an_occurrence_not_closed_in_time_makes_the_plan_late_once(
     iid = next(_interventions)
     created = intervention_data(
         iid,
-        plan["equipement_id"],
         "affectee",
+        equipement_id=plan["equipement_id"],
         technicien_id=tech.id,
         type="preventive",
         actor_id=None,
@@ -510,14 +511,14 @@ async def test_an_occurrence_closed_in_time_or_without_intervention(
     # equipment, then closed before the deadline (the next due date, 1 day later).
     await deliver(
         "interventions.intervention.created.v1",
-        intervention_data(iid, done["equipement_id"], "ouverte", type="preventive", actor_id=None),
+        intervention_data(iid, "ouverte", equipement_id=done["equipement_id"], type="preventive", actor_id=None),
     )
     await deliver(
         "interventions.intervention.closed.v1",
         intervention_data(
             iid,
-            done["equipement_id"],
             "cloturee",
+            equipement_id=done["equipement_id"],
             type="preventive",
             actor_id=5,
             occurred_at=datetime.now(UTC) + timedelta(seconds=1),
@@ -543,7 +544,7 @@ async def test_a_manual_preventive_intervention_is_not_taken_for_the_occurrence(
     manual = next(_interventions)
     await deliver(
         "interventions.intervention.created.v1",
-        intervention_data(manual, plan["equipement_id"], "ouverte", type="preventive", actor_id=12),
+        intervention_data(manual, "ouverte", equipement_id=plan["equipement_id"], type="preventive", actor_id=12),
     )
     linked = await db_session.scalar(
         text("SELECT intervention_id FROM occurrence WHERE planning_id = :p"), {"p": plan["id"]}
@@ -554,8 +555,8 @@ async def test_a_manual_preventive_intervention_is_not_taken_for_the_occurrence(
         "interventions.intervention.created.v1",
         intervention_data(
             generated,
-            plan["equipement_id"],
             "ouverte",
+            equipement_id=plan["equipement_id"],
             type="preventive",
             actor_id=None,
             occurrence_key=f"{plan['id']}:{T0.isoformat()}",

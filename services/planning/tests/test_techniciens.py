@@ -10,7 +10,8 @@ import httpx
 import pytest
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from mif_planning.testing import Deliver, Headers, Make, MakeTech, outbox_envelopes, user_data
+from mif_auth.testing import user_data
+from mif_planning.testing import Deliver, Headers, Make, MakeTech, outbox_envelopes
 
 
 async def technicien_events(db_session: AsyncSession, technicien_id: int) -> list[dict[str, Any]]:

@@ -88,6 +88,9 @@ class OutboxRelay:
         self._last_cleanup = 0.0
         self._last_lag = -LAG_INTERVAL
         self._last_batch = _Batch()
+        # Passes completed (batch claimed, published, committed), for whoever must know that the relay
+        # has looked at the outbox since some moment (tests, instead of sleeping).
+        self.passes = 0
 
     def backoff(self, attempts: int) -> float:
         """Seconds before retrying a row that failed `attempts` times: 0.5, 1, 2, ... capped."""
@@ -158,6 +161,7 @@ class OutboxRelay:
                 )
                 OUTBOX_PUBLISHED.labels(self.service).inc(len(published))
             batch.published = len(published)
+        self.passes += 1
         return batch.published
 
     async def _publish_one(

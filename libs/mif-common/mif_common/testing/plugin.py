@@ -6,7 +6,8 @@
 - `mif_amqp_url`: a RabbitMQ vhost of its own for the test session.
 - `mif_keys`, `make_token`, `auth_headers`: tokens for each role, verified by the app under test.
 - A service's conftest defines `mif_service` (a `ServiceUnderTest`); then `db_session` (a rolled-back
-  savepoint session per test), `app` and `client` (an ASGI client) come for free.
+  savepoint session per test), `db_sessionmaker` (more sessions in that transaction), `app`, `client`
+  (an ASGI client) and `deliver` (an event through the service's real consumer) come for free.
 """
 
 from __future__ import annotations
@@ -20,17 +21,23 @@ from typing import Any
 import httpx
 import pytest
 from fastapi import FastAPI
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from mif_common.app import consumer_for
 from mif_common.auth.tokens import ChainedKeys, StaticKeys, TokenVerifier
 from mif_common.config import ServiceSettings
 from mif_common.db import get_session, make_engine
+from mif_common.events import CloudEvent
+from mif_common.events.consumer import Handler
 from mif_common.listing import connections_of, read_connections
 from mif_common.migrations import upgrade
 from mif_common.provision import ensure_database, ensure_service_roles, service_database_url
 from mif_common.suite import ServiceInfo, built_services, service
+from mif_common.testing.events import Deliver, envelope
 from mif_common.testing.infra import Infra, start_infra
 from mif_common.testing.keys import TEST_AUDIENCE, TEST_ISSUER, TestKeys
+
+Handlers = Mapping[str, Handler]
 
 
 @dataclass(frozen=True)
@@ -39,10 +46,16 @@ class ServiceUnderTest:
     settings_cls: type[ServiceSettings]
     create_app: Callable[[Any], FastAPI]
     settings_overrides: Mapping[str, Any] = field(default_factory=dict)
+    # What the service's consumer runs, as `create_app` hands it to `ServiceParts`: the mapping, or the
+    # function of the settings that builds it (for handlers that need the settings).
+    handlers: Handlers | Callable[[Any], Handlers] = field(default_factory=dict)
 
     @property
     def info(self) -> ServiceInfo:
         return service(self.name)
+
+    def handlers_for(self, settings: ServiceSettings) -> Handlers:
+        return self.handlers(settings) if callable(self.handlers) else self.handlers
 
 
 @dataclass(frozen=True)
@@ -216,6 +229,44 @@ async def db_session(service_engine: AsyncEngine, mif_service: ServiceUnderTest)
         finally:
             await session.close()
             await trans.rollback()
+
+
+@pytest.fixture
+def db_sessionmaker(db_session: AsyncSession, mif_service: ServiceUnderTest) -> async_sessionmaker[AsyncSession]:
+    """Sessions on the test's connection, for code that owns its transactions (a consumer, a scheduler
+    pass): their commits are savepoints of the rolled-back transaction."""
+    return async_sessionmaker(
+        bind=db_session.bind,
+        expire_on_commit=False,
+        join_transaction_mode="create_savepoint",
+        info={"source": mif_service.name},
+    )
+
+
+@pytest.fixture
+def deliver(
+    db_session: AsyncSession,
+    db_sessionmaker: async_sessionmaker[AsyncSession],
+    mif_service: ServiceUnderTest,
+    mif_settings: ServiceSettings,
+) -> Deliver:
+    """Hand an event to the service's real consumer path (inbox dedupe included), inside the test's
+    rolled-back transaction: `await deliver("auth.user.created.v1", data)` (envelope attributes as
+    keywords: `event_id=`, `time=`...) or `await deliver(cloud_event)`. False for a duplicate."""
+    handlers = mif_service.handlers_for(mif_settings)
+    consumer = consumer_for(mif_settings, db_sessionmaker, handlers)
+
+    async def handle(event: CloudEvent | str, data: Mapping[str, Any] | None = None, **fields: Any) -> bool:
+        if isinstance(event, str):
+            event = envelope(event, data or {}, **fields)
+        # Close the test session's open savepoint first, so that the handler's writes land in the test's
+        # outer transaction and a later request that rolls back its own savepoint cannot undo them.
+        await db_session.commit()
+        processed = await consumer.handle(event, handlers[event.type])
+        db_session.expire_all()  # the handler wrote through another session
+        return processed
+
+    return handle
 
 
 @pytest.fixture
