@@ -8,7 +8,7 @@ from mif_common.app import ServiceParts, create_service_app
 from mif_interventions.api import dashboard_router, filters_router, interventions_router
 from mif_interventions.config import InterventionsSettings
 from mif_interventions.handlers import make_handlers
-from mif_interventions.jobs import lateness_job
+from mif_interventions.jobs import periodic_jobs
 
 
 def create_app(settings: InterventionsSettings | None = None) -> FastAPI:
@@ -27,7 +27,7 @@ def create_app(settings: InterventionsSettings | None = None) -> FastAPI:
             ),
             routers=[interventions_router, filters_router, dashboard_router],
             handlers=make_handlers(settings),
-            background_jobs=[lateness_job],
+            periodic_jobs=periodic_jobs(settings),
             openapi_tags=[
                 {"name": "interventions", "description": "Work orders, their workflow, history and comments."},
                 {"name": "dashboard", "description": "Figures and KPIs over the interventions the caller sees."},

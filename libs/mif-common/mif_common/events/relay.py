@@ -25,6 +25,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.engine import URL
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from mif_common.cancellation import raise_if_cancelling as _check_cancelled
 from mif_common.db import close_direct, connect_direct
 from mif_common.events.broker import Broker
 from mif_common.events.outbox import notify_channel
@@ -258,15 +259,6 @@ class OutboxRelay:
         self._last_cleanup = time.monotonic()
         async with self.engine.begin() as conn:
             await conn.execute(outbox.delete().where(outbox.c.published_at < func.now() - PUBLISHED_RETENTION))
-
-
-def _check_cancelled() -> None:
-    """Stop if this task was asked to, even if a library swallowed the CancelledError (3.11's
-    `asyncio.wait_for` does when its inner future completes at the same time): else `task.cancel()`
-    followed by `await task` at shutdown could wait forever."""
-    task = asyncio.current_task()
-    if task is not None and task.cancelling():
-        raise asyncio.CancelledError
 
 
 def _dumps(envelope: dict[str, Any]) -> bytes:
