@@ -6,8 +6,9 @@ at connection start, or, behind PgBouncer, the role's own default set by `mif_co
 
 Connections of a process (deploy/k8s/README.md, "Database connections"): the engine's pool, at most
 `db_pool_size + db_max_overflow` (requests, consumers, the relay's batches, interventions' AUTOCOMMIT
-reads, readiness checks all share it), and beside it the LISTEN connections (`connect_direct`: the
-outbox relay's, and notifications' live stream), which always go straight to PostgreSQL.
+reads, readiness checks all share it), and beside it the LISTEN connections (`connect_direct`, held by
+`mif_common.listen`: the outbox relay's, and notifications' live stream), which always go straight to
+PostgreSQL.
 """
 
 from __future__ import annotations
