@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from datetime import datetime
 from enum import StrEnum
@@ -10,11 +10,11 @@ from typing import Annotated, Any
 
 import sqlalchemy as sa
 from fastapi import APIRouter, Body, Depends, Header, Query, Request, Response
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from mif_common.auth import CurrentPrincipal, Principal, Role, require_roles
 from mif_common.datetimes import DateTimeIn
-from mif_common.db import Session
+from mif_common.db import ReadSession, Session
 from mif_common.errors import Unprocessable
 from mif_common.json_bodies import dump_models, dump_models_as_pydantic, dump_rows
 from mif_common.listing import ReadConnections
@@ -98,20 +98,8 @@ async def planning_de(request: Request) -> PlanningClient:
 
 PlanningDep = Annotated[PlanningClient, Depends(planning_de)]
 
-
-async def get_read_session(request: Request) -> AsyncIterator[AsyncSession]:
-    """A session for reads, outside any transaction (AUTOCOMMIT): a list is one statement (the page and
-    its total together), so it needs none, and the hot paths save the BEGIN and COMMIT round trips."""
-    engine: AsyncEngine = request.app.state.engine
-    async with engine.connect() as connection:
-        await connection.execution_options(isolation_level="AUTOCOMMIT")
-        async with AsyncSession(bind=connection, info={"source": "interventions"}) as session:
-            yield session
-
-
-ReadSession = Annotated[AsyncSession, Depends(get_read_session)]
-
-# Lists open an AUTOCOMMIT connection without a session and run their statement on the asyncpg
+# Single reads and the dashboard read through `mif_common.db.ReadSession` (AUTOCOMMIT, no transaction);
+# lists open the same kind of connection without a session and run their statement on the asyncpg
 # connection itself (`mif_common.listing.ReadConnections`, `repository.page_and_total`).
 
 

@@ -12,11 +12,9 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from mif_assets.testing import InProcessAssets, assets_in_process
 from mif_common.app import consumer_for
 from mif_common.config import ServiceSettings
-from mif_common.db import get_session
 from mif_common.events import CloudEvent
 from mif_common.testing.keys import TestKeys
 from mif_common.testing.plugin import ServiceUnderTest, TestDatabase
-from mif_interventions.api import get_read_session
 from mif_interventions.config import InterventionsSettings
 from mif_interventions.handlers import make_handlers
 from mif_interventions.main import create_app
@@ -27,14 +25,6 @@ from mif_interventions.testing import Deliver, Headers, World
 def mif_service() -> ServiceUnderTest:
     # No assets service unless a test brings one (the `assets` fixture): a miss is a 503.
     return ServiceUnderTest("interventions", InterventionsSettings, create_app, {"assets_url": "http://127.0.0.1:9"})
-
-
-@pytest.fixture
-def app(app: FastAPI) -> FastAPI:
-    """The plugin's app (lists' connections are the test's: the plugin overrides
-    `mif_common.listing.read_connections`); reads outside a transaction use the test's session too."""
-    app.dependency_overrides[get_read_session] = app.dependency_overrides[get_session]
-    return app
 
 
 @pytest.fixture
