@@ -7,7 +7,7 @@ organisation's clients and equipment (anything else is "not found", so existence
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import UTC, date, datetime
+from datetime import date
 from enum import StrEnum
 from typing import Any
 
@@ -30,6 +30,7 @@ from mif_assets.events import (
 from mif_assets.models import Client, Equipement, EquipementStatutHistorique, SourceStatut, StatutEquipement
 from mif_assets.schemas import ClientCreate, ClientUpdate, EquipementCreate, EquipementUpdate, InterventionFact
 from mif_common.auth import Principal, Role
+from mif_common.datetimes import now
 from mif_common.errors import Conflict, Forbidden, NotFound, Unprocessable
 from mif_common.events import add_event
 
@@ -58,10 +59,6 @@ class ClientInvalide(Unprocessable):
 
 class DatesIncoherentes(Unprocessable):
     slug = "inconsistent-dates"
-
-
-def now() -> datetime:
-    return datetime.now(UTC)
 
 
 def visible_client_id(principal: Principal) -> int | None:

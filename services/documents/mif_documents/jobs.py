@@ -16,11 +16,12 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from mif_common import datetimes
 from mif_common.jobs import PeriodicJob
 from mif_documents import repository as repo
 from mif_documents.config import DocumentsSettings
@@ -49,7 +50,7 @@ async def cleanup_once(
     now: datetime | None = None,
 ) -> CleanupReport:
     """One pass of the cleanup job."""
-    moment = now or datetime.now(UTC)
+    moment = now or datetimes.now()
     cutoff = moment - grace
     storage = vault.storage
     incomplete = await storage.purge_incomplete(older_than=cutoff)

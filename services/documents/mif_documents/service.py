@@ -23,6 +23,7 @@ import httpx
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mif_common.auth import Principal, Role
+from mif_common.datetimes import now
 from mif_common.errors import Conflict, Forbidden, NotFound, ServiceUnavailable
 from mif_common.events import add_event
 from mif_common.owners import ask_owner
@@ -57,10 +58,6 @@ class SuppressionInterdite(Forbidden):
 
 class InterventionsIndisponible(ServiceUnavailable):
     slug = "interventions-unavailable"
-
-
-def now() -> datetime:
-    return datetime.now(UTC)
 
 
 def intervention_not_visible(intervention_id: int) -> InterventionIntrouvable:

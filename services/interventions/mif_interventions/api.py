@@ -13,7 +13,7 @@ from fastapi import APIRouter, Body, Depends, Header, Query, Request, Response
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from mif_common.auth import CurrentPrincipal, Principal, Role, require_roles
-from mif_common.datetimes import DateTimeIn
+from mif_common.datetimes import DateTimeIn, now
 from mif_common.db import ReadSession, Session
 from mif_common.errors import Unprocessable
 from mif_common.json_bodies import dump_models, dump_models_as_pydantic, dump_rows
@@ -127,7 +127,7 @@ async def _answer(
 ) -> Response:
     row = await repo.row_of(session, intervention_id)
     assert row is not None
-    body = _json(_present(row, service.now()))
+    body = _json(_present(row, now()))
     return Response(
         body,
         status_code=status_code,
@@ -234,7 +234,7 @@ async def _list(
     request: Request, connection: AsyncConnection, principal: Principal, params: PageParams, criteria: Filtres
 ) -> Response:
     scope = await service.visibilite(connection, principal)
-    at = service.now()
+    at = now()
     rows, total = await repo.page_and_total(
         connection,
         replace(criteria, q=params.q, now=at),
@@ -580,7 +580,7 @@ async def commenter(
 )
 async def stats(session: ReadSession, principal: CurrentPrincipal) -> dict[str, Any]:
     scope = await service.visibilite(session, principal)
-    return await dashboard.stats(session, scope=scope, principal=principal, at=service.now())
+    return await dashboard.stats(session, scope=scope, principal=principal, at=now())
 
 
 @dashboard_router.get(
@@ -604,7 +604,7 @@ async def kpis(
     du: Annotated[DateTimeIn | None, Query(description="Period start (default: 30 days before `au`).")] = None,
     au: Annotated[DateTimeIn | None, Query(description="Period end, excluded (default: now).")] = None,
 ) -> dict[str, Any]:
-    at = service.now()
+    at = now()
     default_du, default_au = dashboard.default_period(au or at)
     start, end = du or default_du, au or default_au
     if start >= end:

@@ -8,6 +8,7 @@ from datetime import timedelta
 from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from mif_common.datetimes import now
 from mif_common.jobs import PeriodicJob
 from mif_interventions import repository as repo
 from mif_interventions import service
@@ -22,7 +23,7 @@ async def run_lateness_pass(sessionmaker: async_sessionmaker[AsyncSession], sett
     async with sessionmaker() as session, session.begin():
         claimed = await service.mark_late(session, limit=settings.late_batch_size)
     async with sessionmaker() as session, session.begin():
-        older_than = service.now() - timedelta(hours=settings.idempotency_ttl_hours)
+        older_than = now() - timedelta(hours=settings.idempotency_ttl_hours)
         await repo.purge_idempotency_keys(session, older_than=older_than)
     return claimed
 

@@ -23,6 +23,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from mif_common.auth import Principal, Role
+from mif_common.datetimes import now
 from mif_common.errors import (
     Conflict,
     Forbidden,
@@ -137,10 +138,6 @@ class Auteur:
 
 def systeme(what: str) -> Auteur:
     return Auteur(principal=None, user_agent=f"mif-interventions ({what})"[:500])
-
-
-def now() -> datetime:
-    return datetime.now(UTC)
 
 
 def etag(intervention: Intervention | Mapping[str, Any] | sa.RowMapping) -> str:

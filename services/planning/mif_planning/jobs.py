@@ -27,12 +27,13 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 from fastapi import FastAPI
 from prometheus_client import Counter
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from mif_common.datetimes import now
 from mif_common.jobs import PeriodicJob
 from mif_planning import repository as repo
 from mif_planning import service
@@ -56,7 +57,7 @@ class PassResult:
 
 async def run_due_pass(sessions: Sessions, *, settings: PlanningSettings, at: datetime | None = None) -> int:
     """Emit the due occurrences of up to `scheduler_batch_size` plans; returns how many were emitted."""
-    at = at or datetime.now(UTC)
+    at = at or now()
     emitted, seen = 0, set[int]()
     for _ in range(settings.scheduler_batch_size):
         async with sessions() as session, session.begin():
@@ -73,7 +74,7 @@ async def run_reminder_pass(sessions: Sessions, *, settings: PlanningSettings, a
     """Remind the next occurrences falling due within the lead time; returns how many reminders."""
     if settings.reminder_lead_minutes == 0:
         return 0
-    at = at or datetime.now(UTC)
+    at = at or now()
     horizon = at + timedelta(minutes=settings.reminder_lead_minutes)
     sent, seen = 0, set[int]()
     for _ in range(settings.scheduler_batch_size):
@@ -89,7 +90,7 @@ async def run_reminder_pass(sessions: Sessions, *, settings: PlanningSettings, a
 
 async def run_overdue_pass(sessions: Sessions, *, settings: PlanningSettings, at: datetime | None = None) -> int:
     """Report the occurrences whose intervention was not resolved by their deadline."""
-    at = at or datetime.now(UTC)
+    at = at or now()
     reported = 0
     for _ in range(settings.scheduler_batch_size):
         async with sessions() as session, session.begin():
@@ -104,7 +105,7 @@ async def run_overdue_pass(sessions: Sessions, *, settings: PlanningSettings, at
 
 async def run_pass(sessions: Sessions, *, settings: PlanningSettings, at: datetime | None = None) -> PassResult:
     """One full pass: due occurrences first (a due one needs no reminder), then reminders, then lateness."""
-    at = at or datetime.now(UTC)
+    at = at or now()
     return PassResult(
         due=await run_due_pass(sessions, settings=settings, at=at),
         reminders=await run_reminder_pass(sessions, settings=settings, at=at),
