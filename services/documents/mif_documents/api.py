@@ -137,7 +137,7 @@ async def list_documents(
     uploaded_by: Annotated[int | None, Query(gt=0, le=MAX_ID)] = None,
 ) -> Response:
     query = repo.documents_query(
-        only_client_id=service.visible_client_id(principal),
+        only_client_id=principal.organisation(),
         only_technicien_user_id=principal.user_id if principal.role is Role.technicien else None,
         intervention_id=intervention_id,
         categorie=[c.value for c in categorie or ()],

@@ -68,15 +68,6 @@ def document_not_visible(document_id: int) -> DocumentIntrouvable:
     return DocumentIntrouvable(f"Document {document_id} does not exist or is not visible to you.")
 
 
-def visible_client_id(principal: Principal) -> int | None:
-    """The only organisation a client user may see; None for the other roles."""
-    if principal.role is not Role.client:
-        return None
-    if principal.client_id is None:
-        raise Forbidden("This client account is not linked to an organisation; contact an administrator.")
-    return principal.client_id
-
-
 @dataclass(frozen=True, slots=True)
 class InterventionsClient:
     """Asks the interventions service about one intervention, as the caller (its `Authorization`), so
@@ -158,7 +149,7 @@ async def visible_intervention(
     session: AsyncSession, *, intervention_id: int, principal: Principal, interventions: InterventionsClient
 ) -> VisibleIntervention:
     """The intervention if the caller may see it, else 404 (the same sentence whether it exists or not)."""
-    only_client = visible_client_id(principal)
+    only_client = principal.organisation()
     ref = await repo.intervention_ref(session, intervention_id)
     if ref is None:
         return await _ask_owner(session, intervention_id=intervention_id, interventions=interventions)

@@ -149,10 +149,9 @@ async def visibilite(session: AsyncSession | AsyncConnection, principal: Princip
     """Which interventions `principal` may see (DOMAIN.md §1)."""
     if principal.is_manager:
         return Visibilite()
-    if principal.role is Role.client:
-        if principal.client_id is None:
-            raise Forbidden("This client account is not linked to an organisation; contact an administrator.")
-        return Visibilite(client_id=principal.client_id)
+    organisation = principal.organisation()
+    if organisation is not None:
+        return Visibilite(client_id=organisation)
     technicien_id = await repo.technicien_of_user(session, principal.user_id)
     return Visibilite(technicien_id=technicien_id) if technicien_id is not None else Visibilite(rien=True)
 
@@ -385,7 +384,8 @@ async def _equipement_pour(
         ref = await _ask_assets(
             session, equipement_id=equipement_id, settings=settings, http=http, authorization=authorization
         )
-    if ref is None or (principal.role is Role.client and ref.client_id != principal.client_id):
+    only = principal.organisation()
+    if ref is None or (only is not None and ref.client_id != only):
         raise EquipementInconnu(
             f"Equipment {equipement_id} does not exist.",
             errors=[{"field": "equipement_id", "message": "unknown equipment"}],
