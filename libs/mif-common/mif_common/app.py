@@ -28,6 +28,7 @@ from mif_common.events.relay import OutboxRelay
 from mif_common.events.topology import consumer_queue_name
 from mif_common.guard import add_request_guards
 from mif_common.health import router as health_router
+from mif_common.jobs import PeriodicJob
 from mif_common.logging import configure_logging
 from mif_common.metrics import MetricsMiddleware, metrics_endpoint
 from mif_common.openapi import install_problem_docs
@@ -51,7 +52,9 @@ class ServiceParts:
     version: str = "1.0.0"
     handlers: Mapping[str, Handler] = field(default_factory=dict)
     on_startup: Sequence[Hook] = ()
+    # Loops of their own (a LISTEN hub, a sender woken by it); periodic passes go in `periodic_jobs`.
     background_jobs: Sequence[BackgroundJob] = ()
+    periodic_jobs: Sequence[PeriodicJob] = ()
     openapi_tags: list[dict[str, str]] | None = None
     # The clients of the services this one asks on a replica miss (`OwnerClient.for_request`).
     owners: Sequence[type[OwnerClient]] = ()
@@ -116,6 +119,8 @@ def create_service_app(settings: ServiceSettings, parts: ServiceParts) -> FastAP
                 jobs = list(parts.background_jobs)
             for job in jobs:
                 tasks.append(asyncio.create_task(_supervised(job, app), name=f"{name}-{job.__name__}"))
+            for periodic in parts.periodic_jobs:
+                tasks.append(asyncio.create_task(periodic.run_forever(app), name=f"{name}-{periodic.name}"))
         try:
             yield
         finally:
@@ -181,7 +186,7 @@ async def _follow_token_states(app: FastAPI) -> None:
 
 
 async def _supervised(job: BackgroundJob, app: FastAPI) -> None:
-    """Restart a periodic job after an unexpected crash instead of losing it silently."""
+    """Restart a background job after an unexpected crash instead of losing it silently."""
     while True:
         try:
             await job(app)

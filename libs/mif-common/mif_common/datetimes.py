@@ -1,4 +1,5 @@
-"""Date-times clients send, in bodies and query parameters: normalised to UTC and kept within a range.
+"""The clock (`now`), and date-times clients send, in bodies and query parameters: normalised to UTC and
+kept within a range.
 
 Python's `datetime` spans years 1 to 9999, but an instant near either end overflows as soon as it is
 normalised to UTC (`9999-12-31T23:59:59-23:59` is in year 10000 in UTC) or moved by a day (a window
@@ -19,6 +20,13 @@ from typing import Annotated
 
 from pydantic import AfterValidator, AwareDatetime
 from pydantic_core import PydanticCustomError
+
+
+def now() -> datetime:
+    """The current instant, aware, in UTC: the one clock of the services (a test moves it by patching
+    the name where it is imported, e.g. `monkeypatch.setattr(service, "now", ...)`)."""
+    return datetime.now(UTC)
+
 
 MIN_YEAR = 1900
 MAX_YEAR = 2999

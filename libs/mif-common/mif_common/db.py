@@ -5,9 +5,10 @@ and the connection's `search_path` points there too so raw SQL and triggers reso
 at connection start, or, behind PgBouncer, the role's own default set by `mif_common.provision`).
 
 Connections of a process (deploy/k8s/README.md, "Database connections"): the engine's pool, at most
-`db_pool_size + db_max_overflow` (requests, consumers, the relay's batches, interventions' AUTOCOMMIT
-reads, readiness checks all share it), and beside it the LISTEN connections (`connect_direct`: the
-outbox relay's, and notifications' live stream), which always go straight to PostgreSQL.
+`db_pool_size + db_max_overflow` (requests, consumers, the relay's batches, the AUTOCOMMIT
+reads, readiness checks all share it), and beside it the LISTEN connections (`connect_direct`, held by
+`mif_common.listen`: the outbox relay's, and notifications' live stream), which always go straight to
+PostgreSQL.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Annotated, Any
 
 import asyncpg
@@ -220,3 +222,24 @@ async def rollback_quietly(session: AsyncSession) -> None:
 
 # `scope="function"` commits before the response is sent, so a failed commit is an error answer.
 Session = Annotated[AsyncSession, Depends(get_session, scope="function")]
+
+
+@asynccontextmanager
+async def autocommit_connection(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
+    """A pooled connection outside any transaction (AUTOCOMMIT), for reads: a statement needs none on
+    its own, and the hot paths save the BEGIN and COMMIT round trips."""
+    async with engine.connect() as connection:
+        await connection.execution_options(isolation_level="AUTOCOMMIT")
+        yield connection
+
+
+async def get_read_session(request: Request) -> AsyncIterator[AsyncSession]:
+    """A session for reads on an `autocommit_connection`: each statement on its own, nothing to commit
+    (a list is one statement, its page and total together). Lists that skip the session and run on the
+    asyncpg connection use `mif_common.listing.ReadConnections`, on the same kind of connection."""
+    maker: async_sessionmaker[AsyncSession] = request.app.state.sessionmaker
+    async with autocommit_connection(request.app.state.engine) as connection, maker(bind=connection) as session:
+        yield session
+
+
+ReadSession = Annotated[AsyncSession, Depends(get_read_session)]

@@ -35,7 +35,7 @@ from sqlalchemy.sql import operators
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.elements import UnaryExpression
 
-from mif_common.db import DRIVER_ERRORS, driver_error
+from mif_common.db import DRIVER_ERRORS, autocommit_connection, driver_error
 from mif_common.pagination import Sortable, order_by
 
 # --- the connection ---------------------------------------------------------------------------------
@@ -50,13 +50,6 @@ async def read_connections(request: Request) -> ConnectionSource:
     (`mif_common.testing.plugin`) to run lists inside the test's transaction."""
     engine: AsyncEngine = request.app.state.engine
     return lambda: autocommit_connection(engine)
-
-
-@asynccontextmanager
-async def autocommit_connection(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
-    async with engine.connect() as connection:
-        await connection.execution_options(isolation_level="AUTOCOMMIT")
-        yield connection
 
 
 ReadConnections = Annotated[ConnectionSource, Depends(read_connections)]

@@ -71,7 +71,7 @@ async def list_clients(
     ville: Annotated[str | None, Query(max_length=100)] = None,
 ) -> Response:
     terms = repo.clients_terms(
-        only_client_id=service.visible_client_id(principal),
+        only_client_id=principal.organisation(),
         is_active=is_active,
         type_client=type_client.value if type_client is not None else None,
         niveau_service=niveau_service.value if niveau_service is not None else None,
@@ -148,7 +148,7 @@ async def list_equipements(
     localisation: Annotated[str | None, Query(max_length=200, description="Exact, case-insensitive.")] = None,
 ) -> Response:
     terms = repo.equipements_terms(
-        only_client_id=service.visible_client_id(principal),
+        only_client_id=principal.organisation(),
         statut=[s.value for s in statut or ()],
         criticite=[c.value for c in criticite or ()],
         client_id=client_id,

@@ -7,7 +7,7 @@ organisation's clients and equipment (anything else is "not found", so existence
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import UTC, date, datetime
+from datetime import date
 from enum import StrEnum
 from typing import Any
 
@@ -29,8 +29,9 @@ from mif_assets.events import (
 )
 from mif_assets.models import Client, Equipement, EquipementStatutHistorique, SourceStatut, StatutEquipement
 from mif_assets.schemas import ClientCreate, ClientUpdate, EquipementCreate, EquipementUpdate, InterventionFact
-from mif_common.auth import Principal, Role
-from mif_common.errors import Conflict, Forbidden, NotFound, Unprocessable
+from mif_common.auth import Principal
+from mif_common.datetimes import now
+from mif_common.errors import Conflict, NotFound, Unprocessable
 from mif_common.events import add_event
 
 
@@ -58,19 +59,6 @@ class ClientInvalide(Unprocessable):
 
 class DatesIncoherentes(Unprocessable):
     slug = "inconsistent-dates"
-
-
-def now() -> datetime:
-    return datetime.now(UTC)
-
-
-def visible_client_id(principal: Principal) -> int | None:
-    """The only organisation a caller may see, or None when it sees them all."""
-    if principal.role is not Role.client:
-        return None
-    if principal.client_id is None:
-        raise Forbidden("This client account is not linked to an organisation; contact an administrator.")
-    return principal.client_id
 
 
 def _plain(values: Mapping[str, Any]) -> dict[str, Any]:
@@ -160,7 +148,7 @@ async def create_client(session: AsyncSession, *, data: ClientCreate) -> Client:
 
 async def get_client(session: AsyncSession, *, client_id: int, principal: Principal) -> Client:
     """One organisation; a client user asking for another one gets the same 404 as for a missing one."""
-    only = visible_client_id(principal)
+    only = principal.organisation()
     client = None if only is not None and only != client_id else await repo.client_by_id(session, client_id)
     if client is None:
         raise ClientIntrouvable(f"No client organisation with id {client_id}.")
@@ -337,7 +325,7 @@ async def create_equipement(session: AsyncSession, *, data: EquipementCreate, ac
 
 async def get_equipement(session: AsyncSession, *, equipement_id: int, principal: Principal) -> Equipement:
     """One equipment; another organisation's is "not found" for a client user."""
-    only = visible_client_id(principal)
+    only = principal.organisation()
     equipement = await repo.equipement_by_id(session, equipement_id)
     if equipement is None or (only is not None and equipement.client_id != only):
         raise EquipementIntrouvable(f"No equipment with id {equipement_id}.")

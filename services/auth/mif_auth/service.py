@@ -6,7 +6,7 @@ import logging
 import math
 import uuid
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict
 from sqlalchemy.exc import IntegrityError
@@ -27,6 +27,7 @@ from mif_auth.models import ClientRef, LoginAttempt, RefreshToken, User
 from mif_auth.passwords import hash_password, needs_rehash, policy_failures, policy_refusal, verify_password
 from mif_auth.schemas import ProfileUpdate, TokenPair, UserAdminUpdate, UserCreate
 from mif_auth.tokens import access_token, hash_refresh_token, new_refresh_token
+from mif_common.datetimes import now
 from mif_common.errors import (
     BadRequest,
     Conflict,
@@ -76,10 +77,6 @@ class Refusal:
 class ClientInfo:
     ip: str
     user_agent: str | None
-
-
-def now() -> datetime:
-    return datetime.now(UTC)
 
 
 def check_password_policy(password: str, *, username: str | None, email: str | None, field: str) -> None:

@@ -26,7 +26,7 @@ ALERT = "auth.sign_in_attempts.failed.v1"
 
 
 class Clock:
-    """auth's clock (`service.now`), moved by the test instead of waiting."""
+    """auth's clock (`mif_common.datetimes.now`, as `service.now`), moved by the test instead of waiting."""
 
     def __init__(self) -> None:
         self.current = datetime.now(UTC)

@@ -18,7 +18,7 @@ from datetime import timedelta
 from mif_common.db import make_engine, make_sessionmaker
 from mif_documents.config import DocumentsSettings
 from mif_documents.encryption import EncryptionConfigError, Keyring
-from mif_documents.maintenance import cleanup_once, reencrypt_documents
+from mif_documents.jobs import cleanup_once, reencrypt_documents
 from mif_documents.storage import LocalStorage
 from mif_documents.vault import Vault
 

@@ -11,7 +11,7 @@ from mif_documents.api import documents_router
 from mif_documents.config import DocumentsSettings
 from mif_documents.encryption import Keyring
 from mif_documents.handlers import make_handlers
-from mif_documents.maintenance import cleanup_job
+from mif_documents.jobs import periodic_jobs
 from mif_documents.service import InterventionsClient
 from mif_documents.signing import UrlSigner, load_url_secret
 from mif_documents.storage import LocalStorage
@@ -64,7 +64,7 @@ def create_app(settings: DocumentsSettings | None = None) -> FastAPI:
             routers=[documents_router],
             handlers=make_handlers(settings),
             on_startup=[open_storage],
-            background_jobs=[cleanup_job],
+            periodic_jobs=periodic_jobs(settings),
             owners=[InterventionsClient],
         ),
     )

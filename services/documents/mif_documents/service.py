@@ -22,6 +22,7 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mif_common.auth import Principal, Role
+from mif_common.datetimes import now
 from mif_common.errors import Conflict, Forbidden, NotFound, ServiceUnavailable
 from mif_common.events import add_event
 from mif_common.owners import OwnerClient
@@ -59,10 +60,6 @@ class InterventionsIndisponible(ServiceUnavailable):
     slug = "interventions-unavailable"
 
 
-def now() -> datetime:
-    return datetime.now(UTC)
-
-
 def intervention_not_visible(intervention_id: int) -> InterventionIntrouvable:
     return InterventionIntrouvable(f"Intervention {intervention_id} does not exist or is not visible to you.")
 
@@ -87,10 +84,9 @@ class Scope:
 def scope_of(principal: Principal) -> Scope:
     """The caller's row-level scope, decided once for every route (403 for a client account without
     an organisation)."""
-    if principal.role is Role.client:
-        if principal.client_id is None:
-            raise Forbidden("This client account is not linked to an organisation; contact an administrator.")
-        return Scope(client_id=principal.client_id)
+    organisation = principal.organisation()
+    if organisation is not None:
+        return Scope(client_id=organisation)
     if principal.role is Role.technicien:
         return Scope(technicien_user_id=principal.user_id)
     return Scope()

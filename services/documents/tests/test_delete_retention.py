@@ -15,7 +15,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from mif_common.config import ServiceSettings
-from mif_documents.maintenance import cleanup_once
+from mif_documents.jobs import cleanup_once
 from mif_documents.testing import (
     CLIENT_A,
     MANAGER_ID,

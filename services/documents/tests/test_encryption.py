@@ -29,8 +29,8 @@ from mif_documents.encryption import (
     encrypt_file,
     sealed_size,
 )
+from mif_documents.jobs import reencrypt_documents
 from mif_documents.main import create_app
-from mif_documents.maintenance import reencrypt_documents
 from mif_documents.storage import LocalStorage
 from mif_documents.testing import Headers, Known, Upload, pdf_bytes
 from mif_documents.vault import Vault

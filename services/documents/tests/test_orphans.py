@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from mif_common.config import ServiceSettings
 from mif_common.testing.polling import eventually
-from mif_documents.maintenance import CleanupReport, cleanup_job, cleanup_once
+from mif_documents.jobs import CleanupReport, cleanup_once, periodic_jobs
 from mif_documents.storage import TEMP_DIR_NAME
 from mif_documents.testing import Headers, Known, Upload, pdf_bytes
 
@@ -100,12 +100,13 @@ async def test_abandoned_staged_uploads_are_removed(
 
 
 async def test_the_job_runs_the_cleanup_periodically(app: FastAPI, storage_dir: Path) -> None:
-    """The background job runs the same pass (here on the app's own, committing sessions, zero grace)."""
+    """The periodic job runs the same pass (here on the app's own, committing sessions, zero grace)."""
     orphan = await app.state.vault.storage.save(chunks(b"orphan"))
     settings = app.state.settings.model_copy(update={"orphan_grace_seconds": 0, "cleanup_interval_seconds": 60})
     original = app.state.settings
     app.state.settings = settings
-    task = asyncio.create_task(cleanup_job(app))
+    (cleanup,) = periodic_jobs(settings)
+    task = asyncio.create_task(cleanup.run_forever(app))
     try:
         await eventually(lambda: not file_of(storage_dir, orphan.key).exists(), what="the orphan removed", within=5)
     finally:

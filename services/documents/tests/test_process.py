@@ -23,7 +23,7 @@ from mif_common.testing.keys import TestKeys
 from mif_common.testing.plugin import TestDatabase
 from mif_common.testing.processes import ServiceProcess
 from mif_documents.encryption import Keyring
-from mif_documents.maintenance import cleanup_once
+from mif_documents.jobs import cleanup_once
 from mif_documents.storage import TEMP_DIR_NAME, LocalStorage
 from mif_documents.testing import TEST_UPLOAD_LIMIT, StandIn, multipart, pdf_bytes, png_bytes
 from mif_documents.vault import Vault

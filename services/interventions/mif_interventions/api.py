@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from datetime import datetime
 from enum import StrEnum
@@ -10,11 +10,11 @@ from typing import Annotated, Any
 
 import sqlalchemy as sa
 from fastapi import APIRouter, Body, Depends, Header, Query, Request, Response
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from mif_common.auth import CurrentPrincipal, Principal, Role, require_roles
-from mif_common.datetimes import DateTimeIn
-from mif_common.db import Session
+from mif_common.datetimes import DateTimeIn, now
+from mif_common.db import ReadSession, Session
 from mif_common.errors import Unprocessable
 from mif_common.json_bodies import dump_models, dump_models_as_pydantic, dump_rows
 from mif_common.listing import ReadConnections
@@ -89,20 +89,8 @@ AuteurDep = Annotated[service.Auteur, Depends(auteur_de)]
 PlanningDep = Annotated[PlanningClient, Depends(PlanningClient.for_request)]
 AssetsDep = Annotated[service.AssetsEquipements, Depends(service.AssetsEquipements.for_request)]
 
-
-async def get_read_session(request: Request) -> AsyncIterator[AsyncSession]:
-    """A session for reads, outside any transaction (AUTOCOMMIT): a list is one statement (the page and
-    its total together), so it needs none, and the hot paths save the BEGIN and COMMIT round trips."""
-    engine: AsyncEngine = request.app.state.engine
-    async with engine.connect() as connection:
-        await connection.execution_options(isolation_level="AUTOCOMMIT")
-        async with AsyncSession(bind=connection, info={"source": "interventions"}) as session:
-            yield session
-
-
-ReadSession = Annotated[AsyncSession, Depends(get_read_session)]
-
-# Lists open an AUTOCOMMIT connection without a session and run their statement on the asyncpg
+# Single reads and the dashboard read through `mif_common.db.ReadSession` (AUTOCOMMIT, no transaction);
+# lists open the same kind of connection without a session and run their statement on the asyncpg
 # connection itself (`mif_common.listing.ReadConnections`, `repository.page_and_total`).
 
 
@@ -130,7 +118,7 @@ async def _answer(
 ) -> Response:
     row = await repo.row_of(session, intervention_id)
     assert row is not None
-    body = _json(_present(row, service.now()))
+    body = _json(_present(row, now()))
     return Response(
         body,
         status_code=status_code,
@@ -237,7 +225,7 @@ async def _list(
     request: Request, connection: AsyncConnection, principal: Principal, params: PageParams, criteria: Filtres
 ) -> Response:
     scope = await service.visibilite(connection, principal)
-    at = service.now()
+    at = now()
     rows, total = await repo.page_and_total(
         connection,
         replace(criteria, q=params.q, now=at),
@@ -584,9 +572,7 @@ async def commenter(
 )
 async def stats(session: ReadSession, principal: CurrentPrincipal) -> DashboardStats:
     scope = await service.visibilite(session, principal)
-    return DashboardStats.model_validate(
-        await dashboard.stats(session, scope=scope, principal=principal, at=service.now())
-    )
+    return DashboardStats.model_validate(await dashboard.stats(session, scope=scope, principal=principal, at=now()))
 
 
 @dashboard_router.get(
@@ -611,7 +597,7 @@ async def kpis(
     du: Annotated[DateTimeIn | None, Query(description="Period start (default: 30 days before `au`).")] = None,
     au: Annotated[DateTimeIn | None, Query(description="Period end, excluded (default: now).")] = None,
 ) -> DashboardKpis:
-    at = service.now()
+    at = now()
     default_du, default_au = dashboard.default_period(au or at)
     start, end = du or default_du, au or default_au
     if start >= end:

@@ -107,8 +107,9 @@ async def _equipements(session: AsyncSession, *, principal: Principal) -> dict[s
         _count(E.statut == "operationnel").label("operationnel"),
         _count(E.statut == "maintenance").label("maintenance"),
     )
-    if principal.role is Role.client:
-        query = query.where(E.client_id == principal.client_id)
+    only = principal.organisation()
+    if only is not None:
+        query = query.where(E.client_id == only)
     row = (await session.execute(query)).one()
     return {"total": row.total, "operationnel": row.operationnel, "maintenance": row.maintenance}
 
@@ -118,8 +119,9 @@ async def _utilisateurs(session: AsyncSession, *, principal: Principal) -> dict[
     technician the technicians' accounts."""
     U = UserRef
     query = sa.select(_count().label("total"), _count(U.is_active.is_(True)).label("actifs"))
-    if principal.role is Role.client:
-        query = query.where(U.client_id == principal.client_id)
+    only = principal.organisation()
+    if only is not None:
+        query = query.where(U.client_id == only)
     elif principal.role is Role.technicien:
         query = query.where(U.role == Role.technicien.value)
     row = (await session.execute(query)).one()

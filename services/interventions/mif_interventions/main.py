@@ -9,7 +9,7 @@ from mif_interventions.api import dashboard_router, filters_router, intervention
 from mif_interventions.config import InterventionsSettings
 from mif_interventions.dispatch import PlanningClient
 from mif_interventions.handlers import make_handlers
-from mif_interventions.jobs import lateness_job
+from mif_interventions.jobs import periodic_jobs
 from mif_interventions.service import AssetsEquipements
 
 
@@ -29,7 +29,7 @@ def create_app(settings: InterventionsSettings | None = None) -> FastAPI:
             ),
             routers=[interventions_router, filters_router, dashboard_router],
             handlers=make_handlers(settings),
-            background_jobs=[lateness_job],
+            periodic_jobs=periodic_jobs(settings),
             owners=[AssetsEquipements, PlanningClient],
             openapi_tags=[
                 {"name": "interventions", "description": "Work orders, their workflow, history and comments."},

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
@@ -15,6 +15,7 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlalchemy.orm import QueryableAttribute
 
+from mif_common.datetimes import now
 from mif_common.listing import CompiledSql, ListSql, fetch, plain_page, search_page
 from mif_common.replicas import upsert_if_newer
 from mif_interventions.lateness import late_clause
@@ -192,7 +193,7 @@ def list_terms(filtres: Filtres, visibilite: Visibilite) -> tuple[tuple[str, ...
             term(name, one)
     if f.en_retard is not None:
         term("en_retard" if f.en_retard else "a_l_heure")
-        values["now"] = f.now or datetime.now(UTC)
+        values["now"] = f.now or now()
     for name, moment in (
         ("date_creation_min", f.date_creation_min),
         ("date_creation_max", f.date_creation_max),

@@ -21,6 +21,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from mif_common.auth import Principal, Role
+from mif_common.datetimes import now
 from mif_common.errors import (
     Conflict,
     Forbidden,
@@ -137,10 +138,6 @@ def systeme(what: str) -> Auteur:
     return Auteur(principal=None, user_agent=f"mif-interventions ({what})"[:500])
 
 
-def now() -> datetime:
-    return datetime.now(UTC)
-
-
 def etag(intervention: Intervention | Mapping[str, Any] | sa.RowMapping) -> str:
     version = intervention["version"] if isinstance(intervention, Mapping) else intervention.version
     return f'"{version}"'
@@ -150,10 +147,9 @@ async def visibilite(session: AsyncSession | AsyncConnection, principal: Princip
     """Which interventions `principal` may see (DOMAIN.md §1)."""
     if principal.is_manager:
         return Visibilite()
-    if principal.role is Role.client:
-        if principal.client_id is None:
-            raise Forbidden("This client account is not linked to an organisation; contact an administrator.")
-        return Visibilite(client_id=principal.client_id)
+    organisation = principal.organisation()
+    if organisation is not None:
+        return Visibilite(client_id=organisation)
     technicien_id = await repo.technicien_of_user(session, principal.user_id)
     return Visibilite(technicien_id=technicien_id) if technicien_id is not None else Visibilite(rien=True)
 
@@ -382,7 +378,8 @@ async def _equipement_pour(
     """The equipment an intervention is about: it must exist and, for a client user, be its own (the
     same sentence either way, so nothing leaks)."""
     ref = await assets.known(session, equipement_id)
-    if ref is None or (principal.role is Role.client and ref.client_id != principal.client_id):
+    only = principal.organisation()
+    if ref is None or (only is not None and ref.client_id != only):
         raise EquipementInconnu(
             f"Equipment {equipement_id} does not exist.",
             errors=[{"field": "equipement_id", "message": "unknown equipment"}],

@@ -7,10 +7,8 @@ import pytest
 from fastapi import FastAPI
 
 from mif_assets.testing import InProcessAssets, assets_in_process
-from mif_common.db import get_session
 from mif_common.testing.keys import TestKeys
 from mif_common.testing.plugin import ServiceUnderTest, TestDatabase
-from mif_interventions.api import get_read_session
 from mif_interventions.config import InterventionsSettings
 from mif_interventions.handlers import make_handlers
 from mif_interventions.main import create_app
@@ -27,14 +25,6 @@ def mif_service() -> ServiceUnderTest:
         {"assets_url": "http://127.0.0.1:9"},
         handlers=make_handlers,
     )
-
-
-@pytest.fixture
-def app(app: FastAPI) -> FastAPI:
-    """The plugin's app (lists' connections are the test's: the plugin overrides
-    `mif_common.listing.read_connections`); reads outside a transaction use the test's session too."""
-    app.dependency_overrides[get_read_session] = app.dependency_overrides[get_session]
-    return app
 
 
 @pytest.fixture

@@ -27,11 +27,12 @@ import contextlib
 import logging
 import time
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from mif_common.datetimes import now
 from mif_common.request_context import causation_id_var
 from mif_notifications import mail
 from mif_notifications.config import NotificationsSettings
@@ -412,7 +413,7 @@ class DeliverySender:
             else:
                 to_send.append(index)
         if to_send:
-            at = datetime.now(UTC)
+            at = now()
             messages = [
                 mail.build_digest_message(
                     mail.Digest(

@@ -26,12 +26,12 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mif_common.auth import Principal
+from mif_common.datetimes import now
 from mif_common.errors import NotFound, Unprocessable
 from mif_common.events import CloudEvent, add_event
 from mif_notifications import messages
@@ -82,10 +82,6 @@ class DestinataireInvalide(Unprocessable):
 class TechnicienInconnu(Exception):
     """A technician the replica does not know yet (its planning event may still be on its way):
     transient, so the consumer retries, then dead-letters."""
-
-
-def now() -> datetime:
-    return datetime.now(UTC)
 
 
 # --- creating notifications ---------------------------------------------------------------------

@@ -18,7 +18,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import logging
 import signal
 import threading
 import time
@@ -29,13 +28,11 @@ from typing import Any
 from sqlalchemy.engine import URL
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from mif_common.db import close_direct, connect_direct
+from mif_common.listen import listen
 from mif_notifications import repository as repo
 from mif_notifications.metrics import LIVE_STREAMS
 from mif_notifications.schemas import NotificationOut
 from mif_notifications.service import NEW_NOTIFICATION_CHANNEL, USER_REVOKED_CHANNEL
-
-logger = logging.getLogger(__name__)
 
 # Sent first: how long a client waits before reconnecting (ms), and a line that flushes the head.
 STREAM_PREAMBLE = b"retry: 2000\n: connected\n\n"
@@ -113,30 +110,22 @@ class NotificationHub:
                 subscription.ended = True
                 subscription.wake.set()
 
+    def _on_listening(self) -> None:
+        self.listening.set()
+        # Signals sent while nobody listened are lost: everyone re-reads once.
+        self.wake_all()
+        if self.on_new is not None:
+            self.on_new()
+
     async def run(self) -> None:
         """Hold the LISTEN connection; re-established after a database restart."""
-        while True:
-            try:
-                conn = await connect_direct(self.listen_url, application_name="mif-notifications-stream")
-                try:
-                    lost = asyncio.Event()
-                    conn.add_termination_listener(lambda *_, lost=lost: lost.set())
-                    await conn.add_listener(NEW_NOTIFICATION_CHANNEL, lambda *a: self._on_new(str(a[-1])))
-                    await conn.add_listener(USER_REVOKED_CHANNEL, lambda *a: self._on_revoked(str(a[-1])))
-                    self.listening.set()
-                    # Signals sent while nobody listened are lost: everyone re-reads once.
-                    self.wake_all()
-                    if self.on_new is not None:
-                        self.on_new()
-                    await lost.wait()
-                finally:
-                    self.listening.clear()
-                    await close_direct(conn)
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                logger.warning("notifications LISTEN connection lost (%s); retrying in 2s", exc)
-                await asyncio.sleep(2)
+        await listen(
+            self.listen_url,
+            {NEW_NOTIFICATION_CHANNEL: self._on_new, USER_REVOKED_CHANNEL: self._on_revoked},
+            application_name="mif-notifications-stream",
+            on_listening=self._on_listening,
+            on_lost=self.listening.clear,
+        )
 
 
 def chain_shutdown_signals(callback: Callable[[], None]) -> Callable[[], None]:

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Annotated
 
 import sqlalchemy as sa
 from fastapi import APIRouter, Depends, Path, Query, Request, Response
 
 from mif_common.auth import Manager, Principal, Role, require_roles
-from mif_common.datetimes import DateTimeIn
+from mif_common.datetimes import DateTimeIn, now
 from mif_common.db import Session
 from mif_common.errors import Unprocessable
 from mif_common.frequences import JOURS
@@ -371,7 +371,7 @@ async def calendrier_entries(
     to: Annotated[DateParam | None, Query(description="End, excluded (default: 31 days after the start).")] = None,
     technicien_id: OptId = None,
 ) -> list[CalendrierEntree]:
-    start = as_utc(from_) if from_ is not None else as_utc(datetime.now(UTC).date())
+    start = as_utc(from_) if from_ is not None else as_utc(now().date())
     end = as_utc(to) if to is not None else start + timedelta(days=31)
     if end <= start or end - start > MAX_WINDOW:
         raise Unprocessable(
@@ -397,7 +397,7 @@ async def calendrier_entries(
 async def ical_feed(token: Annotated[str, Path(max_length=200)], request: Request, session: Session) -> Response:
     technicien = await service.technicien_by_feed_token(session, token=token.removesuffix(".ics"))
     settings = settings_of(request)
-    at = datetime.now(UTC).replace(microsecond=0)
+    at = now().replace(microsecond=0)
     entries = await calendrier.entries(
         session,
         technicien_id=technicien.id,

@@ -8,7 +8,7 @@ from mif_common.app import ServiceParts, create_service_app
 from mif_planning.api import planning_router, techniciens_router
 from mif_planning.config import PlanningSettings
 from mif_planning.handlers import HANDLERS
-from mif_planning.scheduler import scheduler_job
+from mif_planning.jobs import periodic_jobs
 from mif_planning.service import AssetsEquipements, AuthUsers
 
 
@@ -27,7 +27,7 @@ def create_app(settings: PlanningSettings | None = None) -> FastAPI:
             ),
             routers=[techniciens_router, planning_router],
             handlers=HANDLERS,
-            background_jobs=[scheduler_job],
+            periodic_jobs=periodic_jobs(settings),
             owners=[AuthUsers, AssetsEquipements],
         ),
     )

@@ -20,6 +20,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mif_common.auth import Principal, Role
+from mif_common.datetimes import now
 from mif_common.errors import BadRequest, Conflict, Forbidden, NotFound, ServiceUnavailable, Unprocessable
 from mif_common.events import add_event
 from mif_common.frequences import JOURS, Frequence, FrequenceInconnue, parse_frequence
@@ -132,10 +133,6 @@ class ChampReserve(Forbidden):
 
 class VerificationIndisponible(ServiceUnavailable):
     slug = "reference-check-unavailable"
-
-
-def now() -> datetime:
-    return datetime.now(UTC)
 
 
 def iso(value: datetime) -> str:

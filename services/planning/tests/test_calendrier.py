@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from mif_auth.testing import user_data
 from mif_interventions.testing import intervention_data
 from mif_planning.config import PlanningSettings
-from mif_planning.scheduler import run_due_pass
+from mif_planning.jobs import run_due_pass
 from mif_planning.testing import Deliver, Headers, Make, MakeTech
 
 # Next year (a plan's next date may not be more than one interval ago): 2 March, 08:00 UTC.

@@ -24,7 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from mif_common.db import make_engine, make_sessionmaker
 from mif_interventions.testing import intervention_data
 from mif_planning.config import PlanningSettings
-from mif_planning.scheduler import run_due_pass, run_overdue_pass, run_pass, run_reminder_pass
+from mif_planning.jobs import run_due_pass, run_overdue_pass, run_pass, run_reminder_pass
 from mif_planning.testing import Deliver, Headers, Make, MakeTech, outbox_envelopes
 
 # Next year, 2 March 08:00 UTC: plans made through the API at T0 minus a few days are not "more than one

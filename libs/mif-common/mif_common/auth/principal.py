@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
+from mif_common.errors import Forbidden
+
 
 class Role(StrEnum):
     admin = "admin"
@@ -43,3 +45,14 @@ class Principal:
 
     def has_role(self, *roles: Role) -> bool:
         return role_allows(self.role, set(roles))
+
+    def organisation(self) -> int | None:
+        """The only client organisation whose rows this caller may see and act on: a client user's own;
+        None for the other roles, which no organisation limits. Another organisation's row is "not
+        found" to a client user, so existence does not leak. A client account linked to no organisation
+        is refused (403): it has no rows to see."""
+        if self.role is not Role.client:
+            return None
+        if self.client_id is None:
+            raise Forbidden("This client account is not linked to an organisation; contact an administrator.")
+        return self.client_id

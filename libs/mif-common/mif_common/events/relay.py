@@ -25,10 +25,11 @@ from sqlalchemy import func, select, update
 from sqlalchemy.engine import URL
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from mif_common.db import close_direct, connect_direct
+from mif_common.cancellation import raise_if_cancelling as _check_cancelled
 from mif_common.events.broker import Broker
 from mif_common.events.outbox import notify_channel
 from mif_common.events.tables import outbox
+from mif_common.listen import listen
 from mif_common.metrics import OUTBOX_FAILURES, OUTBOX_LAG, OUTBOX_PENDING, OUTBOX_PUBLISHED
 
 logger = logging.getLogger(__name__)
@@ -216,27 +217,14 @@ class OutboxRelay:
         )
 
     async def _listen(self) -> None:
-        """Hold a LISTEN connection of its own (not the pool's: a session straight to PostgreSQL, which
-        PgBouncer's transaction pooling would not give); reconnects after a database restart."""
-        channel = notify_channel(self.service)
-        while True:
-            _check_cancelled()
-            try:
-                conn = await connect_direct(self.listen_url, application_name=f"mif-{self.service}-listen")
-                try:
-                    lost = asyncio.Event()
-                    conn.add_termination_listener(lambda *_, lost=lost: lost.set())
-                    await conn.add_listener(channel, lambda *_: self._wake.set())
-                    # A commit notified before LISTEN was in place would otherwise wait for the poll.
-                    self._wake.set()
-                    await lost.wait()
-                finally:
-                    await close_direct(conn)
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                logger.warning("outbox LISTEN connection lost (%s); polling until it is back", exc)
-                await asyncio.sleep(2)
+        """Hold a LISTEN connection of its own (`mif_common.listen`); reconnects after a database restart."""
+        await listen(
+            self.listen_url,
+            {notify_channel(self.service): lambda _: self._wake.set()},
+            application_name=f"mif-{self.service}-listen",
+            # A commit notified before LISTEN was in place would otherwise wait for the poll.
+            on_listening=self._wake.set,
+        )
 
     async def _record_lag(self) -> None:
         """The pending-rows gauges, at most once per `LAG_INTERVAL` (a query per pass would cost as much
@@ -262,15 +250,6 @@ class OutboxRelay:
         self._last_cleanup = time.monotonic()
         async with self.engine.begin() as conn:
             await conn.execute(outbox.delete().where(outbox.c.published_at < func.now() - PUBLISHED_RETENTION))
-
-
-def _check_cancelled() -> None:
-    """Stop if this task was asked to, even if a library swallowed the CancelledError (3.11's
-    `asyncio.wait_for` does when its inner future completes at the same time): else `task.cancel()`
-    followed by `await task` at shutdown could wait forever."""
-    task = asyncio.current_task()
-    if task is not None and task.cancelling():
-        raise asyncio.CancelledError
 
 
 def _dumps(envelope: dict[str, Any]) -> bytes:

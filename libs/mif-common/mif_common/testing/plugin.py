@@ -26,7 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from mif_common.app import consumer_for
 from mif_common.auth.tokens import ChainedKeys, StaticKeys, TokenVerifier
 from mif_common.config import ServiceSettings
-from mif_common.db import get_session, make_engine
+from mif_common.db import get_read_session, get_session, make_engine
 from mif_common.events import CloudEvent
 from mif_common.events.consumer import Handler
 from mif_common.listing import connections_of, read_connections
@@ -284,6 +284,8 @@ async def app(
             raise
 
     application.dependency_overrides[get_session] = test_session
+    # Reads outside a transaction (`mif_common.db.ReadSession`) use the test's session too.
+    application.dependency_overrides[get_read_session] = test_session
     # Lists read on a connection of their own (`mif_common.listing`): here, in the test's transaction.
     application.dependency_overrides[read_connections] = connections_of(db_session)
     async with application.router.lifespan_context(application):

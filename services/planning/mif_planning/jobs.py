@@ -1,6 +1,8 @@
-"""The preventive scheduler (DOMAIN.md §5): due occurrences, reminders, overdue occurrences.
+"""Periodic work of the planning service: the preventive scheduler (DOMAIN.md §5), due occurrences,
+reminders, overdue occurrences.
 
-A background job of the service runs one pass every `scheduler_interval_seconds`. Each step of a pass
+A periodic job of the service (`ServiceParts.periodic_jobs`) runs one pass every
+`scheduler_interval_seconds`. Each step of a pass
 works on one plan (or occurrence) per transaction: it claims it with `FOR UPDATE SKIP LOCKED`, writes
 its outbox events and moves its dates in that same transaction, and commits. So:
 
@@ -23,15 +25,16 @@ flush. The pass functions take the time as a parameter so tests can move the clo
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 from fastapi import FastAPI
 from prometheus_client import Counter
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from mif_common.datetimes import now
+from mif_common.jobs import PeriodicJob
 from mif_planning import repository as repo
 from mif_planning import service
 from mif_planning.config import PlanningSettings
@@ -54,7 +57,7 @@ class PassResult:
 
 async def run_due_pass(sessions: Sessions, *, settings: PlanningSettings, at: datetime | None = None) -> int:
     """Emit the due occurrences of up to `scheduler_batch_size` plans; returns how many were emitted."""
-    at = at or datetime.now(UTC)
+    at = at or now()
     emitted, seen = 0, set[int]()
     for _ in range(settings.scheduler_batch_size):
         async with sessions() as session, session.begin():
@@ -71,7 +74,7 @@ async def run_reminder_pass(sessions: Sessions, *, settings: PlanningSettings, a
     """Remind the next occurrences falling due within the lead time; returns how many reminders."""
     if settings.reminder_lead_minutes == 0:
         return 0
-    at = at or datetime.now(UTC)
+    at = at or now()
     horizon = at + timedelta(minutes=settings.reminder_lead_minutes)
     sent, seen = 0, set[int]()
     for _ in range(settings.scheduler_batch_size):
@@ -87,7 +90,7 @@ async def run_reminder_pass(sessions: Sessions, *, settings: PlanningSettings, a
 
 async def run_overdue_pass(sessions: Sessions, *, settings: PlanningSettings, at: datetime | None = None) -> int:
     """Report the occurrences whose intervention was not resolved by their deadline."""
-    at = at or datetime.now(UTC)
+    at = at or now()
     reported = 0
     for _ in range(settings.scheduler_batch_size):
         async with sessions() as session, session.begin():
@@ -102,7 +105,7 @@ async def run_overdue_pass(sessions: Sessions, *, settings: PlanningSettings, at
 
 async def run_pass(sessions: Sessions, *, settings: PlanningSettings, at: datetime | None = None) -> PassResult:
     """One full pass: due occurrences first (a due one needs no reminder), then reminders, then lateness."""
-    at = at or datetime.now(UTC)
+    at = at or now()
     return PassResult(
         due=await run_due_pass(sessions, settings=settings, at=at),
         reminders=await run_reminder_pass(sessions, settings=settings, at=at),
@@ -110,20 +113,14 @@ async def run_pass(sessions: Sessions, *, settings: PlanningSettings, at: dateti
     )
 
 
-async def scheduler_job(app: FastAPI) -> None:
-    """The background job: a pass every `scheduler_interval_seconds` (a failed pass is logged and the
-    next one retries; nothing it wrote half-way is committed)."""
-    settings: PlanningSettings = app.state.settings
-    sessions: Sessions = app.state.sessionmaker
-    while True:
-        try:
-            result = await run_pass(sessions, settings=settings)
-            if result.due or result.reminders or result.overdue:
-                logger.info(
-                    "scheduler pass: %d due, %d reminders, %d overdue", result.due, result.reminders, result.overdue
-                )
-        except asyncio.CancelledError:
-            raise
-        except Exception:
-            logger.exception("scheduler pass failed; retrying at the next interval")
-        await asyncio.sleep(settings.scheduler_interval_seconds)
+async def _scheduler(app: FastAPI) -> bool:
+    result = await run_pass(app.state.sessionmaker, settings=app.state.settings)
+    if result.due or result.reminders or result.overdue:
+        logger.info("scheduler pass: %d due, %d reminders, %d overdue", result.due, result.reminders, result.overdue)
+    return False
+
+
+def periodic_jobs(settings: PlanningSettings) -> list[PeriodicJob]:
+    """The scheduler: a pass every `scheduler_interval_seconds` (a failed pass is logged and the next
+    one retries; nothing it wrote half-way is committed)."""
+    return [PeriodicJob("scheduler", settings.scheduler_interval_seconds, _scheduler)]

@@ -1,5 +1,6 @@
-"""Housekeeping of stored files: the cleanup job (orphans, abandoned uploads, due purges) and the
-re-encryption that moves files to the active key after a rotation.
+"""Periodic work of the documents service, housekeeping of stored files: the cleanup job (orphans,
+abandoned uploads, due purges, `ServiceParts.periodic_jobs`), and the re-encryption that moves files to
+the active key after a rotation (an operator's command, `mif_documents.cli`).
 
 Each step is its own short unit of work and safe to run on several replicas at once (deletes are
 idempotent, purge rows are claimed with SKIP LOCKED).
@@ -13,15 +14,17 @@ idempotent, purge rows are claimed with SKIP LOCKED).
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from mif_common import datetimes
+from mif_common.jobs import PeriodicJob
 from mif_documents import repository as repo
+from mif_documents.config import DocumentsSettings
 from mif_documents.metrics import FILES_REMOVED
 from mif_documents.storage import StoredKey
 from mif_documents.vault import Vault
@@ -47,7 +50,7 @@ async def cleanup_once(
     now: datetime | None = None,
 ) -> CleanupReport:
     """One pass of the cleanup job."""
-    moment = now or datetime.now(UTC)
+    moment = now or datetimes.now()
     cutoff = moment - grace
     storage = vault.storage
     incomplete = await storage.purge_incomplete(older_than=cutoff)
@@ -95,19 +98,18 @@ async def cleanup_once(
     return CleanupReport(orphans=orphans, incomplete=incomplete, purged=purged)
 
 
-async def cleanup_job(app: FastAPI) -> None:
-    """The periodic cleanup (a background job of the service)."""
-    settings = app.state.settings
-    while True:
-        try:
-            await cleanup_once(
-                sessionmaker=app.state.sessionmaker,
-                vault=app.state.vault,
-                grace=timedelta(seconds=settings.orphan_grace_seconds),
-            )
-        except Exception:  # the next pass retries; the job itself must not die
-            logger.exception("documents cleanup pass failed")
-        await asyncio.sleep(settings.cleanup_interval_seconds)
+async def _cleanup(app: FastAPI) -> bool:
+    await cleanup_once(
+        sessionmaker=app.state.sessionmaker,
+        vault=app.state.vault,
+        grace=timedelta(seconds=app.state.settings.orphan_grace_seconds),
+    )
+    return False
+
+
+def periodic_jobs(settings: DocumentsSettings) -> list[PeriodicJob]:
+    """The cleanup, every `cleanup_interval_seconds`."""
+    return [PeriodicJob("cleanup", settings.cleanup_interval_seconds, _cleanup)]
 
 
 async def reencrypt_documents(
