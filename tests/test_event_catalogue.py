@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import pytest
-from pydantic_settings import BaseSettings
 
 from mif_common.events import EventPayload
 from mif_common.events.catalogue import (
@@ -79,7 +78,7 @@ def test_every_service_and_the_token_state_feed_are_in_the_catalogue(catalogue: 
     assert feed.queue == "mif.token-states.<process>.<replica>" and feed.exclusive and not feed.ack
     assert feed.bindings == ("auth.user.#",)
     assert feed.handles == {f"auth.user.{v}.v1" for v in ("created", "updated", "deactivated", "activated")}
-    # Services whose handlers need settings (make_handlers) are found too.
+    # Handlers that read a setting (from their session) are in the registry like any other.
     assert "planning.occurrence.due.v1" in consumers["interventions"].handles
     assert "planning.technicien.created.v1" in consumers["documents"].handles
     # Abstract payload bases are not event types.
@@ -337,17 +336,8 @@ def test_topic_matching(pattern: str, key: str, expected: bool) -> None:
 # ------------------------------------------------------------------------------------- discovery, made-up modules
 
 
-class ShopSettings(BaseSettings):
-    grace_seconds: int = 60
-
-
 async def _noop(*_: Any) -> None:
     return None
-
-
-def make_handlers(settings: ShopSettings) -> dict[str, Any]:
-    assert settings.grace_seconds == 60  # defaults, not the environment
-    return {"shop.order.placed.v1": _noop, "billing.invoice.paid.v1": _noop}
 
 
 @pytest.fixture
@@ -367,7 +357,7 @@ def fake_services(monkeypatch: pytest.MonkeyPatch) -> list[ServiceInfo]:
     shop_events.Imported = OrderShipped  # type: ignore[attr-defined]  # defined elsewhere: not shop's
 
     billing_handlers = types.ModuleType("mif_billing.handlers")
-    billing_handlers.make_handlers = make_handlers  # type: ignore[attr-defined]
+    billing_handlers.HANDLERS = {"shop.order.placed.v1": _noop, "billing.invoice.paid.v1": _noop}  # type: ignore[attr-defined]
     shop_handlers = types.ModuleType("mif_shop.handlers")
     shop_handlers.HANDLERS = {"billing.invoice.payed.v1": _noop}  # type: ignore[attr-defined]  # typo
     billing_events = types.ModuleType("mif_billing.events")

@@ -71,7 +71,7 @@ def create_service_app(settings: ServiceSettings, parts: ServiceParts) -> FastAP
         configure_logging(name, level=settings.log_level, json=settings.log_json)
         app.state.settings = settings
         app.state.engine = service_engine(settings)
-        app.state.sessionmaker = make_sessionmaker(app.state.engine, source=name)
+        app.state.sessionmaker = make_sessionmaker(app.state.engine, source=name, settings=settings)
         app.state.http = httpx.AsyncClient(timeout=httpx.Timeout(5.0), headers={"user-agent": f"mif-{name}"})
         app.state.token_verifier = TokenVerifier(
             JwksClient(settings.jwks_url, app.state.http),

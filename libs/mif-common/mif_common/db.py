@@ -17,10 +17,11 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 import asyncpg
 from fastapi import Depends, Request
+from pydantic_settings import BaseSettings
 from sqlalchemy import MetaData, event, exc
 from sqlalchemy.engine import URL, ExceptionContext, make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
@@ -28,6 +29,8 @@ from sqlalchemy.pool import ConnectionPoolEntry, PoolProxiedConnection
 
 from mif_common.config import ServiceSettings
 from mif_common.errors import is_connection_lost
+
+SettingsT = TypeVar("SettingsT", bound=BaseSettings)
 
 logger = logging.getLogger(__name__)
 
@@ -192,9 +195,21 @@ async def driver_error(connection: AsyncConnection, statement: str, error: Excep
     return exc.DBAPIError(statement, None, error, connection_invalidated=lost)
 
 
-def make_sessionmaker(engine: AsyncEngine, *, source: str) -> async_sessionmaker[AsyncSession]:
-    """Sessions that know which service they write events for (`info["source"]`)."""
-    return async_sessionmaker(engine, expire_on_commit=False, info={"source": source})
+def make_sessionmaker(
+    engine: AsyncEngine, *, source: str, settings: BaseSettings | None = None
+) -> async_sessionmaker[AsyncSession]:
+    """Sessions that know which service they write events for (`info["source"]`) and, when given, its
+    settings (`settings_of`)."""
+    return async_sessionmaker(engine, expire_on_commit=False, info={"source": source, "settings": settings})
+
+
+def settings_of(session: AsyncSession, kind: type[SettingsT]) -> SettingsT:
+    """The settings of the service `session` works for: what an event handler reads a delay or a rule
+    from, so that every service's handlers are one static `HANDLERS` mapping."""
+    settings = session.info.get("settings")
+    if not isinstance(settings, kind):
+        raise RuntimeError(f"this session carries no {kind.__name__} (make_sessionmaker(..., settings=...))")
+    return settings
 
 
 async def get_session(request: Request) -> AsyncIterator[AsyncSession]:

@@ -11,7 +11,6 @@ from pathlib import Path
 from types import ModuleType
 
 import pytest
-from pydantic_settings import BaseSettings
 
 from mif_common.auth.token_state import QUEUE_PREFIX, ROUTING_KEY, STATE_EVENT_TYPES
 from mif_common.events.catalogue.discovery import (
@@ -76,66 +75,19 @@ def test_a_service_with_no_handler_has_no_queue(make_package: MakePackage) -> No
     assert service_consumer(svc) is None
 
 
-def test_handlers_made_from_settings_are_found(make_package: MakePackage) -> None:
-    svc = make_package(
-        "fake_settings",
-        {
-            "handlers": """
-            from pydantic_settings import BaseSettings
-
-            class FakeSettings(BaseSettings):
-                label: str = "unused"
-
-            def make_handlers(settings: FakeSettings) -> dict:
-                assert isinstance(settings, FakeSettings)  # built from defaults, no environment
-                return {"assets.equipement.created.v1": print, "auth.user.created.v1": print}
-            """
-        },
-    )
-    consumer = service_consumer(svc)
-    assert consumer is not None
-    assert consumer.queue == "mif.settings"
-    assert consumer.bindings == ("assets.equipement.created.v1", "auth.user.created.v1")
-
-
-class _Settings(BaseSettings):
-    pass
-
-
-def _takes_int(value: int) -> dict[str, object]:
-    return {}
-
-
-def _takes_nothing() -> dict[str, object]:
-    return {}
-
-
-def _takes_settings(settings: _Settings) -> object:
-    return ["a.b.c.v1"]
-
-
-def _takes_settings_gives_int_keys(settings: _Settings) -> object:
-    return {1: print}
-
-
 @pytest.mark.parametrize(
     ("attributes", "message"),
     [
-        ({}, "defines neither HANDLERS nor make_handlers"),
-        ({"make_handlers": _takes_int}, "make_handlers must take the service's settings as first parameter"),
-        ({"make_handlers": _takes_nothing}, "make_handlers must take the service's settings as first parameter"),
-        ({"make_handlers": _takes_settings}, "the handlers must be a mapping of event type to handler"),
-        ({"make_handlers": _takes_settings_gives_int_keys}, "the handlers must be a mapping"),
+        ({}, "defines no HANDLERS"),
+        ({"make_handlers": print}, "defines no HANDLERS"),  # the old factory shape is not read any more
         ({"HANDLERS": ["a.b.c.v1"]}, "the handlers must be a mapping"),
+        ({"HANDLERS": {1: print}}, "the handlers must be a mapping"),
     ],
 )
 def test_handlers_of_the_wrong_shape_are_refused_naming_the_module(attributes: dict[str, object], message: str) -> None:
     with pytest.raises(CatalogueError, match=message) as refused:
         handled_types(_module("fake_pkg.handlers", **attributes))
-    # Named by the module (a factory it cannot call: by the module that defines the factory).
-    wrong_factory = "must take the service's settings" in message
-    where = getattr(attributes.get("make_handlers"), "__module__", "") if wrong_factory else "fake_pkg.handlers"
-    assert str(refused.value).startswith(where)
+    assert str(refused.value).startswith("fake_pkg.handlers")  # named by the module
 
 
 def test_contract_pages(tmp_path: Path) -> None:

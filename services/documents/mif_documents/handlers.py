@@ -17,6 +17,7 @@ from datetime import timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from mif_common.db import settings_of
 from mif_common.events import CloudEvent, Handler
 from mif_common.events.contracts import INTERVENTION_VERBS, intervention_event_type
 from mif_documents import service
@@ -39,15 +40,13 @@ async def on_technicien_fact(session: AsyncSession, event: CloudEvent) -> None:
     await service.technicien_changed(session, fact=TechnicienFact.model_validate(event.data))
 
 
-def make_handlers(settings: DocumentsSettings) -> dict[str, Handler]:
-    """The handlers, with the retention grace of deleted interventions from `settings`."""
-    grace = timedelta(seconds=settings.deleted_intervention_grace_seconds)
+async def on_intervention_deleted(session: AsyncSession, event: CloudEvent) -> None:
+    grace = timedelta(seconds=settings_of(session, DocumentsSettings).deleted_intervention_grace_seconds)
+    await service.intervention_deleted(session, fact=InterventionGone.model_validate(event.data), grace=grace)
 
-    async def on_intervention_deleted(session: AsyncSession, event: CloudEvent) -> None:
-        await service.intervention_deleted(session, fact=InterventionGone.model_validate(event.data), grace=grace)
 
-    return {
-        **{intervention_event_type(v): on_intervention_fact for v in INTERVENTION_VERBS},
-        INTERVENTION_DELETED: on_intervention_deleted,
-        **{technicien_event_type(v): on_technicien_fact for v in TECHNICIEN_VERBS},
-    }
+HANDLERS: dict[str, Handler] = {
+    **{intervention_event_type(v): on_intervention_fact for v in INTERVENTION_VERBS},
+    INTERVENTION_DELETED: on_intervention_deleted,
+    **{technicien_event_type(v): on_technicien_fact for v in TECHNICIEN_VERBS},
+}

@@ -10,7 +10,7 @@ from mif_common.app import ServiceParts, create_service_app
 from mif_documents.api import documents_router
 from mif_documents.config import DocumentsSettings
 from mif_documents.encryption import Keyring
-from mif_documents.handlers import make_handlers
+from mif_documents.handlers import HANDLERS
 from mif_documents.jobs import periodic_jobs
 from mif_documents.service import InterventionsClient
 from mif_documents.signing import UrlSigner, load_url_secret
@@ -62,7 +62,7 @@ def create_app(settings: DocumentsSettings | None = None) -> FastAPI:
             title="MIF documents service",
             description=DESCRIPTION,
             routers=[documents_router],
-            handlers=make_handlers(settings),
+            handlers=HANDLERS,
             on_startup=[open_storage],
             periodic_jobs=periodic_jobs(settings),
             owners=[InterventionsClient],

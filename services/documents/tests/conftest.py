@@ -11,7 +11,7 @@ import pytest
 from mif_common.testing.keys import TestKeys
 from mif_common.testing.plugin import ServiceUnderTest
 from mif_documents.config import DocumentsSettings
-from mif_documents.handlers import make_handlers
+from mif_documents.handlers import HANDLERS
 from mif_documents.main import create_app
 from mif_documents.testing import (
     ADMIN_ID,
@@ -52,7 +52,7 @@ def mif_service(storage_dir: Path, standin: StandIn) -> ServiceUnderTest:
         "documents",
         DocumentsSettings,
         create_app,
-        handlers=make_handlers,
+        handlers=HANDLERS,
         settings_overrides={
             "storage_dir": storage_dir,
             "interventions_url": standin.url,

@@ -17,6 +17,7 @@ from datetime import UTC
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from mif_common.db import settings_of
 from mif_common.events import CloudEvent, Handler
 from mif_interventions import service
 from mif_interventions.config import InterventionsSettings
@@ -59,18 +60,20 @@ async def on_document_deleted(session: AsyncSession, event: CloudEvent) -> None:
     await service.record_document(session, fact=DocumentFact.model_validate(event.data), deleted=True)
 
 
-def make_handlers(settings: InterventionsSettings) -> dict[str, Handler]:
-    """The handler of every consumed type (the occurrence handler needs the SLA settings)."""
+async def on_occurrence_due(session: AsyncSession, event: CloudEvent) -> None:
+    await service.create_from_occurrence(
+        session,
+        fact=OccurrenceFact.model_validate(event.data),
+        settings=settings_of(session, InterventionsSettings),  # the SLA deadlines
+    )
 
-    async def on_occurrence_due(session: AsyncSession, event: CloudEvent) -> None:
-        await service.create_from_occurrence(session, fact=OccurrenceFact.model_validate(event.data), settings=settings)
 
-    return {
-        **dict.fromkeys(EQUIPEMENT_CHANGED, on_equipement_changed),
-        EQUIPEMENT_DELETED: on_equipement_deleted,
-        **dict.fromkeys(TECHNICIEN_CHANGED, on_technicien_changed),
-        OCCURRENCE_DUE: on_occurrence_due,
-        **dict.fromkeys(USER_CHANGED, on_user_changed),
-        DOCUMENT_ADDED: on_document_added,
-        DOCUMENT_DELETED: on_document_deleted,
-    }
+HANDLERS: dict[str, Handler] = {
+    **dict.fromkeys(EQUIPEMENT_CHANGED, on_equipement_changed),
+    EQUIPEMENT_DELETED: on_equipement_deleted,
+    **dict.fromkeys(TECHNICIEN_CHANGED, on_technicien_changed),
+    OCCURRENCE_DUE: on_occurrence_due,
+    **dict.fromkeys(USER_CHANGED, on_user_changed),
+    DOCUMENT_ADDED: on_document_added,
+    DOCUMENT_DELETED: on_document_deleted,
+}

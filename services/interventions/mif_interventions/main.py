@@ -8,7 +8,7 @@ from mif_common.app import ServiceParts, create_service_app
 from mif_interventions.api import dashboard_router, filters_router, interventions_router
 from mif_interventions.config import InterventionsSettings
 from mif_interventions.dispatch import PlanningClient
-from mif_interventions.handlers import make_handlers
+from mif_interventions.handlers import HANDLERS
 from mif_interventions.jobs import periodic_jobs
 from mif_interventions.service import AssetsEquipements
 
@@ -28,7 +28,7 @@ def create_app(settings: InterventionsSettings | None = None) -> FastAPI:
                 "interventions (`interventions.intervention.late.v1`, once each)."
             ),
             routers=[interventions_router, filters_router, dashboard_router],
-            handlers=make_handlers(settings),
+            handlers=HANDLERS,
             periodic_jobs=periodic_jobs(settings),
             owners=[AssetsEquipements, PlanningClient],
             openapi_tags=[

@@ -10,7 +10,7 @@ from mif_assets.testing import InProcessAssets, assets_in_process
 from mif_common.testing.keys import TestKeys
 from mif_common.testing.plugin import ServiceUnderTest, TestDatabase
 from mif_interventions.config import InterventionsSettings
-from mif_interventions.handlers import make_handlers
+from mif_interventions.handlers import HANDLERS
 from mif_interventions.main import create_app
 from mif_interventions.testing import Deliver, Headers, World
 
@@ -23,7 +23,7 @@ def mif_service() -> ServiceUnderTest:
         InterventionsSettings,
         create_app,
         {"assets_url": "http://127.0.0.1:9"},
-        handlers=make_handlers,
+        handlers=HANDLERS,
     )
 
 

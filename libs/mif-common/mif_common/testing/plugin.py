@@ -46,16 +46,12 @@ class ServiceUnderTest:
     settings_cls: type[ServiceSettings]
     create_app: Callable[[Any], FastAPI]
     settings_overrides: Mapping[str, Any] = field(default_factory=dict)
-    # What the service's consumer runs, as `create_app` hands it to `ServiceParts`: the mapping, or the
-    # function of the settings that builds it (for handlers that need the settings).
-    handlers: Handlers | Callable[[Any], Handlers] = field(default_factory=dict)
+    # What the service's consumer runs: its `handlers.HANDLERS`, as `create_app` hands it to `ServiceParts`.
+    handlers: Handlers = field(default_factory=dict)
 
     @property
     def info(self) -> ServiceInfo:
         return service(self.name)
-
-    def handlers_for(self, settings: ServiceSettings) -> Handlers:
-        return self.handlers(settings) if callable(self.handlers) else self.handlers
 
 
 @dataclass(frozen=True)
@@ -232,14 +228,16 @@ async def db_session(service_engine: AsyncEngine, mif_service: ServiceUnderTest)
 
 
 @pytest.fixture
-def db_sessionmaker(db_session: AsyncSession, mif_service: ServiceUnderTest) -> async_sessionmaker[AsyncSession]:
+def db_sessionmaker(
+    db_session: AsyncSession, mif_service: ServiceUnderTest, mif_settings: ServiceSettings
+) -> async_sessionmaker[AsyncSession]:
     """Sessions on the test's connection, for code that owns its transactions (a consumer, a scheduler
     pass): their commits are savepoints of the rolled-back transaction."""
     return async_sessionmaker(
         bind=db_session.bind,
         expire_on_commit=False,
         join_transaction_mode="create_savepoint",
-        info={"source": mif_service.name},
+        info={"source": mif_service.name, "settings": mif_settings},
     )
 
 
@@ -253,7 +251,7 @@ def deliver(
     """Hand an event to the service's real consumer path (inbox dedupe included), inside the test's
     rolled-back transaction: `await deliver("auth.user.created.v1", data)` (envelope attributes as
     keywords: `event_id=`, `time=`...) or `await deliver(cloud_event)`. False for a duplicate."""
-    handlers = mif_service.handlers_for(mif_settings)
+    handlers = mif_service.handlers
     consumer = consumer_for(mif_settings, db_sessionmaker, handlers)
 
     async def handle(event: CloudEvent | str, data: Mapping[str, Any] | None = None, **fields: Any) -> bool:

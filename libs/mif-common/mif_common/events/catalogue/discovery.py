@@ -11,13 +11,9 @@ from __future__ import annotations
 
 import importlib
 import inspect
-import typing
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from types import ModuleType
-from typing import Any
-
-from pydantic_settings import BaseSettings
 
 from mif_common.auth import token_state
 from mif_common.events.catalogue.model import (
@@ -69,26 +65,12 @@ def payload_models(module: ModuleType) -> list[type[EventPayload]]:
     return sorted(models, key=lambda m: (m.event_type, m.__qualname__))
 
 
-def _default_settings(factory: Any) -> BaseSettings:
-    """Settings for `make_handlers(settings)`: the class its first parameter is annotated with, built
-    from its defaults by `model_construct` (no environment read, no validation), because handler keys
-    never depend on settings and the catalogue must not depend on the machine that generates it."""
-    parameters = list(inspect.signature(factory).parameters)
-    hints = typing.get_type_hints(factory)
-    settings_cls = hints.get(parameters[0]) if parameters else None
-    if not (isinstance(settings_cls, type) and issubclass(settings_cls, BaseSettings)):
-        raise CatalogueError(f"{factory.__module__}.make_handlers must take the service's settings as first parameter")
-    return settings_cls.model_construct()
-
-
 def handled_types(module: ModuleType) -> frozenset[str]:
-    """The keys of `HANDLERS`, or of `make_handlers(settings)` for services whose handlers need settings."""
+    """The keys of the service's `HANDLERS` (every service has one static registry: handlers that need a
+    setting read it from their session, `mif_common.db.settings_of`)."""
     handlers: object = getattr(module, "HANDLERS", None)
     if handlers is None:
-        factory = getattr(module, "make_handlers", None)
-        if factory is None:
-            raise CatalogueError(f"{module.__name__} defines neither HANDLERS nor make_handlers(settings)")
-        handlers = factory(_default_settings(factory))
+        raise CatalogueError(f"{module.__name__} defines no HANDLERS")
     if not isinstance(handlers, Mapping) or not all(isinstance(k, str) for k in handlers):
         raise CatalogueError(f"{module.__name__}: the handlers must be a mapping of event type to handler")
     return frozenset(handlers)
