@@ -81,15 +81,16 @@ async def technicien_user_id(session: AsyncSession, technicien_id: int) -> int |
     return await session.scalar(sa.select(TechnicienRef.user_id).where(TechnicienRef.technicien_id == technicien_id))
 
 
+# An equal version is the same snapshot again: not rewritten.
+TECHNICIENS = Replica(
+    TechnicienRef, key="technicien_id", newer=lambda table, excluded: table.c.version < excluded.version
+)
+
+
 async def upsert_technicien_ref(session: AsyncSession, *, technicien_id: int, user_id: int, version: int) -> bool:
     """Keep the newest snapshot of a technician; False when an older or equal version arrives."""
-    insert = pg_insert(TechnicienRef).values(technicien_id=technicien_id, user_id=user_id, version=version)
-    upsert = insert.on_conflict_do_update(
-        index_elements=[TechnicienRef.technicien_id],
-        set_={"user_id": insert.excluded.user_id, "version": insert.excluded.version},
-        where=TechnicienRef.version < insert.excluded.version,
-    ).returning(TechnicienRef.technicien_id)
-    return await session.scalar(upsert) is not None
+    values = {"technicien_id": technicien_id, "user_id": user_id, "version": version}
+    return await TECHNICIENS.upsert(session, values) is not None
 
 
 def technicien_ids_of(user_id: int) -> sa.Select[int]:

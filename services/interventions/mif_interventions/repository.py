@@ -362,15 +362,28 @@ async def equipement_ref(session: AsyncSession, equipement_id: int) -> Equipemen
     return await session.get(EquipementRef, equipement_id, populate_existing=True)
 
 
-async def upsert_equipement_ref(session: AsyncSession, **values: Any) -> bool:
+async def upsert_equipement_ref(
+    session: AsyncSession,
+    *,
+    id: int,
+    nom: str,
+    client_id: int | None,
+    statut: str,
+    version: int,
+    updated_at: datetime,
+) -> bool:
     """Insert or update unless the replica holds a later version; False when stale."""
-    insert = pg_insert(EquipementRef).values(**values)
-    upsert = insert.on_conflict_do_update(
-        index_elements=[EquipementRef.id],
-        set_={k: insert.excluded[k] for k in values if k != "id"},
-        where=EquipementRef.version <= insert.excluded.version,
-    ).returning(EquipementRef.id)
-    return await session.scalar(upsert) is not None
+    values = {
+        "id": id,
+        "nom": nom,
+        "client_id": client_id,
+        "statut": statut,
+        "version": version,
+        "updated_at": updated_at,
+    }
+    return await upsert_if_newer(
+        session, EquipementRef, key=EquipementRef.id, freshness=EquipementRef.version, values=values
+    )
 
 
 async def delete_equipement_ref(session: AsyncSession, *, equipement_id: int, version: int) -> None:
