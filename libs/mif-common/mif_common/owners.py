@@ -84,8 +84,9 @@ class OwnerClient:
         return 3.0
 
     @classmethod
-    def for_request(cls, request: Request) -> Self:
-        """The FastAPI dependency: the app's client of this owner, asking as the request's caller."""
+    async def for_request(cls, request: Request) -> Self:
+        """The FastAPI dependency: the app's client of this owner, asking as the request's caller (a
+        coroutine, so that FastAPI does not hand it to its thread pool as it does a plain function)."""
         built: Self = request.app.state.owners[cls]
         return replace(built, authorization=request.headers.get("authorization"))
 

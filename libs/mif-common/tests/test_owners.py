@@ -81,12 +81,12 @@ async def test_an_owner_out_of_reach_is_the_clients_503() -> None:
     assert raised.value.headers == {"Retry-After": "5"}
 
 
-def test_for_request_binds_the_apps_client_to_the_caller() -> None:
+async def test_for_request_binds_the_apps_client_to_the_caller() -> None:
     app = FastAPI()
     built = _things(None)
     app.state.owners = {_Things: built}
     request = Request({"type": "http", "app": app, "headers": [(b"authorization", b"Bearer someone")]})
-    bound = _Things.for_request(request)
+    bound = await _Things.for_request(request)
     assert isinstance(bound, _Things) and bound.authorization == "Bearer someone"
     assert built.authorization == "Bearer caller"  # the app's client is not changed
     assert bound.app_state is built.app_state
