@@ -21,7 +21,7 @@ from mif_common.listing import ReadConnections
 from mif_common.pagination import PageParams, Sortable, fetch_page, json_page, order_by, page_params
 from mif_common.params import MAX_ID, EntityId
 from mif_common.request_context import client_ip
-from mif_interventions import dashboard, service
+from mif_interventions import comments, creation, dashboard, editing, owners, service, transitions
 from mif_interventions import repository as repo
 from mif_interventions.dashboard_schemas import DashboardKpis, DashboardStats
 from mif_interventions.dispatch import PlanningClient
@@ -87,7 +87,7 @@ AuteurDep = Annotated[service.Auteur, Depends(auteur_de)]
 # The owners, asked as the caller: planning which technician to assign when none is given, assets about
 # an equipment missing from the replica.
 PlanningDep = Annotated[PlanningClient, Depends(PlanningClient.for_request)]
-AssetsDep = Annotated[service.AssetsEquipements, Depends(service.AssetsEquipements.for_request)]
+AssetsDep = Annotated[owners.AssetsEquipements, Depends(owners.AssetsEquipements.for_request)]
 
 
 async def get_read_session(request: Request) -> AsyncIterator[AsyncSession]:
@@ -295,7 +295,7 @@ async def create_intervention(
     assets: AssetsDep,
     idempotency_key: IdempotencyKey = None,
 ) -> Response:
-    intervention, replayed = await service.create_intervention(
+    intervention, replayed = await creation.create_intervention(
         session,
         data=body,
         auteur=auteur,
@@ -332,7 +332,7 @@ async def update_intervention(
     assets: AssetsDep,
     if_match: IfMatch = None,
 ) -> Response:
-    intervention = await service.update_intervention(
+    intervention = await editing.update_intervention(
         session,
         intervention_id=intervention_id,
         data=body,
@@ -373,7 +373,7 @@ async def change_statut(
     ] = None,
     if_match: IfMatch = None,
 ) -> Response:
-    intervention = await service.change_statut(
+    intervention = await transitions.change_statut(
         session,
         intervention_id=intervention_id,
         statut=statut,
@@ -403,7 +403,7 @@ async def _act(
         extra["technicien_id"] = body.technicien_id
     if isinstance(body, CloturerBody):
         extra.update(rapport=body.rapport, duree_reelle=body.duree_reelle, cout_reel=body.cout_reel)
-    intervention = await service.apply_action(
+    intervention = await transitions.apply_action(
         session,
         intervention_id=intervention_id,
         action=action,
@@ -561,7 +561,7 @@ async def commentaires(
 async def commenter(
     intervention_id: EntityId, body: CommentaireCreate, session: Session, auteur: AuteurDep
 ) -> CommentaireOut:
-    commentaire = await service.add_commentaire(
+    commentaire = await comments.add_commentaire(
         session, intervention_id=intervention_id, contenu=body.contenu, auteur=auteur
     )
     return CommentaireOut.model_validate(commentaire)

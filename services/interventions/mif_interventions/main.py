@@ -10,7 +10,7 @@ from mif_interventions.config import InterventionsSettings
 from mif_interventions.dispatch import PlanningClient
 from mif_interventions.handlers import make_handlers
 from mif_interventions.jobs import lateness_job
-from mif_interventions.service import AssetsEquipements
+from mif_interventions.owners import AssetsEquipements
 
 
 def create_app(settings: InterventionsSettings | None = None) -> FastAPI:
