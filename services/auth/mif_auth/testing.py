@@ -8,7 +8,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from mif_auth.service import remember_client_organisation
+from mif_auth.replicas import remember_client_organisation
 
 # Satisfies the password policy; used for every test account.
 PASSWORD = "Str0ng!Passw0rd"
