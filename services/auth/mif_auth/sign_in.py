@@ -66,6 +66,8 @@ async def issue_tokens(
 #   Retry-After 1), so parallel guesses from many addresses cannot share one delay slot;
 # - an address the account signed in from recently is not slowed by failures from elsewhere;
 # - an administrator's unlock makes the account's earlier failures stop counting.
+
+
 def retry_delay(failures: int, settings: AuthSettings) -> int:
     """Seconds an attempt on an account waits after its last failure, for `failures` recent failures
     from every address: none below `login_delay_after_failures`, then base, 2·base, 4·base... capped."""

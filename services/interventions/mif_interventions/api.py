@@ -51,6 +51,8 @@ async def auteur_de(request: Request, principal: CurrentPrincipal) -> service.Au
 
 
 AuteurDep = Annotated[service.Auteur, Depends(auteur_de)]
+
+
 # The owners, asked as the caller: planning which technician to assign when none is given, assets about
 # an equipment missing from the replica.
 PlanningDep = Annotated[PlanningClient, Depends(PlanningClient.for_request)]
@@ -69,9 +71,10 @@ async def get_read_session(request: Request) -> AsyncIterator[AsyncSession]:
 
 ReadSession = Annotated[AsyncSession, Depends(get_read_session)]
 
-
 # Lists open an AUTOCOMMIT connection without a session and run their statement on the asyncpg
 # connection itself (`mif_common.listing.ReadConnections`, `repository.page_and_total`).
+
+
 def _json(content: Any) -> bytes:
     """The JSON of an answer built by hand: orjson writes the same bytes as pydantic's `to_json` for
     what an intervention holds (UTC datetimes as `...Z`, non-ASCII as UTF-8), about 3x faster."""

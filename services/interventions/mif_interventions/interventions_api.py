@@ -40,6 +40,8 @@ from mif_interventions.schemas import InterventionCreate, InterventionOut, Inter
 
 interventions_router = APIRouter(prefix="/api/v1/interventions", tags=["interventions"])
 filters_router = APIRouter(prefix="/api/v1/filters", tags=["interventions"])
+
+
 # --- list and search ------------------------------------------------------------------------------
 
 # `priorite` sorts by severity (urgente first when ascending), not alphabetically.
@@ -123,6 +125,7 @@ async def filtres(  # async: FastAPI runs a plain `def` dependency in a worker t
 
 
 FiltresDep = Annotated[Filtres, Depends(filtres)]
+
 _LIST_DESCRIPTION = (
     "A bare JSON array with `X-Total-Count` and `Link` headers. Filters combine with AND; `statut`, "
     "`priorite` and `type` take several values. `q` is a French full-text search on the title and the "
@@ -174,6 +177,8 @@ async def filter_interventions(
 
 
 # --- one intervention ---------------------------------------------------------------------------------
+
+
 @interventions_router.post(
     "",
     response_model=InterventionOut,

@@ -63,6 +63,8 @@ async def change_statut(
 
 
 # --- explicit workflow actions -----------------------------------------------------------------------------
+
+
 async def _act(
     session: AsyncSession,
     intervention_id: int,

@@ -37,6 +37,7 @@ from mif_notifications.schemas import (
 # e-mail sender of every replica) and a deactivated user ("<user_id>", ends that user's live streams).
 NEW_NOTIFICATION_CHANNEL = "mif_notifications_new"
 USER_REVOKED_CHANNEL = "mif_notifications_revoked"
+
 NOT_CONFIGURED = "The {canal} channel is not configured on this installation; nothing was sent."
 ENDED = frozenset({"cloturee", "annulee", "archivee"})
 
@@ -59,6 +60,8 @@ def now() -> datetime:
 
 
 # --- creating notifications ---------------------------------------------------------------------
+
+
 @dataclass(frozen=True, slots=True)
 class Origin:
     """What a notification answers: an event, or a manager's manual send."""
@@ -187,6 +190,8 @@ async def publish_delivery(
 
 
 # --- a user's own notifications -----------------------------------------------------------------
+
+
 async def get_own(session: AsyncSession, *, notification_id: int, principal: Principal) -> Notification:
     """One of the caller's notifications; anyone else's is "not found"."""
     notification = await repo.own_notification(session, notification_id=notification_id, user_id=principal.user_id)
@@ -223,6 +228,8 @@ async def unread_count(session: AsyncSession, *, principal: Principal) -> int:
 
 
 # --- manual send ----------------------------------------------------------------------------------
+
+
 async def send_manual(session: AsyncSession, *, data: ManualNotification, sender: Principal) -> list[int]:
     """A manager's message to one active user, or to every active user of a role."""
     if (data.user_id is None) == (data.role is None):
@@ -260,6 +267,8 @@ async def notifications_by_ids(session: AsyncSession, ids: Sequence[int]) -> lis
 
 
 # --- preferences ----------------------------------------------------------------------------------
+
+
 async def preferences(session: AsyncSession, *, principal: Principal) -> PreferencesOut:
     chosen = (await repo.preferences_of(session, [principal.user_id]))[principal.user_id]
     return PreferencesOut(**{canal.value: enabled for canal, enabled in chosen.items()})

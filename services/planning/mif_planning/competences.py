@@ -6,13 +6,8 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mif_planning import repository as repo
-from mif_planning.models import (
-    Competence,
-)
-from mif_planning.schemas import (
-    CompetenceCreate,
-    CompetenceUpdate,
-)
+from mif_planning.models import Competence
+from mif_planning.schemas import CompetenceCreate, CompetenceUpdate
 from mif_planning.service import CompetenceIntrouvable, CompetenceUtilisee, NomDejaPris, now
 from mif_planning.techniciens import _changed
 

@@ -15,21 +15,9 @@ from mif_planning import occurrences_repository as occurrences_repo
 from mif_planning import replicas_repository as replicas_repo
 from mif_planning import repository as repo
 from mif_planning.config import PlanningSettings
-from mif_planning.events import (
-    OccurrenceDue,
-    OccurrenceEvent,
-    OccurrenceReminder,
-    PlanOverdue,
-    PlanSuspended,
-)
+from mif_planning.events import OccurrenceDue, OccurrenceEvent, OccurrenceReminder, PlanOverdue, PlanSuspended
 from mif_planning.frequence import interval
-from mif_planning.models import (
-    ActionHistorique,
-    EquipementRef,
-    Occurrence,
-    Plan,
-    StatutPlan,
-)
+from mif_planning.models import ActionHistorique, EquipementRef, Occurrence, Plan, StatutPlan
 from mif_planning.plans import _historique, _historique_row
 from mif_planning.service import iso
 

@@ -9,10 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from mif_common.owners import ReadThrough
 from mif_planning import replicas_repository as replicas_repo
 from mif_planning.config import PlanningSettings
-from mif_planning.models import (
-    EquipementRef,
-    UserRef,
-)
+from mif_planning.models import EquipementRef, UserRef
 from mif_planning.service import VerificationIndisponible
 
 

@@ -14,22 +14,9 @@ from mif_common.frequences import JOURS, Frequence, FrequenceInconnue, parse_fre
 from mif_planning import replicas_repository as replicas_repo
 from mif_planning import repository as repo
 from mif_planning.frequence import interval
-from mif_planning.models import (
-    ActionHistorique,
-    EquipementRef,
-    Plan,
-    StatutPlan,
-    Technicien,
-)
+from mif_planning.models import ActionHistorique, EquipementRef, Plan, StatutPlan, Technicien
 from mif_planning.owners import AssetsEquipements, _known_equipement
-from mif_planning.schemas import (
-    EquipementEmbed,
-    PlanCreate,
-    PlanOut,
-    PlanUpdate,
-    TechnicienEmbed,
-    as_utc,
-)
+from mif_planning.schemas import EquipementEmbed, PlanCreate, PlanOut, PlanUpdate, TechnicienEmbed, as_utc
 from mif_planning.service import DateTropAncienne, PlanIntrouvable, ReferenceInconnue, is_technicien, iso, now
 from mif_planning.techniciens import own_profile
 

@@ -21,14 +21,7 @@ from mif_planning import calendrier, plans, service, techniciens
 from mif_planning import repository as repo
 from mif_planning.api import Assets, OptId, Page, Staff, settings_of
 from mif_planning.models import Plan, PlanHistorique, StatutPlan
-from mif_planning.schemas import (
-    CalendrierEntree,
-    PlanCreate,
-    PlanHistoriqueOut,
-    PlanOut,
-    PlanUpdate,
-    as_utc,
-)
+from mif_planning.schemas import CalendrierEntree, PlanCreate, PlanHistoriqueOut, PlanOut, PlanUpdate, as_utc
 
 planning_router = APIRouter(prefix="/api/v1/planning", tags=["planning"])
 

@@ -20,11 +20,7 @@ from mif_planning.models import (
     Occurrence,
     StatutPlan,
 )
-from mif_planning.schemas import (
-    EquipementFact,
-    InterventionFact,
-    UserFact,
-)
+from mif_planning.schemas import EquipementFact, InterventionFact, UserFact
 from mif_planning.service import now
 from mif_planning.techniciens import _changed
 

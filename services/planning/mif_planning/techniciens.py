@@ -23,14 +23,7 @@ from mif_planning.events import (
     TechnicienEvent,
     TechnicienUpdated,
 )
-from mif_planning.models import (
-    NIVEAU_RANG,
-    Competence,
-    Disponibilite,
-    Niveau,
-    Technicien,
-    TechnicienCompetence,
-)
+from mif_planning.models import NIVEAU_RANG, Competence, Disponibilite, Niveau, Technicien, TechnicienCompetence
 from mif_planning.owners import AssetsEquipements, AuthUsers, _known_equipement
 from mif_planning.schemas import (
     CompetenceAttribuee,

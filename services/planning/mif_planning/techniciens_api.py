@@ -98,6 +98,7 @@ async def delete_competence(competence_id: EntityId, session: Session, _: Manage
 
 
 # --- techniciens --------------------------------------------------------------------------------
+
 _TECHNICIEN_SORT: dict[str, Sortable] = {
     "id": Technicien.id,
     "full_name": sa.func.lower(UserRef.full_name),
