@@ -185,7 +185,7 @@ async def explain(admin_dsn: str) -> None:
     from mif_common.listing import CompiledSql, plain_page
     from mif_common.pagination import order_by
     from mif_interventions import repository as repo
-    from mif_interventions.api import _SORT
+    from mif_interventions.interventions_api import _SORT
     from mif_interventions.models import Intervention
 
     dialect = pg_asyncpg.dialect()  # type: ignore[no-untyped-call]

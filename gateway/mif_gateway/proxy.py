@@ -26,8 +26,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from mif_common.auth.principal import Principal
 from mif_common.auth.token_state import TokenStateUnavailable
 from mif_common.auth.tokens import bearer_token
+from mif_common.body_timeout import BodyTimeout
 from mif_common.errors import Unauthorized, problem_response
-from mif_common.guard import BodyTimeout
 from mif_common.request_context import current_request_id, new_request_id
 from mif_gateway.config import GatewaySettings
 from mif_gateway.forwarded import client_address, parse_networks
@@ -114,7 +114,7 @@ class _RequestBody:
 
     finished: bool = True
     client_gone: bool = False
-    # The client's body stopped arriving mid-stream (mif_common.guard): the upstream request is abandoned
+    # The client's body stopped arriving mid-stream (mif_common.body_timeout): the upstream request is abandoned
     # and the client answered 408, whatever the upstream client made of the broken-off body.
     stalled: BodyTimeout | None = None
 

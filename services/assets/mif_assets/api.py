@@ -7,8 +7,8 @@ from typing import Annotated
 import sqlalchemy as sa
 from fastapi import APIRouter, Depends, Query, Request, Response
 
+from mif_assets import clients, equipements
 from mif_assets import repository as repo
-from mif_assets import service
 from mif_assets.models import (
     Client,
     Criticite,
@@ -87,24 +87,24 @@ async def list_clients(
 
 @clients_router.post("", response_model=ClientOut, status_code=201, summary="Create a client organisation")
 async def create_client(body: ClientCreate, session: Session, response: Response, _: Manager) -> Client:
-    client = await service.create_client(session, data=body)
+    client = await clients.create_client(session, data=body)
     response.headers["Location"] = f"{clients_router.prefix}/{client.id}"
     return client
 
 
 @clients_router.get("/{client_id}", response_model=ClientOut, summary="One client organisation")
 async def get_client(client_id: EntityId, session: Session, principal: ClientReader) -> Client:
-    return await service.get_client(session, client_id=client_id, principal=principal)
+    return await clients.get_client(session, client_id=client_id, principal=principal)
 
 
 @clients_router.put("/{client_id}", response_model=ClientOut, summary="Edit a client organisation (partial)")
 async def update_client(client_id: EntityId, body: ClientUpdate, session: Session, _: Manager) -> Client:
-    return await service.update_client(session, client_id=client_id, data=body)
+    return await clients.update_client(session, client_id=client_id, data=body)
 
 
 @clients_router.delete("/{client_id}", status_code=204, summary="Deactivate a client organisation (soft delete)")
 async def deactivate_client(client_id: EntityId, session: Session, _: Manager) -> Response:
-    await service.deactivate_client(session, client_id=client_id)
+    await clients.deactivate_client(session, client_id=client_id)
     return Response(status_code=204)
 
 
@@ -165,14 +165,14 @@ async def list_equipements(
 
 @equipements_router.post("", response_model=EquipementOut, status_code=201, summary="Create an equipment")
 async def create_equipement(body: EquipementCreate, session: Session, response: Response, actor: Manager) -> Equipement:
-    equipement = await service.create_equipement(session, data=body, actor=actor)
+    equipement = await equipements.create_equipement(session, data=body, actor=actor)
     response.headers["Location"] = f"{equipements_router.prefix}/{equipement.id}"
     return equipement
 
 
 @equipements_router.get("/{equipement_id}", response_model=EquipementOut, summary="One equipment")
 async def get_equipement(equipement_id: EntityId, session: Session, principal: CurrentPrincipal) -> Equipement:
-    return await service.get_equipement(session, equipement_id=equipement_id, principal=principal)
+    return await equipements.get_equipement(session, equipement_id=equipement_id, principal=principal)
 
 
 @equipements_router.put(
@@ -181,7 +181,7 @@ async def get_equipement(equipement_id: EntityId, session: Session, principal: C
 async def update_equipement(
     equipement_id: EntityId, body: EquipementUpdate, session: Session, actor: Manager
 ) -> Equipement:
-    return await service.update_equipement(session, equipement_id=equipement_id, data=body, actor=actor)
+    return await equipements.update_equipement(session, equipement_id=equipement_id, data=body, actor=actor)
 
 
 @equipements_router.delete(
@@ -190,7 +190,7 @@ async def update_equipement(
     summary="Delete an equipment no intervention references (409 otherwise: set statut 'retire')",
 )
 async def delete_equipement(equipement_id: EntityId, session: Session, _: Manager) -> Response:
-    await service.delete_equipement(session, equipement_id=equipement_id)
+    await equipements.delete_equipement(session, equipement_id=equipement_id)
     return Response(status_code=204)
 
 
@@ -208,7 +208,7 @@ _HISTORIQUE_SORT: dict[str, Sortable] = {
 async def historique_statut(
     equipement_id: EntityId, request: Request, session: Session, principal: CurrentPrincipal, params: Page
 ) -> Response:
-    await service.get_equipement(session, equipement_id=equipement_id, principal=principal)
+    await equipements.get_equipement(session, equipement_id=equipement_id, principal=principal)
     query = repo.historique_query(equipement_id).order_by(
         *order_by(
             params.sort,

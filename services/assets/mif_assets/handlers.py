@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from mif_assets import service
+from mif_assets import replicas
 from mif_assets.schemas import InterventionFact
 from mif_common.events import CloudEvent, Handler
 from mif_common.events.contracts import intervention_event_type
@@ -22,22 +22,22 @@ def _verb(event: CloudEvent) -> str:
 
 async def on_intervention_created(session: AsyncSession, event: CloudEvent) -> None:
     fact = InterventionFact.model_validate(event.data)
-    await service.intervention_created(session, fact=fact, event_id=event.id)
+    await replicas.intervention_created(session, fact=fact, event_id=event.id)
 
 
 async def on_intervention_work_started(session: AsyncSession, event: CloudEvent) -> None:
     fact = InterventionFact.model_validate(event.data)
-    await service.intervention_work_started(session, fact=fact, event_id=event.id, verb=_verb(event))
+    await replicas.intervention_work_started(session, fact=fact, event_id=event.id, verb=_verb(event))
 
 
 async def on_intervention_ended(session: AsyncSession, event: CloudEvent) -> None:
     fact = InterventionFact.model_validate(event.data)
-    await service.intervention_ended(session, fact=fact, event_id=event.id, verb=_verb(event))
+    await replicas.intervention_ended(session, fact=fact, event_id=event.id, verb=_verb(event))
 
 
 async def on_intervention_changed(session: AsyncSession, event: CloudEvent) -> None:
     fact = InterventionFact.model_validate(event.data)
-    await service.intervention_changed(session, fact=fact, verb=_verb(event))
+    await replicas.intervention_changed(session, fact=fact, verb=_verb(event))
 
 
 HANDLERS: dict[str, Handler] = {

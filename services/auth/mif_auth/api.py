@@ -12,8 +12,8 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ValidationError
 from starlette.exceptions import HTTPException
 
+from mif_auth import owners, service, sign_in, users
 from mif_auth import repository as repo
-from mif_auth import service
 from mif_auth.config import AuthSettings
 from mif_auth.keys import KeyRing
 from mif_auth.models import User
@@ -46,7 +46,7 @@ Body = TypeVar("Body", bound=BaseModel)
 
 
 # Assets, asked as the caller about a client organisation missing from the replica.
-Assets = Annotated[service.AssetsOrganisations, Depends(service.AssetsOrganisations.for_request)]
+Assets = Annotated[owners.AssetsOrganisations, Depends(owners.AssetsOrganisations.for_request)]
 
 
 def settings_of(request: Request) -> AuthSettings:
@@ -207,7 +207,7 @@ _CREDENTIALS_DOC: dict[str, Any] = {
 }
 _EMAIL_DOC: dict[str, Any] = json.loads(json.dumps(_CREDENTIALS_DOC).replace('"username"', '"email"'))
 # A sign-in is refused with a problem: wrong credentials, a deactivated account or a deactivated client
-# organisation (401, service.login), too many failures for the account or the address (429, with Retry-After).
+# organisation (401, sign_in.login), too many failures for the account or the address (429, with Retry-After).
 _SIGN_IN_REFUSALS = problem_responses(
     401,
     429,
@@ -226,7 +226,7 @@ _SIGN_IN_REFUSALS = problem_responses(
 )
 async def login(request: Request, session: Session) -> JSONResponse:
     fields = await read_fields(request, ("username", "password"))
-    result = await service.login(
+    result = await sign_in.login(
         session,
         identifier=fields["username"],
         password=fields["password"],
@@ -246,7 +246,7 @@ async def login(request: Request, session: Session) -> JSONResponse:
 )
 async def token(request: Request, session: Session) -> JSONResponse:
     fields = await read_fields(request, ("email", "password"))
-    result = await service.login(
+    result = await sign_in.login(
         session,
         identifier=fields["email"],
         password=fields["password"],
@@ -268,7 +268,7 @@ async def token(request: Request, session: Session) -> JSONResponse:
     ),
 )
 async def refresh(body: RefreshRequest, request: Request, session: Session) -> JSONResponse:
-    result = await service.refresh(
+    result = await sign_in.refresh(
         session,
         raw_token=body.refresh_token,
         settings=settings_of(request),
@@ -280,7 +280,7 @@ async def refresh(body: RefreshRequest, request: Request, session: Session) -> J
 
 @auth_router.post("/logout", status_code=204, summary="End the session of a refresh token")
 async def logout(body: RefreshRequest, session: Session) -> Response:
-    await service.logout(session, raw_token=body.refresh_token)
+    await sign_in.logout(session, raw_token=body.refresh_token)
     return Response(status_code=204)
 
 
@@ -294,7 +294,7 @@ async def change_password(user: CurrentUser, request: Request, session: Session)
     """Sent as JSON or as a form (the web frontend sends multipart). Every other session ends; the answer
     is a fresh token pair."""
     body = await read_body(request, ChangePasswordRequest, purpose="a password change", contents="the passwords")
-    return await service.change_password(
+    return await sign_in.change_password(
         session,
         user=user,
         current_password=body.current_password,
@@ -384,7 +384,7 @@ async def list_users(
 
 @users_router.post("", response_model=UserOut, status_code=201, summary="Create a user (admin)")
 async def create_user(body: UserCreate, request: Request, session: Session, _: AdminUser, assets: Assets) -> User:
-    return await service.create_user(
+    return await users.create_user(
         session,
         data=body,
         settings=settings_of(request),
@@ -399,21 +399,21 @@ async def my_profile(user: CurrentUser) -> User:
 
 @users_router.put("/update", response_model=UserOut, summary="Edit own profile (full_name, password)")
 async def update_my_profile(body: ProfileUpdate, user: CurrentUser, request: Request, session: Session) -> User:
-    return await service.update_profile(session, user=user, data=body, settings=settings_of(request))
+    return await users.update_profile(session, user=user, data=body, settings=settings_of(request))
 
 
 @users_router.get("/{user_id}", response_model=UserOut, summary="One user (managers, or oneself)")
 async def get_user(user_id: EntityId, caller: CurrentUser, session: Session) -> User:
     if not role_allows(Role(caller.role), {Role.responsable}) and caller.id != user_id:
         raise Forbidden("You may only read your own account.")
-    return await service.get_user(session, user_id)
+    return await users.get_user(session, user_id)
 
 
 @users_router.put("/{user_id}", response_model=UserOut, summary="Edit a user (admin)")
 async def update_user(
     user_id: EntityId, body: UserAdminUpdate, request: Request, session: Session, actor: AdminUser, assets: Assets
 ) -> User:
-    return await service.update_user(
+    return await users.update_user(
         session,
         user_id=user_id,
         data=body,
@@ -425,13 +425,13 @@ async def update_user(
 
 @users_router.delete("/{user_id}", status_code=204, summary="Deactivate a user (admin; soft delete)")
 async def deactivate_user(user_id: EntityId, session: Session, actor: AdminUser) -> Response:
-    await service.deactivate_user(session, user_id=user_id, actor=actor)
+    await users.deactivate_user(session, user_id=user_id, actor=actor)
     return Response(status_code=204)
 
 
 @users_router.patch("/{user_id}/activate", response_model=UserOut, summary="Reactivate a user (admin)")
 async def activate_user(user_id: EntityId, session: Session, _: AdminUser) -> User:
-    return await service.activate_user(session, user_id=user_id)
+    return await users.activate_user(session, user_id=user_id)
 
 
 @users_router.post(
@@ -442,5 +442,5 @@ async def activate_user(user_id: EntityId, session: Session, _: AdminUser) -> Us
     "and the delay on it end at once. An address refused for failing on many accounts stays refused.",
 )
 async def unlock_sign_in(user_id: EntityId, session: Session, actor: AdminUser) -> Response:
-    await service.unlock_sign_in(session, user_id=user_id, actor=actor)
+    await sign_in.unlock_sign_in(session, user_id=user_id, actor=actor)
     return Response(status_code=204)

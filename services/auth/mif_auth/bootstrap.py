@@ -16,7 +16,7 @@ import sys
 from pydantic import ValidationError
 
 from mif_auth.config import AuthSettings
-from mif_auth.service import bootstrap_admin
+from mif_auth.users import bootstrap_admin
 from mif_common.db import make_engine, make_sessionmaker
 from mif_common.errors import DomainError
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from mif_auth import service
+from mif_auth import replicas
 from mif_common.events import CloudEvent, Handler
 
 
@@ -24,7 +24,7 @@ class ClientFact(BaseModel):
 async def on_client_changed(session: AsyncSession, event: CloudEvent) -> None:
     """Created, updated or deactivated: upsert the replica; an older event never overwrites a newer one."""
     fact = ClientFact.model_validate(event.data)
-    await service.remember_client_organisation(
+    await replicas.remember_client_organisation(
         session,
         client_id=fact.client_id,
         nom_entreprise=fact.nom_entreprise,

@@ -8,8 +8,8 @@ from mif_auth.api import auth_router, users_router
 from mif_auth.config import AuthSettings
 from mif_auth.handlers import HANDLERS
 from mif_auth.keys import KeyRing
+from mif_auth.owners import AssetsOrganisations
 from mif_auth.passwords import prepare_hashing
-from mif_auth.service import AssetsOrganisations
 from mif_common.app import ServiceParts, create_service_app
 from mif_common.auth.tokens import StaticKeys, TokenVerifier
 

@@ -70,7 +70,7 @@ def policy_refusal(failures: list[str]) -> str:
 # New hashes use the configured scheme (argon2id by default, docs/auth.md "Password hashing"); every hash
 # in the database, whatever made it (bcrypt at any cost, argon2 at any parameters), keeps verifying: the
 # hash names its own scheme and parameters. A hash that is not what the current settings would make is
-# replaced at the account's next successful sign-in (`needs_rehash`, service.login).
+# replaced at the account's next successful sign-in (`needs_rehash`, sign_in.login).
 
 Scheme = Literal["argon2id", "bcrypt"]
 

@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mif_auth.events import SignInAttemptsFailed, UserEvent
-from mif_auth.service import remember_client_organisation
+from mif_auth.replicas import remember_client_organisation
 from mif_common.testing.events import example
 
 # Satisfies the password policy; used for every test account.

@@ -13,8 +13,8 @@ from mif_auth.config import AuthSettings
 from mif_auth.handlers import HANDLERS
 from mif_auth.main import create_app
 from mif_auth.schemas import UserCreate
-from mif_auth.service import create_user
 from mif_auth.testing import PASSWORD, MakeUser, known_client
+from mif_auth.users import create_user
 from mif_common.testing.keys import TestKeys
 from mif_common.testing.plugin import ServiceUnderTest, TestDatabase
 

@@ -107,7 +107,7 @@ async def test_the_upgrade_is_part_of_the_sign_in_transaction(
     client: httpx.AsyncClient, make_user: MakeUser, db_session: AsyncSession, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A sign-in that fails after the re-hash (here: issuing the tokens) leaves the old hash."""
-    from mif_auth import service
+    import mif_auth.sign_in
 
     user = await make_user()
     old = bcrypt_hash(PASSWORD, 4)
@@ -116,7 +116,7 @@ async def test_the_upgrade_is_part_of_the_sign_in_transaction(
     async def broken(*_: Any, **__: Any) -> Any:
         raise RuntimeError("token issuing failed")
 
-    monkeypatch.setattr(service, "issue_tokens", broken)
+    monkeypatch.setattr(mif_auth.sign_in, "issue_tokens", broken)
     try:
         response = await sign_in(client, user["username"], PASSWORD)
     except RuntimeError:  # the app's 500 handler may re-raise to the test transport

@@ -17,8 +17,9 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
+import mif_auth.sign_in
 from mif_auth import repository as repo
-from mif_auth import service
+from mif_auth.sign_in import retry_delay
 from mif_auth.testing import PASSWORD, MakeUser
 
 LOGIN = "/api/v1/auth/login"
@@ -26,7 +27,7 @@ ALERT = "auth.sign_in_attempts.failed.v1"
 
 
 class Clock:
-    """auth's clock (`mif_common.datetimes.now`, as `service.now`), moved by the test instead of waiting."""
+    """auth's clock (`mif_common.datetimes.now`, as `sign_in.now`), moved by the test instead of waiting."""
 
     def __init__(self) -> None:
         self.current = datetime.now(UTC)
@@ -41,7 +42,7 @@ class Clock:
 @pytest.fixture
 def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
     fake = Clock()
-    monkeypatch.setattr(service, "now", fake)
+    monkeypatch.setattr(mif_auth.sign_in, "now", fake)
     return fake
 
 
@@ -236,5 +237,5 @@ async def test_the_owner_is_told_once_per_window(
 
 
 async def test_retry_delays_grow_to_the_cap(mif_settings: Any) -> None:
-    delays = [service.retry_delay(n, mif_settings) for n in range(4, 12)]
+    delays = [retry_delay(n, mif_settings) for n in range(4, 12)]
     assert delays == [0, 0, 1, 2, 4, 8, 8, 8]

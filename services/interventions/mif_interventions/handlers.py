@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from mif_common.db import settings_of
 from mif_common.events import CloudEvent, Handler
-from mif_interventions import service
+from mif_interventions import creation, replicas
 from mif_interventions.config import InterventionsSettings
 from mif_interventions.schemas import DocumentFact, EquipementFact, OccurrenceFact, TechnicienFact, UserFact
 
@@ -35,33 +35,33 @@ DOCUMENT_DELETED = "documents.document.deleted.v1"
 
 
 async def on_equipement_changed(session: AsyncSession, event: CloudEvent) -> None:
-    await service.remember_equipement(session, fact=EquipementFact.model_validate(event.data))
+    await replicas.remember_equipement(session, fact=EquipementFact.model_validate(event.data))
 
 
 async def on_equipement_deleted(session: AsyncSession, event: CloudEvent) -> None:
-    await service.forget_equipement(session, fact=EquipementFact.model_validate(event.data))
+    await replicas.forget_equipement(session, fact=EquipementFact.model_validate(event.data))
 
 
 async def on_technicien_changed(session: AsyncSession, event: CloudEvent) -> None:
-    await service.remember_technicien(session, fact=TechnicienFact.model_validate(event.data))
+    await replicas.remember_technicien(session, fact=TechnicienFact.model_validate(event.data))
 
 
 async def on_user_changed(session: AsyncSession, event: CloudEvent) -> None:
     # auth's user events carry no version: the envelope's time orders them.
     event_time = event.time if event.time.tzinfo is not None else event.time.replace(tzinfo=UTC)
-    await service.remember_user(session, fact=UserFact.model_validate(event.data), event_time=event_time)
+    await replicas.remember_user(session, fact=UserFact.model_validate(event.data), event_time=event_time)
 
 
 async def on_document_added(session: AsyncSession, event: CloudEvent) -> None:
-    await service.record_document(session, fact=DocumentFact.model_validate(event.data))
+    await replicas.record_document(session, fact=DocumentFact.model_validate(event.data))
 
 
 async def on_document_deleted(session: AsyncSession, event: CloudEvent) -> None:
-    await service.record_document(session, fact=DocumentFact.model_validate(event.data), deleted=True)
+    await replicas.record_document(session, fact=DocumentFact.model_validate(event.data), deleted=True)
 
 
 async def on_occurrence_due(session: AsyncSession, event: CloudEvent) -> None:
-    await service.create_from_occurrence(
+    await creation.create_from_occurrence(
         session,
         fact=OccurrenceFact.model_validate(event.data),
         settings=settings_of(session, InterventionsSettings),  # the SLA deadlines

@@ -5,12 +5,15 @@ from __future__ import annotations
 from fastapi import FastAPI
 
 from mif_common.app import ServiceParts, create_service_app
-from mif_interventions.api import dashboard_router, filters_router, interventions_router
+from mif_interventions.comments_api import comments_router
 from mif_interventions.config import InterventionsSettings
+from mif_interventions.dashboard_api import dashboard_router
 from mif_interventions.dispatch import PlanningClient
 from mif_interventions.handlers import HANDLERS
+from mif_interventions.interventions_api import filters_router, interventions_router
 from mif_interventions.jobs import periodic_jobs
-from mif_interventions.service import AssetsEquipements
+from mif_interventions.owners import AssetsEquipements
+from mif_interventions.transitions_api import transitions_router
 
 
 def create_app(settings: InterventionsSettings | None = None) -> FastAPI:
@@ -27,7 +30,7 @@ def create_app(settings: InterventionsSettings | None = None) -> FastAPI:
                 "`auth.user.*.v1` and `documents.document.*.v1`. A periodic job announces late "
                 "interventions (`interventions.intervention.late.v1`, once each)."
             ),
-            routers=[interventions_router, filters_router, dashboard_router],
+            routers=[interventions_router, transitions_router, comments_router, filters_router, dashboard_router],
             handlers=HANDLERS,
             periodic_jobs=periodic_jobs(settings),
             owners=[AssetsEquipements, PlanningClient],

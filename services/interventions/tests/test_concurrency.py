@@ -19,7 +19,7 @@ from mif_assets.testing import equipement_data
 from mif_common.auth.tokens import StaticKeys, TokenVerifier
 from mif_common.testing.keys import TEST_AUDIENCE, TEST_ISSUER, TestKeys
 from mif_common.testing.plugin import TestDatabase
-from mif_interventions import service
+from mif_interventions import replicas
 from mif_interventions.config import InterventionsSettings
 from mif_interventions.jobs import run_lateness_pass
 from mif_interventions.main import create_app
@@ -54,8 +54,8 @@ class Live:
         """A new equipment and technician, committed; returns (equipement_id, technicien_id, its user id)."""
         eid, tid, uid = new_id(), new_id(), new_id()
         async with self.app.state.sessionmaker() as session, session.begin():
-            await service.remember_equipement(session, fact=EquipementFact.model_validate(equipement_data(eid)))
-            await service.remember_technicien(session, fact=TechnicienFact.model_validate(technicien_data(tid, uid)))
+            await replicas.remember_equipement(session, fact=EquipementFact.model_validate(equipement_data(eid)))
+            await replicas.remember_technicien(session, fact=TechnicienFact.model_validate(technicien_data(tid, uid)))
         return eid, tid, uid
 
 

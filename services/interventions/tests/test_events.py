@@ -17,7 +17,7 @@ from mif_assets.schemas import InterventionFact
 from mif_assets.testing import equipement_data
 from mif_auth.testing import user_data
 from mif_documents.testing import document_deleted_data, document_uploaded_data
-from mif_interventions import service
+from mif_interventions import jobs
 from mif_interventions.events import ALL_EVENTS
 from mif_interventions.testing import CONTRACT_FIELDS, Deliver, World, new_id, outbox_envelopes
 from mif_planning.testing import occurrence_data, technicien_data
@@ -207,8 +207,8 @@ async def test_the_lateness_pass_announces_each_late_intervention_once(
     closed = await world.intervention(priorite="urgente")
     await world.act(closed["id"], "annuler", remarque="doublon")
     soon = datetime.now(UTC) + timedelta(hours=3)
-    assert await service.mark_late(db_session, at=soon) == 1
-    assert await service.mark_late(db_session, at=soon) == 0  # once
+    assert await jobs.mark_late(db_session, at=soon) == 1
+    assert await jobs.mark_late(db_session, at=soon) == 0  # once
     events = await outbox_envelopes(db_session, intervention_id=urgent["id"])
     assert [e["type"] for e in events][-1] == "interventions.intervention.late.v1"
     assert events[-1]["data"]["statut"] == "ouverte" and events[-1]["data"]["actor_id"] is None
@@ -221,5 +221,5 @@ async def test_the_lateness_pass_announces_each_late_intervention_once(
     # Moving the deadline later re-arms it; the listing's en_retard follows the clock.
     later = (datetime.now(UTC) + timedelta(days=10)).isoformat()
     await client.patch(f"/api/v1/interventions/{urgent['id']}", json={"date_limite": later}, headers=world.manager)
-    assert await service.mark_late(db_session, at=datetime.now(UTC) + timedelta(days=11)) == 2
+    assert await jobs.mark_late(db_session, at=datetime.now(UTC) + timedelta(days=11)) == 2
     assert normal["en_retard"] is False

@@ -20,7 +20,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from mif_common.listing import CompiledSql, fetch, plain_page
 from mif_common.pagination import order_by
 from mif_interventions import repository as repo
-from mif_interventions.api import _SORT, _json, _present
+from mif_interventions.api import _json, _present
+from mif_interventions.interventions_api import _SORT
 from mif_interventions.models import Intervention, Priorite, Statut, TypeIntervention
 from mif_interventions.schemas import InterventionOut
 from mif_interventions.testing import World, new_id

@@ -18,6 +18,10 @@ slow or broken SMTP server never holds up or fails the business flow. Invariants
   (`FOR UPDATE SKIP LOCKED`, attempt counted and row leased in one short transaction), and sends each
   as ONE e-mail listing its items. Success or giving up settles every item of the batch (each with its
   `sent`/`failed` event); items that arrived meanwhile wait for the next interval.
+
+Longer than our usual ~450 lines on purpose: it is one class, `DeliverySender`, whose two kinds of
+work (single deliveries, digests) share its lease, back-off and settling steps (`_finish`, `_publish`);
+split, each half would reach into the other's internals.
 """
 
 from __future__ import annotations

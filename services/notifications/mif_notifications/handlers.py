@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from mif_common.events import CloudEvent, Handler
 from mif_common.events.contracts import INTERVENTION_VERBS, intervention_event_type
-from mif_notifications import service
+from mif_notifications import replicas
 from mif_notifications.schemas import (
     DocumentFact,
     InterventionFact,
@@ -37,40 +37,40 @@ def _verb(event: CloudEvent) -> str:
 
 
 async def on_user_created(session: AsyncSession, event: CloudEvent) -> None:
-    await service.user_created(session, fact=UserFact.model_validate(event.data), event=event)
+    await replicas.user_created(session, fact=UserFact.model_validate(event.data), event=event)
 
 
 async def on_user_changed(session: AsyncSession, event: CloudEvent) -> None:
-    await service.user_changed(session, fact=UserFact.model_validate(event.data), event=event)
+    await replicas.user_changed(session, fact=UserFact.model_validate(event.data), event=event)
 
 
 async def on_technicien_changed(session: AsyncSession, event: CloudEvent) -> None:
-    await service.technicien_changed(session, fact=TechnicienFact.model_validate(event.data))
+    await replicas.technicien_changed(session, fact=TechnicienFact.model_validate(event.data))
 
 
 async def on_intervention(session: AsyncSession, event: CloudEvent) -> None:
     fact = InterventionFact.model_validate(event.data)
-    await service.intervention_changed(session, fact=fact, verb=_verb(event), event=event)
+    await replicas.intervention_changed(session, fact=fact, verb=_verb(event), event=event)
 
 
 async def on_document_uploaded(session: AsyncSession, event: CloudEvent) -> None:
-    await service.document_uploaded(session, fact=DocumentFact.model_validate(event.data), event=event)
+    await replicas.document_uploaded(session, fact=DocumentFact.model_validate(event.data), event=event)
 
 
 async def on_occurrence_reminder(session: AsyncSession, event: CloudEvent) -> None:
-    await service.occurrence_reminder(session, fact=OccurrenceFact.model_validate(event.data), event=event)
+    await replicas.occurrence_reminder(session, fact=OccurrenceFact.model_validate(event.data), event=event)
 
 
 async def on_plan_overdue(session: AsyncSession, event: CloudEvent) -> None:
-    await service.plan_overdue(session, fact=OverdueFact.model_validate(event.data), event=event)
+    await replicas.plan_overdue(session, fact=OverdueFact.model_validate(event.data), event=event)
 
 
 async def on_plan_suspended(session: AsyncSession, event: CloudEvent) -> None:
-    await service.plan_suspended(session, fact=SuspendedFact.model_validate(event.data), event=event)
+    await replicas.plan_suspended(session, fact=SuspendedFact.model_validate(event.data), event=event)
 
 
 async def on_sign_in_failures(session: AsyncSession, event: CloudEvent) -> None:
-    await service.sign_in_failures(session, fact=SignInFailuresFact.model_validate(event.data), event=event)
+    await replicas.sign_in_failures(session, fact=SignInFailuresFact.model_validate(event.data), event=event)
 
 
 HANDLERS: dict[str, Handler] = {

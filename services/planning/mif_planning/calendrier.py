@@ -10,11 +10,13 @@ from icalendar import Calendar, Event
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mif_common.frequences import Frequence
+from mif_planning import occurrences_repository as occurrences_repo
+from mif_planning import replicas_repository as replicas_repo
 from mif_planning import repository as repo
 from mif_planning.frequence import interval
 from mif_planning.models import INTERVENTION_RESOLUE, Plan
+from mif_planning.occurrences import occurrence_key
 from mif_planning.schemas import CalendrierEntree
-from mif_planning.service import occurrence_key
 
 # An occurrence has a date, not a duration; calendars show it as a one-hour slot from its due time.
 OCCURRENCE_DURATION = timedelta(hours=1)
@@ -78,14 +80,18 @@ async def entries(
 ) -> list[CalendrierEntree]:
     """The schedule in [start, end): of one technician, or of everyone (`technicien_id` None)."""
     found: list[CalendrierEntree] = []
-    emitted = (await session.execute(repo.occurrences_query(technicien_id=technicien_id, start=start, end=end))).all()
+    emitted = (
+        await session.execute(occurrences_repo.occurrences_query(technicien_id=technicien_id, start=start, end=end))
+    ).all()
     plans = list(await session.scalars(repo.plans_in_window_query(technicien_id=technicien_id, end=end)))
     interventions = list(
-        await session.scalars(repo.assigned_interventions_query(technicien_id=technicien_id, start=start, end=end))
+        await session.scalars(
+            replicas_repo.assigned_interventions_query(technicien_id=technicien_id, start=start, end=end)
+        )
     )
     equipement_ids = {o.equipement_id for o, _ in emitted} | {p.equipement_id for p in plans}
     equipement_ids |= {i.equipement_id for i in interventions}
-    noms = await repo.equipement_noms(session, equipement_ids)
+    noms = await replicas_repo.equipement_noms(session, equipement_ids)
 
     for occurrence, intervention_statut in emitted:
         if intervention_statut == "annulee":

@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from mif_common.events import CloudEvent, Handler
 from mif_common.events.contracts import INTERVENTION_VERBS, intervention_event_type
-from mif_planning import service
+from mif_planning import replicas
 from mif_planning.schemas import EquipementFact, InterventionFact, UserFact
 
 USER_VERBS = ("created", "updated", "deactivated", "activated")
@@ -30,17 +30,17 @@ async def on_user_changed(session: AsyncSession, event: CloudEvent) -> None:
     """Any user event is a full snapshot; its envelope time orders it against what the replica holds."""
     fact = UserFact.model_validate(event.data)
     at = event.time if event.time.tzinfo is not None else event.time.replace(tzinfo=UTC)
-    await service.remember_user(session, fact=fact, at=at)
+    await replicas.remember_user(session, fact=fact, at=at)
 
 
 async def on_equipement_changed(session: AsyncSession, event: CloudEvent) -> None:
     fact = EquipementFact.model_validate(event.data)
-    await service.remember_equipement(session, fact=fact, deleted=event.type == "assets.equipement.deleted.v1")
+    await replicas.remember_equipement(session, fact=fact, deleted=event.type == "assets.equipement.deleted.v1")
 
 
 async def on_intervention_changed(session: AsyncSession, event: CloudEvent) -> None:
     fact = InterventionFact.model_validate(event.data)
-    await service.track_intervention(session, fact=fact)
+    await replicas.track_intervention(session, fact=fact)
 
 
 HANDLERS: dict[str, Handler] = {

@@ -35,8 +35,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from mif_common.datetimes import now
 from mif_common.jobs import PeriodicJob
-from mif_planning import repository as repo
-from mif_planning import service
+from mif_planning import occurrences
+from mif_planning import occurrences_repository as occurrences_repo
 from mif_planning.config import PlanningSettings
 
 logger = logging.getLogger(__name__)
@@ -61,11 +61,11 @@ async def run_due_pass(sessions: Sessions, *, settings: PlanningSettings, at: da
     emitted, seen = 0, set[int]()
     for _ in range(settings.scheduler_batch_size):
         async with sessions() as session, session.begin():
-            plan = await repo.claim_due_plan(session, now=at, skip=seen)
+            plan = await occurrences_repo.claim_due_plan(session, now=at, skip=seen)
             if plan is None:
                 break
             seen.add(plan.id)
-            emitted += await service.emit_due_occurrences(session, plan=plan, at=at, settings=settings)
+            emitted += await occurrences.emit_due_occurrences(session, plan=plan, at=at, settings=settings)
     SCHEDULER_EVENTS.labels("due").inc(emitted)
     return emitted
 
@@ -79,11 +79,11 @@ async def run_reminder_pass(sessions: Sessions, *, settings: PlanningSettings, a
     sent, seen = 0, set[int]()
     for _ in range(settings.scheduler_batch_size):
         async with sessions() as session, session.begin():
-            plan = await repo.claim_reminder_plan(session, now=at, horizon=horizon, skip=seen)
+            plan = await occurrences_repo.claim_reminder_plan(session, now=at, horizon=horizon, skip=seen)
             if plan is None:
                 break
             seen.add(plan.id)
-            sent += await service.send_reminder(session, plan=plan, at=at, settings=settings)
+            sent += await occurrences.send_reminder(session, plan=plan, at=at, settings=settings)
     SCHEDULER_EVENTS.labels("reminder").inc(sent)
     return sent
 
@@ -94,10 +94,10 @@ async def run_overdue_pass(sessions: Sessions, *, settings: PlanningSettings, at
     reported = 0
     for _ in range(settings.scheduler_batch_size):
         async with sessions() as session, session.begin():
-            occurrence = await repo.claim_overdue_occurrence(session, now=at)
+            occurrence = await occurrences_repo.claim_overdue_occurrence(session, now=at)
             if occurrence is None:
                 break
-            await service.report_overdue(session, occurrence=occurrence, at=at)
+            await occurrences.report_overdue(session, occurrence=occurrence, at=at)
             reported += 1
     SCHEDULER_EVENTS.labels("overdue").inc(reported)
     return reported

@@ -5,11 +5,12 @@ from __future__ import annotations
 from fastapi import FastAPI
 
 from mif_common.app import ServiceParts, create_service_app
-from mif_planning.api import planning_router, techniciens_router
 from mif_planning.config import PlanningSettings
 from mif_planning.handlers import HANDLERS
 from mif_planning.jobs import periodic_jobs
-from mif_planning.service import AssetsEquipements, AuthUsers
+from mif_planning.owners import AssetsEquipements, AuthUsers
+from mif_planning.plans_api import planning_router
+from mif_planning.techniciens_api import techniciens_router
 
 
 def create_app(settings: PlanningSettings | None = None) -> FastAPI:

@@ -16,8 +16,8 @@ from mif_assets.testing import InProcessAssets, assets_in_process, equipement_da
 from mif_auth.config import AuthSettings
 from mif_auth.main import create_app as create_auth_app
 from mif_auth.schemas import UserCreate
-from mif_auth.service import create_user
 from mif_auth.testing import PASSWORD, user_data
+from mif_auth.users import create_user
 from mif_common.auth.tokens import ChainedKeys, StaticKeys, TokenVerifier
 from mif_common.db import get_session, make_engine
 from mif_common.testing.keys import TestKeys

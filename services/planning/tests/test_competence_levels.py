@@ -8,8 +8,9 @@ import pytest
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from mif_planning.competences import _flush_competence
 from mif_planning.models import Competence
-from mif_planning.service import NomDejaPris, _flush_competence
+from mif_planning.service import NomDejaPris
 from mif_planning.testing import Headers, Make, MakeTech, outbox_envelopes
 
 

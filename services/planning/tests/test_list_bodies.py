@@ -18,11 +18,12 @@ from fastapi.responses import JSONResponse
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mif_common.pagination import PageParams, fetch_page, order_by
-from mif_planning import service
-from mif_planning.api import _COMPETENCE_SORT
 from mif_planning.models import Competence, Plan, PlanHistorique, Technicien
+from mif_planning.plans import plans_out
 from mif_planning.repository import like_pattern
 from mif_planning.schemas import CompetenceOut, PlanHistoriqueOut
+from mif_planning.techniciens import techniciens_out
+from mif_planning.techniciens_api import _COMPETENCE_SORT
 from mif_planning.testing import Make, MakeTech
 
 Headers = dict[str, str]
@@ -91,10 +92,10 @@ async def test_planning_lists_answer_what_they_did(
     await make_plan(frequence="hebdomadaire")
     techniciens = list((await db_session.scalars(sa.select(Technicien).order_by(Technicien.id))).all())
     response = await client.get("/api/v1/techniciens", headers=manager)
-    assert response.content == old_body(await service.techniciens_out(db_session, techniciens))
+    assert response.content == old_body(await techniciens_out(db_session, techniciens))
     plans = list((await db_session.scalars(sa.select(Plan).order_by(Plan.id))).all())
     response = await client.get("/api/v1/planning", headers=manager)
-    assert response.content == old_body(await service.plans_out(db_session, plans))
+    assert response.content == old_body(await plans_out(db_session, plans))
     plan_id = plans[0].id
     db_session.add(
         PlanHistorique(planning_id=plan_id, action="modification", detail={"ratio": 1e-07, "s": AWKWARD}, user_id=None)

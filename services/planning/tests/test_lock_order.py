@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from mif_common.db import make_engine, make_sessionmaker
 from mif_interventions.testing import intervention_data
-from mif_planning import service
+from mif_planning import plans, replicas
 from mif_planning.config import PlanningSettings
 from mif_planning.schemas import InterventionFact
 
@@ -78,7 +78,7 @@ async def test_deleting_a_plan_while_its_intervention_is_linked_waits_instead_of
     api_sessions = make_sessionmaker(engines[1], source="planning")
 
     async with handler_sessions() as handler, handler.begin():
-        await service.track_intervention(handler, fact=fact)
+        await replicas.track_intervention(handler, fact=fact)
         # The event's transaction holds the plan now, so nobody can lock it from elsewhere ...
         async with engines[2].connect() as probe:
             with pytest.raises(DBAPIError) as held:
@@ -88,7 +88,7 @@ async def test_deleting_a_plan_while_its_intervention_is_linked_waits_instead_of
         # ... and a manager deleting the plan now queues behind it.
         async def delete() -> None:
             async with api_sessions() as api, api.begin():
-                await service.delete_plan(api, plan_id=plan_id)
+                await plans.delete_plan(api, plan_id=plan_id)
 
         deleting = asyncio.create_task(delete())
         await asyncio.sleep(0.3)

@@ -1,0 +1,170 @@
+"""Queries of the replicas of other services' facts: users, equipment, interventions (a technician's
+workload and schedule come from the interventions replica)."""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from mif_common.listing import Statement
+from mif_common.replicas import Replica, not_older
+from mif_planning.models import (
+    INTERVENTION_EN_COURS,
+    INTERVENTION_OUVERTE,
+    INTERVENTION_RESOLUE,
+    EquipementRef,
+    InterventionRef,
+    UserRef,
+)
+
+
+async def user_ref(session: AsyncSession, user_id: int) -> UserRef | None:
+    return await session.get(UserRef, user_id, populate_existing=True)
+
+
+async def upsert_user_ref(session: AsyncSession, **values: Any) -> bool:
+    """Insert or update a user, unless the replica holds later news (by auth's clock: the event's time
+    or the user's `updated_at`); False when stale."""
+    insert = pg_insert(UserRef).values(**values)
+    upsert = insert.on_conflict_do_update(
+        index_elements=[UserRef.user_id],
+        set_={k: insert.excluded[k] for k in values if k != "user_id"},
+        where=UserRef.synced_at <= insert.excluded.synced_at,
+    ).returning(UserRef.user_id)
+    return await session.scalar(upsert) is not None
+
+
+async def equipement_ref(session: AsyncSession, equipement_id: int) -> EquipementRef | None:
+    return await session.get(EquipementRef, equipement_id, populate_existing=True)
+
+
+async def equipement_noms(session: AsyncSession, ids: Collection[int]) -> dict[int, str]:
+    if not ids:
+        return {}
+    rows = await session.execute(
+        sa.select(EquipementRef.equipement_id, EquipementRef.nom).where(EquipementRef.equipement_id.in_(ids))
+    )
+    return {r.equipement_id: r.nom for r in rows}
+
+
+async def upsert_equipement_ref(session: AsyncSession, **values: Any) -> bool:
+    """Insert or update an equipment unless the replica holds a later state; False when stale."""
+    insert = pg_insert(EquipementRef).values(**values)
+    upsert = insert.on_conflict_do_update(
+        index_elements=[EquipementRef.equipement_id],
+        set_={k: insert.excluded[k] for k in values if k != "equipement_id"},
+        where=sa.or_(
+            EquipementRef.updated_at < insert.excluded.updated_at,
+            sa.and_(
+                EquipementRef.updated_at == insert.excluded.updated_at,
+                EquipementRef.version <= insert.excluded.version,
+            ),
+        ),
+    ).returning(EquipementRef.equipement_id)
+    return await session.scalar(upsert) is not None
+
+
+# Run for every intervention event: compiled once, run on the asyncpg connection (mif_common.replicas).
+_INTERVENTION_LOCKED = Statement(
+    lambda: (
+        sa.select(InterventionRef.technicien_id, InterventionRef.statut)
+        .where(InterventionRef.intervention_id == sa.bindparam("intervention_id", type_=sa.BigInteger()))
+        .with_for_update()
+    ),
+    ["intervention_id"],
+)
+
+
+async def intervention_ref_locked(session: AsyncSession, intervention_id: int) -> Any:
+    """(technicien_id, statut) of a replica row, locked until the transaction ends, or None."""
+    rows = await _INTERVENTION_LOCKED.fetch(await session.connection(), {"intervention_id": intervention_id})
+    return rows[0] if rows else None
+
+
+# First-seen and start/end times are kept once known.
+INTERVENTIONS = Replica(
+    InterventionRef,
+    key="intervention_id",
+    newer=not_older("occurred_at"),
+    merge={
+        "created_at": lambda table, excluded: sa.func.least(table.c.created_at, excluded.created_at),
+        "started_at": lambda table, excluded: sa.func.coalesce(table.c.started_at, excluded.started_at),
+        "ended_at": lambda table, excluded: sa.case(
+            # Constants, not an expanding IN list: the statement is compiled once for every call.
+            (
+                excluded.statut.in_([sa.literal(s) for s in INTERVENTION_RESOLUE]),
+                sa.func.coalesce(table.c.ended_at, excluded.ended_at),
+            ),
+            else_=None,
+        ),
+    },
+)
+
+
+async def upsert_intervention_ref(session: AsyncSession, *, values: dict[str, Any]) -> bool:
+    """Insert or update one intervention unless the replica already holds a later fact; False when
+    stale."""
+    return await INTERVENTIONS.upsert(session, values) is not None
+
+
+_EN_COURS = Statement(
+    lambda: sa.select(
+        sa.exists().where(
+            InterventionRef.technicien_id == sa.bindparam("technicien_id", type_=sa.BigInteger()),
+            InterventionRef.statut == INTERVENTION_EN_COURS,
+        )
+    ),
+    ["technicien_id"],
+)
+
+
+async def has_intervention_en_cours(session: AsyncSession, technicien_id: int) -> bool:
+    rows = await _EN_COURS.fetch(await session.connection(), {"technicien_id": technicien_id})
+    return bool(rows[0][0])
+
+
+async def workloads(session: AsyncSession, technicien_ids: Collection[int]) -> dict[int, int]:
+    """Open interventions assigned to each technician (absent: none)."""
+    if not technicien_ids:
+        return {}
+    rows = await session.execute(
+        sa.select(InterventionRef.technicien_id, sa.func.count())
+        .where(
+            InterventionRef.technicien_id.in_(technicien_ids),
+            InterventionRef.statut.in_(INTERVENTION_OUVERTE),
+        )
+        .group_by(InterventionRef.technicien_id)
+    )
+    return {int(tid): int(n) for tid, n in rows if tid is not None}
+
+
+async def interventions_on_equipement(session: AsyncSession, equipement_id: int) -> dict[int, int]:
+    """How many interventions each technician had on one equipment (any statut)."""
+    rows = await session.execute(
+        sa.select(InterventionRef.technicien_id, sa.func.count())
+        .where(InterventionRef.equipement_id == equipement_id, InterventionRef.technicien_id.is_not(None))
+        .group_by(InterventionRef.technicien_id)
+    )
+    return {int(tid): int(n) for tid, n in rows if tid is not None}
+
+
+def assigned_interventions_query(
+    *, technicien_id: int | None, start: datetime, end: datetime
+) -> sa.Select[InterventionRef]:
+    """Assigned, not cancelled interventions whose time span meets [start, end)."""
+    debut = sa.func.coalesce(InterventionRef.started_at, InterventionRef.created_at)
+    fin = sa.func.coalesce(InterventionRef.ended_at, InterventionRef.date_limite, debut)
+    query = sa.select(InterventionRef).where(
+        InterventionRef.technicien_id.is_not(None),
+        InterventionRef.statut != "annulee",
+        debut < end,
+        sa.or_(fin >= start, InterventionRef.statut.in_(INTERVENTION_OUVERTE)),
+    )
+    if technicien_id is not None:
+        query = query.where(InterventionRef.technicien_id == technicien_id)
+    return query.order_by(debut, InterventionRef.intervention_id)
