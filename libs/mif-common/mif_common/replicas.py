@@ -15,9 +15,11 @@ from typing import Any
 
 import asyncpg
 import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import Insert
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute
+from sqlalchemy.sql.dml import ReturningInsert
 
 from mif_common.listing import Statement
 
@@ -65,9 +67,52 @@ class Replica:
         rows = await statement.fetch(await session.connection(), values)
         return rows[0] if rows else None
 
+    async def upsert_seeing_previous(
+        self, session: AsyncSession, values: Mapping[str, Any], *, previous: tuple[str, ...]
+    ) -> tuple[bool, asyncpg.Record | None]:
+        """`upsert`, also answering what the row held before (its `previous` columns; None when there was
+        no row), in one round trip: the row is locked (`FOR UPDATE`) before it is read and written, so a
+        concurrent writer of the same row cannot slip in between. (Whether it was written, the previous
+        values.)"""
+        columns = tuple(values)
+        index = (*columns, "|", *previous)
+        statement = self._statements.get(index)
+        if statement is None:
+            statement = self._statements[index] = Statement(lambda: self._build_seeing(columns, previous), columns)
+        [row] = await statement.fetch(await session.connection(), values)
+        return bool(row["written"]), (row if row["found"] else None)
+
+    def _build_seeing(self, columns: tuple[str, ...], previous: tuple[str, ...]) -> sa.ClauseElement:
+        # WITH previous AS MATERIALIZED (SELECT ... FOR UPDATE), written AS (INSERT ... SELECT <values>
+        # FROM one LEFT JOIN previous ... ON CONFLICT DO UPDATE ...) SELECT <written?>, <previous>: the
+        # insert's source reads `previous`, so the row is locked and read before it is written, and the
+        # outer select reads the same materialised rows.
+        table = self.table
+        locked = (
+            sa.select(sa.literal(True).label("found"), *(table.c[name] for name in previous))
+            .where(table.c[self.key] == sa.bindparam(self.key, type_=table.c[self.key].type))
+            .with_for_update()
+            .cte("previous")
+            .prefix_with("MATERIALIZED")
+        )
+        source = sa.select(*(sa.bindparam(name, type_=table.c[name].type) for name in columns)).select_from(
+            sa.select(sa.literal(1).label("one")).subquery("source").outerjoin(locked, sa.true())
+        )
+        written = self._upsert(pg_insert(table).from_select(list(columns), source), columns).cte("written")
+        count = sa.select(sa.func.count()).select_from(written).scalar_subquery()
+        return sa.select(
+            (count > 0).label("written"),
+            sa.func.coalesce(locked.c.found, False).label("found"),
+            *(locked.c[name] for name in previous),
+        ).select_from(sa.select(sa.literal(1).label("one")).subquery("answer").outerjoin(locked, sa.true()))
+
     def _build(self, columns: tuple[str, ...]) -> sa.ClauseElement:
         table = self.table
         insert = pg_insert(table).values({name: sa.bindparam(name, type_=table.c[name].type) for name in columns})
+        return self._upsert(insert, columns)
+
+    def _upsert(self, insert: Insert, columns: tuple[str, ...]) -> ReturningInsert[Any]:
+        table = self.table
         excluded = insert.excluded
         updated: dict[str, sa.ColumnElement[Any]] = {name: excluded[name] for name in columns if name != self.key}
         updated.update({name: rule(table, excluded) for name, rule in self.merge.items()})

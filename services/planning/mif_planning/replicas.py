@@ -51,14 +51,20 @@ async def remember_equipement(session: AsyncSession, *, fact: EquipementFact, de
     await session.flush()
 
 
-async def _refresh_disponibilites(session: AsyncSession, technicien_ids: set[int], *, at: datetime) -> None:
+async def _refresh_disponibilites(
+    session: AsyncSession, technicien_ids: set[int], *, at: datetime, fact: InterventionFact
+) -> None:
     """`occupe` while an assigned intervention is `en_cours`, `disponible` when none is; an absence
     set by a person (conge, formation, indisponible) is never overridden. The profile is loaded (for
     its event) only when its availability really changes."""
     for row in await repo.lock_disponibilites(session, technicien_ids):
         if not row["is_active"] or row["disponibilite"] in DISPONIBILITES_MANUELLES:
             continue
-        busy = await replicas_repo.has_intervention_en_cours(session, row["id"])
+        # The fact's own technician, its intervention now `en_cours` (written above, in this
+        # transaction): busy without asking. Only leaving `en_cours` needs to look at the others.
+        busy = (row["id"] == fact.technicien_id and fact.statut == INTERVENTION_EN_COURS) or (
+            await replicas_repo.has_intervention_en_cours(session, row["id"])
+        )
         target = Disponibilite.occupe if busy else Disponibilite.disponible
         if row["disponibilite"] != target.value:
             technicien = await repo.technicien_by_id(session, row["id"])
@@ -125,9 +131,8 @@ def _availability_concerned(previous: Any, fact: InterventionFact) -> set[int]:
 async def track_intervention(session: AsyncSession, *, fact: InterventionFact) -> None:
     """Keep the replica current; then the availability of the technicians concerned, the link to a
     plan occurrence, and a late plan that its last overdue occurrence no longer holds back."""
-    previous = await replicas_repo.intervention_ref_locked(session, fact.intervention_id)
     resolved = fact.statut in INTERVENTION_RESOLUE
-    fresh = await replicas_repo.upsert_intervention_ref(
+    fresh, previous = await replicas_repo.record_intervention(
         session,
         values={
             "intervention_id": fact.intervention_id,
@@ -151,7 +156,7 @@ async def track_intervention(session: AsyncSession, *, fact: InterventionFact) -
     # its plan from `en_retard`: the other facts need not look.
     occurrence = await _link_occurrence(session, fact) if fact.type == "preventive" or resolved else None
     at = now()
-    await _refresh_disponibilites(session, _availability_concerned(previous, fact), at=at)
+    await _refresh_disponibilites(session, _availability_concerned(previous, fact), at=at, fact=fact)
     if resolved and occurrence is not None and occurrence.overdue_at is not None:
         plan = await repo.plan_by_id(session, occurrence.planning_id, for_update=True)
         if (

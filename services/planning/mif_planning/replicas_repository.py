@@ -69,23 +69,6 @@ async def upsert_equipement_ref(session: AsyncSession, **values: Any) -> bool:
     return await session.scalar(upsert) is not None
 
 
-# Run for every intervention event: compiled once, run on the asyncpg connection (mif_common.replicas).
-_INTERVENTION_LOCKED = Statement(
-    lambda: (
-        sa.select(InterventionRef.technicien_id, InterventionRef.statut)
-        .where(InterventionRef.intervention_id == sa.bindparam("intervention_id", type_=sa.BigInteger()))
-        .with_for_update()
-    ),
-    ["intervention_id"],
-)
-
-
-async def intervention_ref_locked(session: AsyncSession, intervention_id: int) -> Any:
-    """(technicien_id, statut) of a replica row, locked until the transaction ends, or None."""
-    rows = await _INTERVENTION_LOCKED.fetch(await session.connection(), {"intervention_id": intervention_id})
-    return rows[0] if rows else None
-
-
 # First-seen and start/end times are kept once known.
 INTERVENTIONS = Replica(
     InterventionRef,
@@ -106,10 +89,11 @@ INTERVENTIONS = Replica(
 )
 
 
-async def upsert_intervention_ref(session: AsyncSession, *, values: dict[str, Any]) -> bool:
-    """Insert or update one intervention unless the replica already holds a later fact; False when
-    stale."""
-    return await INTERVENTIONS.upsert(session, values) is not None
+async def record_intervention(session: AsyncSession, *, values: dict[str, Any]) -> tuple[bool, Any]:
+    """Insert or update one intervention unless the replica already holds a later fact, in one round
+    trip with the row locked first: (whether it was written, the row's (technicien_id, statut) before,
+    or None when it is new)."""
+    return await INTERVENTIONS.upsert_seeing_previous(session, values, previous=("technicien_id", "statut"))
 
 
 _EN_COURS = Statement(
