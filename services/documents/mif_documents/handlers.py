@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from mif_common.db import settings_of
 from mif_common.events import CloudEvent, Handler
 from mif_common.events.contracts import INTERVENTION_VERBS, intervention_event_type
-from mif_documents import service
+from mif_documents import replicas
 from mif_documents.config import DocumentsSettings
 from mif_documents.schemas import InterventionFact, InterventionGone, TechnicienFact
 
@@ -33,16 +33,16 @@ def technicien_event_type(verb: str) -> str:
 
 
 async def on_intervention_fact(session: AsyncSession, event: CloudEvent) -> None:
-    await service.intervention_changed(session, fact=InterventionFact.model_validate(event.data))
+    await replicas.intervention_changed(session, fact=InterventionFact.model_validate(event.data))
 
 
 async def on_technicien_fact(session: AsyncSession, event: CloudEvent) -> None:
-    await service.technicien_changed(session, fact=TechnicienFact.model_validate(event.data))
+    await replicas.technicien_changed(session, fact=TechnicienFact.model_validate(event.data))
 
 
 async def on_intervention_deleted(session: AsyncSession, event: CloudEvent) -> None:
     grace = timedelta(seconds=settings_of(session, DocumentsSettings).deleted_intervention_grace_seconds)
-    await service.intervention_deleted(session, fact=InterventionGone.model_validate(event.data), grace=grace)
+    await replicas.intervention_deleted(session, fact=InterventionGone.model_validate(event.data), grace=grace)
 
 
 HANDLERS: dict[str, Handler] = {

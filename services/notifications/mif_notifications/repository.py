@@ -362,3 +362,11 @@ async def delete_notification(session: AsyncSession, *, notification_id: int, us
 async def announce(session: AsyncSession, channel: str, payload: str) -> None:
     """NOTIFY `channel` (delivered to the listeners when the transaction commits)."""
     await session.execute(sa.select(sa.func.pg_notify(channel, payload)))
+
+
+async def announce_all(session: AsyncSession, channel: str, payloads: Sequence[str]) -> None:
+    """One NOTIFY per payload on `channel`, in one statement (delivered when the transaction commits)."""
+    await session.execute(
+        sa.text("SELECT pg_notify(:channel, p) FROM unnest(CAST(:payloads AS text[])) AS p"),
+        {"channel": channel, "payloads": list(payloads)},
+    )

@@ -10,7 +10,6 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mif_common.auth import Principal
@@ -145,10 +144,7 @@ async def notify(
     await repo.insert_deliveries(session, deliveries)
     await repo.queue_digests(session, digests)
     payloads = [f"{uid}:{nid}" for uid, nid in created.items()]
-    await session.execute(
-        sa.text("SELECT pg_notify(:channel, p) FROM unnest(CAST(:payloads AS text[])) AS p"),
-        {"channel": NEW_NOTIFICATION_CHANNEL, "payloads": payloads},
-    )
+    await repo.announce_all(session, NEW_NOTIFICATION_CHANNEL, payloads)
     NOTIFICATIONS_CREATED.labels(message.type.value).inc(len(created))
     return sorted(created.values())
 

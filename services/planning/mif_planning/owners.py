@@ -10,6 +10,7 @@ from mif_common.owners import ReadThrough
 from mif_planning import replicas_repository as replicas_repo
 from mif_planning.config import PlanningSettings
 from mif_planning.models import EquipementRef, UserRef
+from mif_planning.schemas import EquipementFact, UserFact
 from mif_planning.service import VerificationIndisponible
 
 
@@ -57,8 +58,7 @@ class AuthUsers(ReadThrough[int, UserRef, _AuthUser]):
 
     async def remember(self, session: AsyncSession, answer: _AuthUser) -> None:
         # token_version is not in auth's answer; the replica only uses it for information.
-        await replicas_repo.upsert_user_ref(
-            session,
+        fact = UserFact(
             user_id=answer.id,
             username=answer.username,
             email=answer.email,
@@ -66,8 +66,8 @@ class AuthUsers(ReadThrough[int, UserRef, _AuthUser]):
             role=answer.role,
             is_active=answer.is_active,
             token_version=0,
-            synced_at=answer.updated_at,
         )
+        await replicas_repo.upsert_user_ref(session, fact=fact, synced_at=answer.updated_at)
 
 
 class AssetsEquipements(ReadThrough[int, EquipementRef, _AssetsEquipement]):
@@ -85,17 +85,16 @@ class AssetsEquipements(ReadThrough[int, EquipementRef, _AssetsEquipement]):
         )
 
     async def remember(self, session: AsyncSession, answer: _AssetsEquipement) -> None:
-        await replicas_repo.upsert_equipement_ref(
-            session,
+        fact = EquipementFact(
             equipement_id=answer.id,
             nom=answer.nom,
             type=answer.type,
             statut=answer.statut,
             client_id=answer.client_id,
-            supprime=False,
             version=0,
             updated_at=answer.date_modification,
         )
+        await replicas_repo.upsert_equipement_ref(session, fact=fact, supprime=False)
 
 
 async def _known_equipement(

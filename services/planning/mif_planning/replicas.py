@@ -29,7 +29,7 @@ async def remember_user(session: AsyncSession, *, fact: UserFact, at: datetime) 
     """Record what auth says about a user; a technician whose name or address changed is announced."""
     before = await replicas_repo.user_ref(session, fact.user_id)
     shown = (before.username, before.email, before.full_name) if before else None
-    fresh = await replicas_repo.upsert_user_ref(session, **fact.model_dump(), synced_at=at)
+    fresh = await replicas_repo.upsert_user_ref(session, fact=fact, synced_at=at)
     if not fresh or shown is None or shown == (fact.username, fact.email, fact.full_name):
         return
     technicien = await repo.technicien_of_user(session, fact.user_id, for_update=True)
@@ -40,7 +40,7 @@ async def remember_user(session: AsyncSession, *, fact: UserFact, at: datetime) 
 async def remember_equipement(session: AsyncSession, *, fact: EquipementFact, deleted: bool) -> None:
     """Record what assets says about an equipment. Once it is retired or deleted, its plans end
     (`termine`): nothing is generated for equipment out of service."""
-    fresh = await replicas_repo.upsert_equipement_ref(session, **fact.model_dump(), supprime=deleted)
+    fresh = await replicas_repo.upsert_equipement_ref(session, fact=fact, supprime=deleted)
     if not fresh or not (deleted or fact.statut == "retire"):
         return
     ongoing = [StatutPlan.actif.value, StatutPlan.en_retard.value, StatutPlan.suspendu.value]

@@ -8,11 +8,10 @@ from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mif_common.listing import Statement
-from mif_common.replicas import Replica, not_older
+from mif_common.replicas import Replica, not_older, upsert_if_newer
 from mif_planning.models import (
     INTERVENTION_EN_COURS,
     INTERVENTION_OUVERTE,
@@ -21,22 +20,18 @@ from mif_planning.models import (
     InterventionRef,
     UserRef,
 )
+from mif_planning.schemas import EquipementFact, UserFact
 
 
 async def user_ref(session: AsyncSession, user_id: int) -> UserRef | None:
     return await session.get(UserRef, user_id, populate_existing=True)
 
 
-async def upsert_user_ref(session: AsyncSession, **values: Any) -> bool:
+async def upsert_user_ref(session: AsyncSession, *, fact: UserFact, synced_at: datetime) -> bool:
     """Insert or update a user, unless the replica holds later news (by auth's clock: the event's time
     or the user's `updated_at`); False when stale."""
-    insert = pg_insert(UserRef).values(**values)
-    upsert = insert.on_conflict_do_update(
-        index_elements=[UserRef.user_id],
-        set_={k: insert.excluded[k] for k in values if k != "user_id"},
-        where=UserRef.synced_at <= insert.excluded.synced_at,
-    ).returning(UserRef.user_id)
-    return await session.scalar(upsert) is not None
+    values = {**fact.model_dump(), "synced_at": synced_at}
+    return await upsert_if_newer(session, UserRef, key=UserRef.user_id, freshness=UserRef.synced_at, values=values)
 
 
 async def equipement_ref(session: AsyncSession, equipement_id: int) -> EquipementRef | None:
@@ -52,21 +47,20 @@ async def equipement_noms(session: AsyncSession, ids: Collection[int]) -> dict[i
     return {r.equipement_id: r.nom for r in rows}
 
 
-async def upsert_equipement_ref(session: AsyncSession, **values: Any) -> bool:
+# Newer by assets' clock, the version breaking a tie (a read-through answer is version 0).
+EQUIPEMENTS = Replica(
+    EquipementRef,
+    key="equipement_id",
+    newer=lambda table, excluded: sa.or_(
+        table.c.updated_at < excluded.updated_at,
+        sa.and_(table.c.updated_at == excluded.updated_at, table.c.version <= excluded.version),
+    ),
+)
+
+
+async def upsert_equipement_ref(session: AsyncSession, *, fact: EquipementFact, supprime: bool) -> bool:
     """Insert or update an equipment unless the replica holds a later state; False when stale."""
-    insert = pg_insert(EquipementRef).values(**values)
-    upsert = insert.on_conflict_do_update(
-        index_elements=[EquipementRef.equipement_id],
-        set_={k: insert.excluded[k] for k in values if k != "equipement_id"},
-        where=sa.or_(
-            EquipementRef.updated_at < insert.excluded.updated_at,
-            sa.and_(
-                EquipementRef.updated_at == insert.excluded.updated_at,
-                EquipementRef.version <= insert.excluded.version,
-            ),
-        ),
-    ).returning(EquipementRef.equipement_id)
-    return await session.scalar(upsert) is not None
+    return await EQUIPEMENTS.upsert(session, {**fact.model_dump(), "supprime": supprime}) is not None
 
 
 # First-seen and start/end times are kept once known.
