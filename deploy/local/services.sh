@@ -5,8 +5,20 @@
 ensure_uv() {
   if ! command -v uv >/dev/null 2>&1; then
     echo "==> installing uv (the workspace's package manager)"
-    python3 -m pip install --quiet --disable-pip-version-check uv
+    # A Debian interpreter refuses a system-wide install (PEP 668): then into the user's base.
+    python3 -m pip install --quiet --disable-pip-version-check uv 2>/dev/null \
+      || python3 -m pip install --quiet --disable-pip-version-check --user --break-system-packages uv
   fi
+  if ! command -v uv >/dev/null 2>&1; then
+    # Installed (now or earlier) where PATH does not look: the interpreter's scripts folder (pyenv keeps
+    # it behind shims that need a rehash) or the user base's bin (a `pip install --user`).
+    local dir
+    for dir in "$(python3 -c 'import sysconfig; print(sysconfig.get_path("scripts"))')" \
+      "$(python3 -m site --user-base)/bin"; do
+      if [ -x "$dir/uv" ]; then export PATH="$dir:$PATH"; break; fi
+    done
+  fi
+  command -v uv >/dev/null 2>&1 || { echo "uv was installed but is not on PATH" >&2; return 1; }
 }
 
 ensure_postgres() {

@@ -15,7 +15,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mif_assets.config import AssetsSettings
-from mif_assets.events import EquipementEvent
+from mif_assets.events import ClientEvent, EquipementEvent
 from mif_assets.main import create_app
 from mif_common.auth.tokens import ChainedKeys, StaticKeys, TokenVerifier
 from mif_common.db import get_session, make_engine
@@ -27,6 +27,31 @@ Headers = dict[str, str]
 # Fixtures of assets' tests: `make_client(**fields)` / `make_equipement(**fields)` return the created
 # JSON; `deliver(verb, event_id=None, **data)` hands an interventions event to the consumer path.
 Make = Callable[..., Awaitable[dict[str, Any]]]
+
+
+def client_data(
+    client_id: int, *, is_active: bool = True, version: int = 1, updated_at: datetime | None = None, **fields: Any
+) -> dict[str, Any]:
+    """`data` of an `assets.client.<verb>.v1` event (docs/events/assets.md), checked against `ClientEvent`;
+    `fields` set any other key."""
+    return example(
+        ClientEvent,
+        {
+            "client_id": client_id,
+            "nom_entreprise": f"Client {client_id}",
+            "type_client": "entreprise",
+            "niveau_service": "standard",
+            "is_active": is_active,
+            "ville": None,
+            "pays": "Maroc",
+            "contrat_debut": None,
+            "contrat_fin": None,
+            "type_contrat": None,
+            "version": version,
+            "updated_at": updated_at or datetime.now(UTC),
+        }
+        | fields,
+    )
 
 
 def equipement_data(

@@ -14,7 +14,7 @@ from fastapi import FastAPI
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from mif_assets.testing import InProcessAssets
+from mif_assets.testing import InProcessAssets, client_data
 from mif_auth.testing import PASSWORD, MakeUser, known_client
 from mif_common.testing.keys import TestKeys
 
@@ -108,16 +108,7 @@ async def test_the_replica_is_fed_by_assets_events(
     client: httpx.AsyncClient, make_user: MakeUser, deliver: Callable[..., Any], db_session: AsyncSession
 ) -> None:
     def data(is_active: bool, at: datetime, nom: str = "Laiterie Atlas") -> dict[str, Any]:
-        return {
-            "client_id": 314,
-            "nom_entreprise": nom,
-            "type_client": "entreprise",
-            "niveau_service": "standard",
-            "is_active": is_active,
-            "pays": "Maroc",
-            "version": 1,
-            "updated_at": at.isoformat(),
-        }
+        return client_data(314, is_active=is_active, updated_at=at, nom_entreprise=nom)
 
     assert await deliver("assets.client.created.v1", data(True, T0), event_id="evt-created")
     assert (await replica(db_session, 314)).nom_entreprise == "Laiterie Atlas"

@@ -29,7 +29,7 @@ dashboard_router = APIRouter(prefix="/api/v1/dashboard", tags=["dashboard"])
     response_model=DashboardStats,
 )
 async def stats(session: ReadSession, principal: CurrentPrincipal) -> DashboardStats:
-    scope = await service.visibilite(session, principal)
+    scope = await service.scope_of(session, principal)
     return DashboardStats.model_validate(await dashboard.stats(session, scope=scope, principal=principal, at=now()))
 
 
@@ -62,5 +62,5 @@ async def kpis(
         raise Unprocessable(
             "The period is empty: `du` must be before `au`.", errors=[{"field": "du", "message": "must be before au"}]
         )
-    scope = await service.visibilite(session, principal)
+    scope = await service.scope_of(session, principal)
     return DashboardKpis.model_validate(await dashboard.kpis(session, scope=scope, du=start, au=end, at=at))

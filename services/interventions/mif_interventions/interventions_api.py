@@ -138,7 +138,7 @@ _LIST_DESCRIPTION = (
 async def _list(
     request: Request, connection: AsyncConnection, principal: Principal, params: PageParams, criteria: Filtres
 ) -> Response:
-    scope = await service.visibilite(connection, principal)
+    scope = await service.scope_of(connection, principal)
     at = now()
     rows, total = await repo.page_and_total(
         connection,

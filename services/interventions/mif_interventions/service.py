@@ -103,7 +103,7 @@ def etag(intervention: Intervention | Mapping[str, Any] | sa.RowMapping) -> str:
     return f'"{version}"'
 
 
-async def visibilite(session: AsyncSession | AsyncConnection, principal: Principal) -> Visibilite:
+async def scope_of(session: AsyncSession | AsyncConnection, principal: Principal) -> Visibilite:
     """Which interventions `principal` may see (DOMAIN.md §1)."""
     if principal.is_manager:
         return Visibilite()
@@ -231,7 +231,7 @@ def _introuvable(intervention_id: int) -> InterventionIntrouvable:
 
 async def get_intervention(session: AsyncSession, *, intervention_id: int, principal: Principal) -> Intervention:
     """One intervention the caller may see; any other is "not found"."""
-    scope = await visibilite(session, principal)
+    scope = await scope_of(session, principal)
     intervention = await repo.intervention_by_id(session, intervention_id)
     if intervention is None or not scope.allows(intervention):
         raise _introuvable(intervention_id)
@@ -265,7 +265,7 @@ async def _pour_ecrire(
     """The intervention locked for this transaction, visible to the caller (`scope`, when already known)
     and at the version expected."""
     if scope is None:
-        scope = await visibilite(session, auteur.principal) if auteur.principal is not None else Visibilite()
+        scope = await scope_of(session, auteur.principal) if auteur.principal is not None else Visibilite()
     intervention = await repo.intervention_by_id(session, intervention_id, for_update=True)
     if intervention is None or not scope.allows(intervention):
         raise _introuvable(intervention_id)

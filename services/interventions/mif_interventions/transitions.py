@@ -27,7 +27,7 @@ from mif_interventions.service import (
     _pour_ecrire,
     _publier,
     get_intervention,
-    visibilite,
+    scope_of,
 )
 from mif_interventions.workflow import Action
 
@@ -82,7 +82,7 @@ async def change_statut(
     """`PATCH /statut?statut=` (the existing frontend's buttons): the move that leads from the current
     statut to `statut`. Every move may come without a `remarque` here; assigning without a technician
     assigns the one planning recommends."""
-    scope = await visibilite(session, _principal(auteur))
+    scope = await scope_of(session, _principal(auteur))
     choix = None
     # Only an assignment (to `affectee`) may need planning's recommendation, asked before the row is locked
     # (no lock is held while planning answers); every other move reads the row once, locked.

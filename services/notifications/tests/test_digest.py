@@ -25,6 +25,7 @@ from mif_notifications.delivery import DeliverySender
 from mif_notifications.messages import Message
 from mif_notifications.models import TypeNotification
 from mif_notifications.testing import SmtpSink, parts, to_address
+from mif_planning.testing import overdue_data, suspended_data
 
 Deliver = Callable[..., Awaitable[bool]]
 MakeUser = Callable[..., Awaitable[dict[str, Any]]]
@@ -155,21 +156,12 @@ async def test_overdue_occurrences_are_told_once_per_key_and_digested(
 ) -> None:
     await make_user(1201, "responsable")
     smtp_sink.clear()
-    overdue = {
-        "planning_id": 12,
-        "equipement_id": 5,
-        "equipement_nom": "Groupe électrogène",
-        "technicien_id": None,
-        "occurrence_key": "12:2026-05-10T08:00:00+00:00",
-        "intervention_id": None,
-        "due_at": "2026-05-10T08:00:00+00:00",
-        "occurred_at": datetime.now(UTC).isoformat(),
-    }
+    overdue = overdue_data(12, 5, datetime(2026, 5, 10, 8, tzinfo=UTC), equipement_nom="Groupe électrogène")
     event_id = str(uuid.uuid4())
     assert await deliver("planning.plan.overdue.v1", overdue, event_id=event_id)
     assert not await deliver("planning.plan.overdue.v1", overdue, event_id=event_id)  # the inbox
     assert await deliver("planning.plan.overdue.v1", overdue)  # another event, the same occurrence
-    other = {**overdue, "occurrence_key": "12:2026-06-09T08:00:00+00:00", "due_at": "2026-06-09T08:00:00+00:00"}
+    other = overdue_data(12, 5, datetime(2026, 6, 9, 8, tzinfo=UTC), equipement_nom="Groupe électrogène")
     assert await deliver("planning.plan.overdue.v1", other)
     assert await late_notifications(db_session, 1201) == 2
     await make_digests_due(db_session)
@@ -214,18 +206,14 @@ async def test_a_suspended_plan_is_told_to_each_manager_once(
     deliver: Deliver, staff: Staff, sender: DeliverySender, smtp_sink: SmtpSink, db_session: AsyncSession
 ) -> None:
     users = await staff(1400)
-    suspended = {
-        "planning_id": 77,
-        "equipement_id": 5,
-        "equipement_nom": "Compresseur Atlas",
-        "technicien_id": 1400,
-        "frequence": "journalier",
-        "due_at": "2026-12-04T08:00:00+00:00",
-        "generated_last_hour": 6,
-        "max_per_hour": 6,
-        "reason": "Le plan n°77 a déjà généré 6 intervention(s) dans la dernière heure (limite : 6 par heure).",
-        "occurred_at": "2026-12-04T08:30:00+00:00",
-    }
+    suspended = suspended_data(
+        77,
+        5,
+        datetime(2026, 12, 4, 8, tzinfo=UTC),
+        equipement_nom="Compresseur Atlas",
+        technicien_id=1400,
+        occurred_at=datetime(2026, 12, 4, 8, 30, tzinfo=UTC),
+    )
     event_id = str(uuid.uuid4())
     assert await deliver("planning.plan.suspended.v1", suspended, event_id=event_id)
     assert not await deliver("planning.plan.suspended.v1", suspended, event_id=event_id)

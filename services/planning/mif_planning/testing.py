@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from mif_common.testing.events import Deliver as Deliver
 from mif_common.testing.events import example
-from mif_planning.events import OccurrenceDue, TechnicienEvent
+from mif_planning.events import OccurrenceDue, PlanOverdue, PlanSuspended, TechnicienEvent
 
 Headers = dict[str, str]
 Make = Callable[..., Awaitable[dict[str, Any]]]
@@ -72,6 +72,47 @@ def occurrence_data(
             "due_at": due_at,
             "frequence": frequence,
             "commentaire": "Graissage et contrôle",
+            "occurred_at": datetime.now(UTC),
+        }
+        | fields,
+    )
+
+
+def overdue_data(planning_id: int, equipement_id: int, due_at: datetime, **fields: Any) -> dict[str, Any]:
+    """`data` of a `planning.plan.overdue.v1` event, checked against `PlanOverdue`; `fields` set any
+    other key."""
+    return example(
+        PlanOverdue,
+        {
+            "planning_id": planning_id,
+            "equipement_id": equipement_id,
+            "equipement_nom": None,
+            "technicien_id": None,
+            "occurrence_key": f"{planning_id}:{due_at.isoformat()}",
+            "intervention_id": None,
+            "due_at": due_at,
+            "occurred_at": datetime.now(UTC),
+        }
+        | fields,
+    )
+
+
+def suspended_data(planning_id: int, equipement_id: int, due_at: datetime, **fields: Any) -> dict[str, Any]:
+    """`data` of a `planning.plan.suspended.v1` event, checked against `PlanSuspended`; `fields` set any
+    other key."""
+    return example(
+        PlanSuspended,
+        {
+            "planning_id": planning_id,
+            "equipement_id": equipement_id,
+            "equipement_nom": None,
+            "technicien_id": None,
+            "frequence": "journalier",
+            "due_at": due_at,
+            "generated_last_hour": 6,
+            "max_per_hour": 6,
+            "reason": f"Le plan n°{planning_id} a déjà généré 6 intervention(s) dans la dernière heure "
+            "(limite : 6 par heure).",
             "occurred_at": datetime.now(UTC),
         }
         | fields,
