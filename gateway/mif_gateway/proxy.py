@@ -24,10 +24,9 @@ from starlette.formparsers import MultiPartException, MultiPartParser
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from mif_common.auth.principal import Principal
-from mif_common.auth.token_state import TokenStateUnavailable
 from mif_common.auth.tokens import bearer_token
 from mif_common.body_timeout import BodyTimeout
-from mif_common.errors import Unauthorized, problem_response
+from mif_common.errors import ServiceUnavailable, Unauthorized, problem_response
 from mif_common.request_context import current_request_id, new_request_id
 from mif_gateway.config import GatewaySettings
 from mif_gateway.forwarded import client_address, parse_networks
@@ -284,7 +283,7 @@ class Gateway:
                 principal = await self.tokens.principal(token)
             except Unauthorized as exc:
                 return self._limit_anonymous(client_ip) or _Refusal(401, exc.detail, exc.headers)
-            except TokenStateUnavailable as exc:  # an unknown user, and auth cannot say who it is
+            except ServiceUnavailable as exc:  # auth cannot say who it is, or which keys sign tokens
                 return _Refusal(503, exc.detail, exc.headers)
             if not rule.access.allows(principal.role):
                 return _Refusal(403, f"This action needs one of these {rule.access.describe()}.")

@@ -41,6 +41,7 @@ class Upstream:
     keys: TestKeys
     token_states: list[dict[str, Any]] = field(default_factory=list)
     token_states_status: int = 200
+    jwks_status: int = 200
     # Asked about one user, the stand-in auth knows every user (active, version 0, or its row in
     # `token_states`) except these.
     unknown_users: set[int] = field(default_factory=set)
@@ -54,6 +55,8 @@ def _echo_app(state: Upstream) -> web.Application:
     async def handle(request: web.Request) -> web.StreamResponse:
         path = request.path
         if path == "/api/v1/auth/.well-known/jwks.json":
+            if state.jwks_status != 200:
+                return web.json_response({"detail": "down"}, status=state.jwks_status)
             return web.json_response(state.keys.jwks)
         if path == "/api/v1/auth/internal/token-states":
             if state.token_states_status != 200:

@@ -230,6 +230,27 @@ async def test_snapshot_at_startup_refuses_inactive_and_stale_tokens(
         upstream.token_states = []
 
 
+async def test_a_valid_token_while_auth_keys_cannot_be_fetched_is_503_not_401(
+    start_gateway: Any, upstream: Any, mif_keys: TestKeys
+) -> None:
+    """The signing keys unknown here and auth not answering for them: the token may well be valid, so
+    "try again" (503, Retry-After), never "refused" (401) nor a 500; once auth answers, it passes."""
+    upstream.jwks_status = 503
+    try:
+        gw = await start_gateway()
+        token = mif_keys.token("admin", user_id=4700)
+        async with gw.client() as c:
+            refused = await c.get(PROTECTED, headers={"Authorization": f"Bearer {token}"})
+            assert refused.status_code == 503, refused.text
+            assert refused.headers["retry-after"] == "1"
+            assert refused.headers["content-type"] == "application/problem+json"
+            upstream.jwks_status = 200
+            await asyncio.sleep(0.6)  # a failed fetch holds the next one back half a second
+            assert (await c.get(PROTECTED, headers={"Authorization": f"Bearer {token}"})).status_code == 200
+    finally:
+        upstream.jwks_status = 200
+
+
 async def test_snapshot_is_retried_while_auth_is_down(start_gateway: Any, upstream: Any, mif_keys: TestKeys) -> None:
     upstream.token_states_status = 503
     upstream.token_states = [{"user_id": 4600, "is_active": False, "token_version": 0}]

@@ -7,10 +7,12 @@ from __future__ import annotations
 import asyncio
 
 import httpx
+import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from jwt.algorithms import OKPAlgorithm
 
 from mif_common.auth.tokens import JwksClient
+from mif_common.errors import ServiceUnavailable
 
 
 def jwk(kid: str) -> dict[str, str]:
@@ -37,9 +39,13 @@ async def test_a_failed_fetch_is_retried_within_a_second_not_after_the_refetch_i
     auth = Auth()
     async with httpx.AsyncClient(transport=httpx.MockTransport(auth.handle)) as http:
         keys = JwksClient("http://auth/jwks", http, min_refetch_interval=60)
-        assert await keys.get("k1") is None  # auth not up yet
+        # Auth not up yet: not "unknown key" (a 401 for a token that may be valid) but "try again".
+        with pytest.raises(ServiceUnavailable) as unavailable:
+            await keys.get("k1")
+        assert unavailable.value.headers == {"Retry-After": "1"}
         auth.up = True
-        assert await keys.get("k1") is None  # within the short pause after a failure: not asked again
+        with pytest.raises(ServiceUnavailable):  # within the short pause after a failure: not asked again
+            await keys.get("k1")
         await asyncio.sleep(0.6)
         found = await keys.get("k1")
         assert found is not None and auth.calls == 2

@@ -14,7 +14,7 @@ import jwt
 from jwt import PyJWK
 
 from mif_common.auth.principal import Principal, Role
-from mif_common.errors import Unauthorized
+from mif_common.errors import ServiceUnavailable, Unauthorized
 
 logger = logging.getLogger(__name__)
 
@@ -94,10 +94,19 @@ class JwksClient:
                 self._failed_at = time.monotonic()
 
     async def get(self, kid: str) -> PyJWK | None:
+        """The key, or None when auth's key set does not have it; 503 when the key is not known here and
+        auth's keys cannot be fetched (auth starting, or slow): the token may well be valid, so its
+        holder is told to try again, not that it is refused."""
         stale = time.monotonic() - self._fetched_at > self._ttl
         if kid not in self._keys or stale:
             await self._refresh()
-        return self._keys.get(kid)
+        key = self._keys.get(kid)
+        if key is None and self._failed_at > self._fetched_at:
+            raise ServiceUnavailable(
+                "The keys that sign access tokens could not be fetched from the auth service; try again.",
+                headers={"Retry-After": "1"},
+            )
+        return key
 
 
 class TokenVerifier:
