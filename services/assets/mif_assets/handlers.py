@@ -1,9 +1,14 @@
 """Events the assets service consumes: the interventions that move an equipment's `statut`.
 
-The contract of those events is docs/events/interventions-contract.md. Every verb keeps the local
-replica `intervention_ref` current (it is what refuses deleting a referenced equipment); some also
-move the equipment's statut (DOMAIN.md §4). Facts older than the replica's are ignored, so
-reordering is harmless; the consumer wrapper's inbox makes a duplicate delivery a no-op.
+The contract of those events is docs/events/interventions-contract.md. The local replica
+`intervention_ref` (which equipment an intervention is on, and whether it is still open: what refuses
+deleting a referenced equipment and decides when an equipment is `operationnel` again) is kept from the
+facts that can change those: created, updated (it may move to another equipment), closed, cancelled,
+archived; started and resumed also put the equipment `en maintenance` (DOMAIN.md §4). The other verbs
+(assigned, unassigned, paused, late) keep an intervention open on its equipment: assets does not
+subscribe to them, so they cost it nothing (its replica's `statut` is the last of the facts above).
+Facts older than the replica's are ignored, so reordering is harmless; the consumer wrapper's inbox
+makes a duplicate delivery a no-op.
 """
 
 from __future__ import annotations
@@ -35,17 +40,14 @@ async def on_intervention_ended(session: AsyncSession, event: CloudEvent) -> Non
     await replicas.intervention_ended(session, fact=fact, event_id=event.id, verb=_verb(event))
 
 
-async def on_intervention_changed(session: AsyncSession, event: CloudEvent) -> None:
+async def on_intervention_updated(session: AsyncSession, event: CloudEvent) -> None:
     fact = InterventionFact.model_validate(event.data)
-    await replicas.intervention_changed(session, fact=fact, verb=_verb(event))
+    await replicas.intervention_updated(session, fact=fact)
 
 
 HANDLERS: dict[str, Handler] = {
     intervention_event_type("created"): on_intervention_created,
     **{intervention_event_type(v): on_intervention_work_started for v in ("started", "resumed")},
     **{intervention_event_type(v): on_intervention_ended for v in ("closed", "cancelled", "archived")},
-    **{
-        intervention_event_type(v): on_intervention_changed
-        for v in ("assigned", "unassigned", "paused", "updated", "late")
-    },
+    intervention_event_type("updated"): on_intervention_updated,
 }

@@ -16,17 +16,14 @@ async def _track_intervention(session: AsyncSession, fact: InterventionFact) -> 
     """Lock the equipment (serialising every change to its statut), then record the fact in the
     replica. Returns whether the fact is newer than what the replica held, and the equipment."""
     equipement = await repo.equipement_by_id(session, fact.equipement_id, for_update=True)
-    return await _record_fact(session, fact), equipement
-
-
-async def _record_fact(session: AsyncSession, fact: InterventionFact) -> bool:
-    return await repo.upsert_intervention_ref(
+    fresh = await repo.upsert_intervention_ref(
         session,
         intervention_id=fact.intervention_id,
         equipement_id=fact.equipement_id,
         statut=fact.statut,
         occurred_at=fact.occurred_at,
     )
+    return fresh, equipement
 
 
 async def _set_statut_from_event(
@@ -105,15 +102,6 @@ async def intervention_ended(session: AsyncSession, *, fact: InterventionFact, e
     )
 
 
-# Facts that keep an intervention open and on its equipment: nothing about the equipment can change.
-_STILL_OPEN_HERE = frozenset({"assigned", "unassigned", "paused", "late"})
-
-
-async def intervention_changed(session: AsyncSession, *, fact: InterventionFact, verb: str) -> None:
-    """Other facts (assigned, paused, late, ...) only keep the replica current. Those that cannot change
-    whether the equipment has open interventions skip its lock (an `updated` may move the intervention
-    to another equipment, so it takes it)."""
-    if verb in _STILL_OPEN_HERE:
-        await _record_fact(session, fact)
-    else:
-        await _track_intervention(session, fact)
+async def intervention_updated(session: AsyncSession, *, fact: InterventionFact) -> None:
+    """An edit only keeps the replica current (it may move the intervention to another equipment)."""
+    await _track_intervention(session, fact)

@@ -1,9 +1,13 @@
 """Events the documents service consumes: the replicas that decide who sees which documents.
 
-- `interventions.intervention.*.v1` (docs/events/interventions-contract.md): every verb upserts
-  `intervention_ref` unless it holds a later fact (reordering is harmless). `archived` keeps the
-  documents (read-only). `deleted` is not in the v1 contract; should it come, the intervention's
-  documents are soft-deleted and their files removed after a grace period (docs/retention.md).
+- `interventions.intervention.*.v1` (docs/events/interventions-contract.md): the facts that can change
+  who sees an intervention's documents (its organisation, its technician) or whether it takes uploads
+  (`archived`: its documents are kept, read-only) upsert `intervention_ref` unless it holds a later fact
+  (reordering is harmless): created, assigned, unassigned, updated, archived. The work's own progress
+  (started, paused, resumed, late, closed, cancelled) changes neither: documents does not subscribe to
+  it, so it costs nothing here (the replica's `statut` is the last of the facts above). `deleted` is
+  not in the v1 contract; should it come, the intervention's documents are soft-deleted and their files
+  removed after a grace period (docs/retention.md).
 - `planning.technicien.*.v1` (docs/events/planning-contract.md): technicien_id → user_id, the newest
   `version` wins.
 
@@ -19,12 +23,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from mif_common.db import settings_of
 from mif_common.events import CloudEvent, Handler
-from mif_common.events.contracts import INTERVENTION_VERBS, intervention_event_type
+from mif_common.events.contracts import intervention_event_type
 from mif_documents import replicas
 from mif_documents.config import DocumentsSettings
 from mif_documents.schemas import InterventionFact, InterventionGone, TechnicienFact
 
 TECHNICIEN_VERBS = ("created", "updated", "deleted")
+# The intervention facts that can change who sees its documents or whether it takes uploads.
+WHO_SEES_WHAT = ("created", "assigned", "unassigned", "updated", "archived")
 INTERVENTION_DELETED = "interventions.intervention.deleted.v1"
 
 
@@ -46,7 +52,7 @@ async def on_intervention_deleted(session: AsyncSession, event: CloudEvent) -> N
 
 
 HANDLERS: dict[str, Handler] = {
-    **{intervention_event_type(v): on_intervention_fact for v in INTERVENTION_VERBS},
+    **{intervention_event_type(v): on_intervention_fact for v in WHO_SEES_WHAT},
     INTERVENTION_DELETED: on_intervention_deleted,
     **{technicien_event_type(v): on_technicien_fact for v in TECHNICIEN_VERBS},
 }

@@ -4,7 +4,9 @@ handled once, its writes and the inbox row commit together).
 - `auth.user.*.v1` → the `user_ref` replica (addresses, roles, organisations); `created` also welcomes.
 - `planning.technicien.*.v1` → the `technicien_ref` replica (which user a technician is).
 - `interventions.intervention.*.v1` → the `intervention_ref` replica; assignment, start, closure,
-  cancellation and lateness notify (see `service`).
+  cancellation and lateness notify (see `replicas`). Pausing and resuming notify nobody and change none
+  of what later notifications read (who the technician, requester and organisation are, whether it has
+  ended): notifications does not subscribe to them, so they cost nothing here.
 - `planning.occurrence.reminder.v1`, `planning.plan.overdue.v1` → `rappel` / `retard`.
 - `planning.plan.suspended.v1` → `information` to every active manager.
 - `documents.document.uploaded.v1` → the intervention's participants.
@@ -30,6 +32,9 @@ from mif_notifications.schemas import (
     TechnicienFact,
     UserFact,
 )
+
+# Intervention facts that notify nobody and change nothing later notifications read.
+UNTOLD = ("paused", "resumed")
 
 
 def _verb(event: CloudEvent) -> str:
@@ -77,7 +82,7 @@ HANDLERS: dict[str, Handler] = {
     "auth.user.created.v1": on_user_created,
     **{f"auth.user.{verb}.v1": on_user_changed for verb in ("updated", "deactivated", "activated")},
     **{f"planning.technicien.{verb}.v1": on_technicien_changed for verb in ("created", "updated", "deleted")},
-    **{intervention_event_type(verb): on_intervention for verb in INTERVENTION_VERBS},
+    **{intervention_event_type(verb): on_intervention for verb in INTERVENTION_VERBS if verb not in UNTOLD},
     "planning.occurrence.reminder.v1": on_occurrence_reminder,
     "planning.plan.overdue.v1": on_plan_overdue,
     "planning.plan.suspended.v1": on_plan_suspended,

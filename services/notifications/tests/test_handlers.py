@@ -46,7 +46,8 @@ async def received(rows: Rows, user_id: int) -> list[tuple[str, str]]:
 
 
 def test_every_consumed_type_has_a_handler() -> None:
-    verbs = ["created", "assigned", "unassigned", "started", "paused", "resumed", "closed", "cancelled"]
+    # Not `paused` nor `resumed`: they notify nobody and change nothing later notifications read.
+    verbs = ["created", "assigned", "unassigned", "started", "closed", "cancelled"]
     verbs += ["archived", "updated", "late"]
     assert set(HANDLERS) == {
         *(f"interventions.intervention.{v}.v1" for v in verbs),
@@ -258,9 +259,7 @@ async def test_lateness_of_an_intervention_closed_meanwhile_is_dropped(
 async def test_replica_only_verbs_notify_nobody(deliver: Deliver, make_user: MakeUser, notifications_of: Rows) -> None:
     await make_user(627, "client", client_id=4)
     await deliver(*intervention_event("created", 722, "ouverte", actor_id=627, client_id=4, occurred_at=at(0)))
-    for minute, (verb, statut) in enumerate(
-        [("updated", "ouverte"), ("unassigned", "ouverte"), ("paused", "en_attente"), ("resumed", "en_cours")]
-    ):
+    for minute, (verb, statut) in enumerate([("updated", "ouverte"), ("unassigned", "ouverte")]):
         await deliver(*intervention_event(verb, 722, statut, client_id=4, occurred_at=at(minute + 1)))
     await deliver(*intervention_event("archived", 722, "archivee", client_id=4, occurred_at=at(9)))
     assert await received(notifications_of, 627) == []
