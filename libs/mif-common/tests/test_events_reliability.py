@@ -42,9 +42,16 @@ from mif_common.events import (
     PermanentEventError,
     add_event,
 )
+from mif_common.events.contracts import INTERVENTION_VERBS, intervention_event_type
 from mif_common.events.dead_letters import replay_dead_letters
 from mif_common.events.tables import event_metadata, inbox, outbox
-from mif_common.events.topology import DEAD_LETTER_EXCHANGE, dead_letter_queue_name, declare_exchanges
+from mif_common.events.topology import (
+    DEAD_LETTER_EXCHANGE,
+    dead_letter_queue_name,
+    declare_consumer_queue,
+    declare_exchanges,
+)
+from mif_common.metrics import CONSUMED
 from mif_common.provision import ensure_database
 from mif_common.request_context import causation_id_var, request_id_var
 from mif_common.testing.infra import Infra
@@ -673,6 +680,30 @@ async def test_consumer_resumes_after_a_broker_outage(
     await eventually(all_committed, within=20)
     assert set(calls) == {event.id for event in events}
     assert await db.count(inbox, consumer=name) == len(events)
+
+
+async def test_a_queue_bound_by_an_earlier_version_drops_the_intervention_types_no_longer_taken(
+    db: EventDb, make_broker: BrokerFactory, amqp: AbstractRobustConnection
+) -> None:
+    """A consumer that takes only some intervention verbs (ADR 0001, point 11) unbinds the others from
+    its queue: a queue declared by an earlier version that took them all stops receiving them."""
+    name = unique("mif.bindings")
+    channel = await amqp.channel()
+    every_verb = [intervention_event_type(verb) for verb in INTERVENTION_VERBS]
+    await declare_consumer_queue(channel, name, routing_keys=every_verb, delivery_limit=5)
+    taken, untaken = intervention_event_type("created"), intervention_event_type("paused")
+    calls: list[str] = []
+    consumer = EventConsumer(name=name, sessionmaker=db.sessionmaker, handlers={taken: recording_handler(name, calls)})
+    await consumer.start(await make_broker())
+    ignored = CONSUMED.labels(name, "ignored")
+    try:
+        await publish_raw(channel, untaken, envelope(untaken).model_dump_json().encode())
+        await publish_raw(channel, taken, envelope(taken).model_dump_json().encode())
+        await eventually(lambda: len(calls) == 1, what="the created event handled")
+        # Had `paused` still been routed to the queue, it would have come first and been ignored.
+        assert ignored._value.get() == 0
+    finally:
+        await consumer.stop()
 
 
 # 4. Concurrent relays ---------------------------------------------------------------------------------

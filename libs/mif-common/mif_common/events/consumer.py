@@ -37,6 +37,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from tenacity import AsyncRetrying, retry_if_not_exception_type, stop_after_attempt, wait_exponential
 
 from mif_common.events.broker import Broker
+from mif_common.events.contracts import untaken_intervention_types
 from mif_common.events.envelope import CloudEvent
 from mif_common.events.tables import inbox
 from mif_common.events.topology import declare_consumer_queue, retry_queue_name
@@ -124,6 +125,7 @@ class EventConsumer:
             routing_keys=self.handlers,
             delivery_limit=self.delivery_limit,
             retry_delays=self.retry_delays,
+            unbind=untaken_intervention_types(self.handlers),
         )
         self.channel = channel
         await self.queue.consume(self._arrive)

@@ -7,6 +7,8 @@ named here once so that each consumer binds the same set, and a new verb is one 
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 # interventions.intervention.<verb>.v1 (docs/events/interventions-contract.md); every one carries the
 # intervention's full snapshot, so a consumer may treat them all alike.
 INTERVENTION_VERBS = (
@@ -26,3 +28,12 @@ INTERVENTION_VERBS = (
 
 def intervention_event_type(verb: str) -> str:
     return f"interventions.intervention.{verb}.v1"
+
+
+def untaken_intervention_types(taken: Iterable[str]) -> list[str]:
+    """The intervention event types a consumer that takes some of the family (`taken`) does not: a queue
+    declared by an earlier version that took them still has their bindings, which must go (ADR 0001,
+    point 11). Nothing when it takes none of the family."""
+    family = [intervention_event_type(verb) for verb in INTERVENTION_VERBS]
+    keys = set(taken)
+    return [key for key in family if key not in keys] if keys.intersection(family) else []

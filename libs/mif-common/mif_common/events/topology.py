@@ -39,11 +39,13 @@ async def declare_consumer_queue(
     routing_keys: Iterable[str],
     delivery_limit: int,
     retry_delays: Iterable[float] = (),
+    unbind: Iterable[str] = (),
 ) -> AbstractQueue:
     """A quorum queue bound to `routing_keys`; after `delivery_limit` redeliveries a message moves to
     `<name>.dlq` through `mif.dlx`. Each of `retry_delays` gets a queue where the consumer parks a
     message that failed: it holds it that long (its TTL), then dead-letters it back to `name` through
-    the default exchange, at least once (the consumer's inbox absorbs a duplicate)."""
+    the default exchange, at least once (the consumer's inbox absorbs a duplicate). `unbind`: keys the
+    queue may still be bound to by an earlier version, that it no longer takes."""
     events = await declare_exchanges(channel)
     dlx = await channel.get_exchange(DEAD_LETTER_EXCHANGE)
     dlq = await channel.declare_queue(dead_letter_queue_name(name), durable=True, arguments={"x-queue-type": "quorum"})
@@ -73,4 +75,6 @@ async def declare_consumer_queue(
     )
     for key in routing_keys:
         await queue.bind(events, routing_key=key)
+    for key in unbind:  # bindings an earlier version made (unbinding one that is not there is a no-op)
+        await queue.unbind(events, routing_key=key)
     return queue
