@@ -176,9 +176,15 @@ def test_descriptions_come_from_the_docstrings(files: dict[str, str]) -> None:
 def test_markdown_links_the_hand_written_contracts(files: dict[str, str]) -> None:
     page = files[MARKDOWN_FILE]
     assert page.endswith("\n") and not page.endswith("\n\n")
-    row = next(line for line in page.splitlines() if line.startswith("| [`interventions.intervention.closed.v1`]"))
-    assert "[interventions-contract.md](interventions-contract.md)" in row
-    assert "assets, documents, notifications, planning" in row
+
+    def row(event_type: str) -> str:
+        return next(line for line in page.splitlines() if line.startswith(f"| [`{event_type}`]"))
+
+    created, closed = row("interventions.intervention.created.v1"), row("interventions.intervention.closed.v1")
+    assert "[interventions-contract.md](interventions-contract.md)" in closed
+    assert "assets, documents, notifications, planning" in created
+    # Each consumer takes the facts that change what it keeps (ADR 0001, point 11): not documents here.
+    assert "| interventions | assets, notifications, planning |" in closed
     for link in re.findall(r"\]\(([\w.-]+\.md)\)", page):
         assert (DOCS_DIR / link).is_file(), link
     assert "| [`interventions.intervention.deleted.v1`](#interventionsinterventiondeletedv1) | **none** |" in page
