@@ -124,7 +124,8 @@ async def _begin_if_pending(adapted: Any) -> None:
     """SQLAlchemy's asyncpg adapter sends BEGIN lazily, with the first statement it runs; a statement run
     on the driver first would run outside the session's transaction (its writes committed at once, kept
     on a rollback). So the adapter's BEGIN is sent now if it has not been (nothing for an AUTOCOMMIT
-    connection: the adapter knows to skip it)."""
+    connection: the adapter knows to skip it). These are the adapter's private names (SQLAlchemy is pinned
+    in uv.lock); should they change, test_events_reliability's rolled-back-event test fails."""
     if getattr(adapted, "_transaction", False) is None:
         await adapted._start_transaction()
 
