@@ -182,8 +182,9 @@ async def explain(admin_dsn: str) -> None:
 
     from sqlalchemy.dialects.postgresql import asyncpg as pg_asyncpg
 
-    from mif_common.listing import CompiledSql, plain_page
+    from mif_common.listing import plain_page
     from mif_common.pagination import order_by
+    from mif_common.statements import CompiledSql
     from mif_interventions import repository as repo
     from mif_interventions.interventions_api import _SORT
     from mif_interventions.models import Intervention

@@ -178,8 +178,9 @@ async def explain(admin_dsn: str) -> None:
 
     from mif_assets import repository as repo
     from mif_assets.api import _EQUIPEMENT_SORT, _EQUIPEMENTS
-    from mif_common.listing import CompiledSql, plain_page
+    from mif_common.listing import plain_page
     from mif_common.pagination import order_by
+    from mif_common.statements import CompiledSql
 
     dialect = pg_asyncpg.dialect()  # type: ignore[no-untyped-call]
     conn = await asyncpg.connect(database_dsn(admin_dsn, DATABASE))

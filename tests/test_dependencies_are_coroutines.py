@@ -29,7 +29,8 @@ def _dependencies(dependant: Dependant) -> Iterator[object]:
 
 
 def _runs_in_a_thread(call: object) -> bool:
-    target = getattr(call, "__call__", call) if not inspect.isroutine(call) and not inspect.isclass(call) else call
+    # As FastAPI decides: a class is built in the pool; an instance is judged by its `__call__`.
+    target = call if inspect.isroutine(call) or inspect.isclass(call) else getattr(call, "__call__", call)
     return not (inspect.iscoroutinefunction(target) or inspect.isasyncgenfunction(target))
 
 

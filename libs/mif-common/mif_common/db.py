@@ -199,11 +199,11 @@ def make_sessionmaker(
     engine: AsyncEngine, *, source: str, settings: BaseSettings | None = None
 ) -> async_sessionmaker[AsyncSession]:
     """Sessions that know which service they write events for (`info["source"]`) and, when given, its
-    settings (`settings_of`)."""
+    settings (`session_settings`)."""
     return async_sessionmaker(engine, expire_on_commit=False, info={"source": source, "settings": settings})
 
 
-def settings_of(session: AsyncSession, kind: type[SettingsT]) -> SettingsT:
+def session_settings(session: AsyncSession, kind: type[SettingsT]) -> SettingsT:
     """The settings of the service `session` works for: what an event handler reads a delay or a rule
     from, so that every service's handlers are one static `HANDLERS` mapping."""
     settings = session.info.get("settings")

@@ -22,9 +22,8 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
-from typing import Annotated, Any, cast
+from typing import Annotated, Any
 
-import asyncpg
 import sqlalchemy as sa
 from fastapi import Depends, Request
 from pydantic import BaseModel, functional_serializers, functional_validators
@@ -32,11 +31,11 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 from sqlalchemy.orm import QueryableAttribute
 from sqlalchemy.sql import operators
-from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.elements import UnaryExpression
 
-from mif_common.db import DRIVER_ERRORS, autocommit_connection, driver_error
+from mif_common.db import autocommit_connection
 from mif_common.pagination import Sortable, order_by
+from mif_common.statements import CompiledSql, fetch
 
 # --- the connection ---------------------------------------------------------------------------------
 
@@ -69,65 +68,10 @@ def connections_of(session: AsyncSession) -> Callable[[], Awaitable[ConnectionSo
     return source
 
 
-# --- compiled statements ----------------------------------------------------------------------------
+# --- list statements ----------------------------------------------------------------------------
 
 LIMIT = sa.bindparam("limit", type_=sa.Integer())
 OFFSET = sa.bindparam("offset", type_=sa.Integer())
-
-
-@dataclass(frozen=True, slots=True)
-class CompiledSql:
-    """A statement's SQL text for asyncpg (`$1`, `$2`, ...) and what goes in its parameters, in order:
-    a request's value (by name, one of `parameters`) or a constant the statement carries (`sa.case`
-    values of a sort, for instance)."""
-
-    text: str
-    names: tuple[str, ...]
-    constants: Mapping[str, Any]
-
-    @classmethod
-    def of(cls, statement: sa.ClauseElement, dialect: Dialect, parameters: Iterable[str]) -> CompiledSql:
-        named = frozenset(parameters)
-        compiled = cast(SQLCompiler, statement.compile(dialect=dialect))
-        names = tuple(compiled.positiontup or ())
-        constants = {}
-        for name in names:
-            if name in named:
-                continue
-            bind = compiled.binds[name]
-            if bind.required or bind.expanding or bind.callable is not None:
-                raise AssertionError(f"the list statement's parameter {name} is neither named nor a constant")
-            constants[name] = bind.effective_value
-        return cls(str(compiled), names, constants)
-
-    def args(self, values: Mapping[str, Any]) -> list[Any]:
-        constants = self.constants
-        return [constants[name] if name in constants else values[name] for name in self.names]
-
-
-async def fetch(connection: AsyncConnection, sql: CompiledSql, values: Mapping[str, Any]) -> list[asyncpg.Record]:
-    """Run on the asyncpg connection; its errors come out as SQLAlchemy's `DBAPIError` carrying them, as
-    from any other statement, so the app answers alike (a database shutting down or a connection closed
-    by the server is a 503, and that connection is never reused: `mif_common.db.driver_error`)."""
-    raw = await connection.get_raw_connection()
-    driver = raw.driver_connection
-    assert driver is not None
-    await _begin_if_pending(raw.dbapi_connection)
-    try:
-        records: list[asyncpg.Record] = await driver.fetch(sql.text, *sql.args(values))
-    except DRIVER_ERRORS as error:
-        raise await driver_error(connection, sql.text, error) from error
-    return records
-
-
-async def _begin_if_pending(adapted: Any) -> None:
-    """SQLAlchemy's asyncpg adapter sends BEGIN lazily, with the first statement it runs; a statement run
-    on the driver first would run outside the session's transaction (its writes committed at once, kept
-    on a rollback). So the adapter's BEGIN is sent now if it has not been (nothing for an AUTOCOMMIT
-    connection: the adapter knows to skip it). These are the adapter's private names (SQLAlchemy is pinned
-    in uv.lock); should they change, test_events_reliability's rolled-back-event test fails."""
-    if getattr(adapted, "_transaction", False) is None:
-        await adapted._start_transaction()
 
 
 def sort_keys(order: Sequence[Any]) -> list[tuple[sa.ColumnElement[Any], bool]]:
@@ -207,21 +151,6 @@ def search_page(
         .select_from(sa.join(source, page, page.c.key == key))
         .order_by(*ordering(page))
     )
-
-
-class Statement:
-    """A statement of fixed shape (`build()`, its values named by `parameters`), compiled once for the
-    dialect of the first connection that runs it, then run on the asyncpg connection (`fetch`)."""
-
-    def __init__(self, build: Callable[[], sa.ClauseElement], parameters: Iterable[str]) -> None:
-        self._build = build
-        self._parameters = frozenset(parameters)
-        self._compiled: CompiledSql | None = None
-
-    async def fetch(self, connection: AsyncConnection, values: Mapping[str, Any]) -> list[asyncpg.Record]:
-        if self._compiled is None:
-            self._compiled = CompiledSql.of(self._build(), connection.dialect, self._parameters)
-        return await fetch(connection, self._compiled, values)
 
 
 @dataclass(frozen=True, slots=True)

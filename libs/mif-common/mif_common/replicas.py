@@ -21,7 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute
 from sqlalchemy.sql.dml import ReturningInsert
 
-from mif_common.listing import Statement
+from mif_common.statements import Statement
 
 # (the replica's table, the snapshot's values as `insert.excluded`) -> an SQL expression
 Rule = Callable[[sa.Table, Any], sa.ColumnElement[Any]]

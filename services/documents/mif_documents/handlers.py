@@ -21,7 +21,7 @@ from datetime import timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from mif_common.db import settings_of
+from mif_common.db import session_settings
 from mif_common.events import CloudEvent, Handler
 from mif_common.events.contracts import intervention_event_type
 from mif_documents import replicas
@@ -29,8 +29,8 @@ from mif_documents.config import DocumentsSettings
 from mif_documents.schemas import InterventionFact, InterventionGone, TechnicienFact
 
 TECHNICIEN_VERBS = ("created", "updated", "deleted")
-# The intervention facts that can change who sees its documents or whether it takes uploads.
-WHO_SEES_WHAT = ("created", "assigned", "unassigned", "updated", "archived")
+# The intervention verbs taken: those that can change who sees its documents or whether it takes uploads.
+INTERVENTION_VERBS_TAKEN = ("created", "assigned", "unassigned", "updated", "archived")
 INTERVENTION_DELETED = "interventions.intervention.deleted.v1"
 
 
@@ -47,12 +47,12 @@ async def on_technicien_fact(session: AsyncSession, event: CloudEvent) -> None:
 
 
 async def on_intervention_deleted(session: AsyncSession, event: CloudEvent) -> None:
-    grace = timedelta(seconds=settings_of(session, DocumentsSettings).deleted_intervention_grace_seconds)
+    grace = timedelta(seconds=session_settings(session, DocumentsSettings).deleted_intervention_grace_seconds)
     await replicas.intervention_deleted(session, fact=InterventionGone.model_validate(event.data), grace=grace)
 
 
 HANDLERS: dict[str, Handler] = {
-    **{intervention_event_type(v): on_intervention_fact for v in WHO_SEES_WHAT},
+    **{intervention_event_type(v): on_intervention_fact for v in INTERVENTION_VERBS_TAKEN},
     INTERVENTION_DELETED: on_intervention_deleted,
     **{technicien_event_type(v): on_technicien_fact for v in TECHNICIEN_VERBS},
 }

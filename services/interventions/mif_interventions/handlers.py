@@ -17,7 +17,7 @@ from datetime import UTC
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from mif_common.db import settings_of
+from mif_common.db import session_settings
 from mif_common.events import CloudEvent, Handler
 from mif_interventions import creation, replicas
 from mif_interventions.config import InterventionsSettings
@@ -64,7 +64,7 @@ async def on_occurrence_due(session: AsyncSession, event: CloudEvent) -> None:
     await creation.create_from_occurrence(
         session,
         fact=OccurrenceFact.model_validate(event.data),
-        settings=settings_of(session, InterventionsSettings),  # the SLA deadlines
+        settings=session_settings(session, InterventionsSettings),  # the SLA deadlines
     )
 
 

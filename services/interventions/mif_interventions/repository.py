@@ -16,8 +16,9 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlalchemy.orm import QueryableAttribute
 
 from mif_common.datetimes import now
-from mif_common.listing import CompiledSql, ListSql, fetch, plain_page, search_page
+from mif_common.listing import ListSql, plain_page, search_page
 from mif_common.replicas import upsert_if_newer
+from mif_common.statements import CompiledSql, fetch
 from mif_interventions.lateness import late_clause
 from mif_interventions.models import (
     Commentaire,

@@ -229,9 +229,12 @@ def _introuvable(intervention_id: int) -> InterventionIntrouvable:
     return InterventionIntrouvable(f"No intervention with id {intervention_id}.")
 
 
-async def get_intervention(session: AsyncSession, *, intervention_id: int, principal: Principal) -> Intervention:
-    """One intervention the caller may see; any other is "not found"."""
-    scope = await scope_of(session, principal)
+async def get_intervention(
+    session: AsyncSession, *, intervention_id: int, principal: Principal, scope: Visibilite | None = None
+) -> Intervention:
+    """One intervention the caller may see (`scope`, when already known); any other is "not found"."""
+    if scope is None:
+        scope = await scope_of(session, principal)
     intervention = await repo.intervention_by_id(session, intervention_id)
     if intervention is None or not scope.allows(intervention):
         raise _introuvable(intervention_id)

@@ -22,7 +22,6 @@ from mif_interventions.service import (
     TransitionInterdite,
     _acteurs,
     _historiser,
-    _introuvable,
     _json,
     _pour_ecrire,
     _publier,
@@ -87,9 +86,9 @@ async def change_statut(
     # Only an assignment (to `affectee`) may need planning's recommendation, asked before the row is locked
     # (no lock is held while planning answers); every other move reads the row once, locked.
     if statut is Statut.affectee and technicien_id is None:
-        current = await repo.intervention_by_id(session, intervention_id)
-        if current is None or not scope.allows(current):
-            raise _introuvable(intervention_id)
+        current = await get_intervention(
+            session, intervention_id=intervention_id, principal=_principal(auteur), scope=scope
+        )
         if _action_towards(current, statut) is Action.affecter:
             choix = await _recommandation(session, current, auteur=auteur, planning=planning)
             technicien_id = choix.technicien.id

@@ -17,8 +17,9 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from mif_common.listing import CompiledSql, fetch, plain_page
+from mif_common.listing import plain_page
 from mif_common.pagination import order_by
+from mif_common.statements import CompiledSql, fetch
 from mif_interventions import repository as repo
 from mif_interventions.api import _json, _present
 from mif_interventions.interventions_api import _SORT

@@ -33,8 +33,9 @@ from mif_notifications.schemas import (
     UserFact,
 )
 
-# Intervention facts that notify nobody and change nothing later notifications read.
-UNTOLD = ("paused", "resumed")
+# The intervention verbs taken: all but `paused` and `resumed`, which notify nobody and change nothing
+# later notifications read.
+INTERVENTION_VERBS_TAKEN = tuple(verb for verb in INTERVENTION_VERBS if verb not in ("paused", "resumed"))
 
 
 def _verb(event: CloudEvent) -> str:
@@ -82,7 +83,7 @@ HANDLERS: dict[str, Handler] = {
     "auth.user.created.v1": on_user_created,
     **{f"auth.user.{verb}.v1": on_user_changed for verb in ("updated", "deactivated", "activated")},
     **{f"planning.technicien.{verb}.v1": on_technicien_changed for verb in ("created", "updated", "deleted")},
-    **{intervention_event_type(verb): on_intervention for verb in INTERVENTION_VERBS if verb not in UNTOLD},
+    **{intervention_event_type(verb): on_intervention for verb in INTERVENTION_VERBS_TAKEN},
     "planning.occurrence.reminder.v1": on_occurrence_reminder,
     "planning.plan.overdue.v1": on_plan_overdue,
     "planning.plan.suspended.v1": on_plan_suspended,

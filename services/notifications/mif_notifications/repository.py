@@ -13,9 +13,10 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlalchemy.orm import selectinload
 
-from mif_common.listing import ListQuery, Statement
+from mif_common.listing import ListQuery
 from mif_common.pagination import Sortable
 from mif_common.replicas import Replica, Rule, upsert_if_newer
+from mif_common.statements import Statement
 from mif_notifications.models import (
     DEFAULT_PREFERENCES,
     Canal,

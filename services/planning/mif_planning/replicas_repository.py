@@ -10,8 +10,8 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from mif_common.listing import Statement
 from mif_common.replicas import Replica, not_older, upsert_if_newer
+from mif_common.statements import Statement
 from mif_planning.models import (
     INTERVENTION_EN_COURS,
     INTERVENTION_OUVERTE,

@@ -13,8 +13,9 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from mif_common.listing import ListQuery, Statement, model_columns
+from mif_common.listing import ListQuery, model_columns
 from mif_common.pagination import Sortable
+from mif_common.statements import Statement
 from mif_planning.models import (
     STATUTS_GENERATEURS,
     Competence,

@@ -37,13 +37,13 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from tenacity import AsyncRetrying, retry_if_not_exception_type, stop_after_attempt, wait_exponential
 
 from mif_common.events.broker import Broker
-from mif_common.events.contracts import untaken_intervention_types
+from mif_common.events.contracts import untaken_types
 from mif_common.events.envelope import CloudEvent
 from mif_common.events.tables import inbox
 from mif_common.events.topology import declare_consumer_queue, retry_queue_name
-from mif_common.listing import Statement
 from mif_common.metrics import CONSUMED, DEAD_LETTERS
 from mif_common.request_context import causation_id_var, request_id_var
+from mif_common.statements import Statement
 
 logger = logging.getLogger(__name__)
 
@@ -125,7 +125,7 @@ class EventConsumer:
             routing_keys=self.handlers,
             delivery_limit=self.delivery_limit,
             retry_delays=self.retry_delays,
-            unbind=untaken_intervention_types(self.handlers),
+            unbind=untaken_types(self.handlers),
         )
         self.channel = channel
         await self.queue.consume(self._arrive)

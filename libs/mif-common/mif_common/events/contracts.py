@@ -30,10 +30,18 @@ def intervention_event_type(verb: str) -> str:
     return f"interventions.intervention.{verb}.v1"
 
 
-def untaken_intervention_types(taken: Iterable[str]) -> list[str]:
-    """The intervention event types a consumer that takes some of the family (`taken`) does not: a queue
-    declared by an earlier version that took them still has their bindings, which must go (ADR 0001,
-    point 11). Nothing when it takes none of the family."""
-    family = [intervention_event_type(verb) for verb in INTERVENTION_VERBS]
+# The event types of each family named here (a consumer may take part of a family).
+FAMILIES: tuple[tuple[str, ...], ...] = (tuple(intervention_event_type(verb) for verb in INTERVENTION_VERBS),)
+
+
+def untaken_types(taken: Iterable[str]) -> list[str]:
+    """The types of each shared family a consumer takes part of (`taken`) but not all: a queue declared by
+    an earlier version that took them still has their bindings, which must go (ADR 0001, point 11)."""
     keys = set(taken)
-    return [key for key in family if key not in keys] if keys.intersection(family) else []
+    return [
+        event_type
+        for family in FAMILIES
+        if keys.intersection(family)
+        for event_type in family
+        if event_type not in keys
+    ]

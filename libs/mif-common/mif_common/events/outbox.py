@@ -9,8 +9,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from mif_common.events.envelope import CloudEvent, EventPayload
 from mif_common.events.tables import outbox
-from mif_common.listing import Statement
 from mif_common.request_context import causation_id_var, current_request_id
+from mif_common.statements import Statement
 
 
 def _add() -> ClauseElement:

@@ -209,7 +209,9 @@ def service_engine(
 
 
 @pytest.fixture
-async def db_session(service_engine: AsyncEngine, mif_service: ServiceUnderTest) -> AsyncIterator[AsyncSession]:
+async def db_session(
+    service_engine: AsyncEngine, mif_service: ServiceUnderTest, mif_settings: ServiceSettings
+) -> AsyncIterator[AsyncSession]:
     """A session inside a transaction rolled back after the test; code under test may commit
     (its commits release savepoints)."""
     async with service_engine.connect() as conn:
@@ -218,7 +220,7 @@ async def db_session(service_engine: AsyncEngine, mif_service: ServiceUnderTest)
             bind=conn,
             expire_on_commit=False,
             join_transaction_mode="create_savepoint",
-            info={"source": mif_service.name},
+            info={"source": mif_service.name, "settings": mif_settings},
         )
         try:
             yield session

@@ -67,7 +67,7 @@ def payload_models(module: ModuleType) -> list[type[EventPayload]]:
 
 def handled_types(module: ModuleType) -> frozenset[str]:
     """The keys of the service's `HANDLERS` (every service has one static registry: handlers that need a
-    setting read it from their session, `mif_common.db.settings_of`)."""
+    setting read it from their session, `mif_common.db.session_settings`)."""
     handlers: object = getattr(module, "HANDLERS", None)
     if handlers is None:
         raise CatalogueError(f"{module.__name__} defines no HANDLERS")
