@@ -11,7 +11,7 @@ test:  ## lint, type-check and run every test
 	./deploy/local/test.sh
 
 lint:
-	.venv/bin/ruff check . && .venv/bin/ruff format --check . && .venv/bin/mypy -p mif_common -p mif_auth -p mif_assets -p mif_interventions -p mif_planning -p mif_documents -p mif_notifications -p mif_gateway
+	.venv/bin/ruff check . && .venv/bin/ruff format --check . && .venv/bin/mypy -p mif_common -p mif_auth -p mif_assets -p mif_interventions -p mif_planning -p mif_documents -p mif_notifications -p mif_inventory -p mif_reports -p mif_gateway
 
 bench:  ## gateway overhead benchmark (not part of the tests)
 	.venv/bin/python bench/gateway_overhead.py

@@ -1,6 +1,8 @@
-"""End-to-end fixtures: the real auth, assets, interventions, planning, documents and notifications services and the
-gateway as processes on free ports, a database and a RabbitMQ vhost of their own, a first admin made by
-the real bootstrap command, a real SMTP server receiving the notifications' e-mails."""
+"""End-to-end fixtures: every service and the gateway as processes on free ports, a database and a RabbitMQ
+vhost of their own, a first admin made by the real bootstrap command, a real SMTP server receiving the
+notifications' e-mails. Each xdist worker that runs end-to-end tests starts this suite once (the tests
+spread over both workers); the scenarios that need a suite of their own (tests/reliability: faults, fuzz)
+share the xdist group "own-suite", so that at most one of those runs at a time beside them."""
 
 from __future__ import annotations
 
@@ -11,13 +13,6 @@ import pytest
 
 from mif_common.testing.plugin import TestDatabase
 from tests.support import ADMIN_EMAIL, Suite, running_suite
-
-
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """All end-to-end tests share one running suite: keep them on one xdist worker (--dist loadgroup)."""
-    for item in items:
-        if item.get_closest_marker("e2e") is not None:
-            item.add_marker(pytest.mark.xdist_group("e2e"))
 
 
 @pytest.fixture(scope="session")

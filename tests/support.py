@@ -23,6 +23,7 @@ from mif_common.events import CloudEvent
 from mif_common.events.queues import declare_service_queues
 from mif_common.suite import built_services
 from mif_common.testing.infra import Infra
+from mif_common.testing.mqtt import MQTT_HOST, MQTT_PORT, broker_up
 from mif_common.testing.plugin import TestDatabase
 from mif_common.testing.polling import eventually
 from mif_common.testing.processes import ServiceProcess
@@ -40,6 +41,11 @@ class Suite:
     planning: ServiceProcess
     notifications: ServiceProcess
     documents: ServiceProcess
+    inventory: ServiceProcess
+    reports: ServiceProcess
+    # assets' MQTT ingestion worker on the broker at 127.0.0.1:1883; None when no broker answers there
+    # (the tests that publish over MQTT skip then, and fail under CI: mif_common.testing.mqtt).
+    assets_mqtt: ServiceProcess | None
     smtp: SmtpSink  # receives what notifications sends
     database: TestDatabase
     amqp_url: str
@@ -83,6 +89,27 @@ class Suite:
         return user
 
 
+@dataclass
+class WorkerProcess(ServiceProcess):
+    """A process that is not a uvicorn app but serves its own `/health/ready` on `port`: assets' MQTT
+    ingestion worker (`python -m mif_assets.mqtt_worker --port <port>`), as the Procfile starts it."""
+
+    module: str = "mif_assets.mqtt_worker"
+
+    def launch(self) -> ServiceProcess:
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        log = self.log_path.open("ab")
+        # It binds its health port itself: the port reserved for it is let go just before.
+        self._take_socket().close()
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", self.module, "--port", str(self.port)],
+            env={**os.environ, **self.env},
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        return self
+
+
 @contextlib.contextmanager
 def running_suite(
     database: TestDatabase,
@@ -102,9 +129,17 @@ def running_suite(
     planning = ServiceProcess("planning", "mif_planning.main:create_app", env={}, log_dir=logs)
     notifications = ServiceProcess("notifications", "mif_notifications.main:create_app", env={}, log_dir=logs)
     documents = ServiceProcess("documents", "mif_documents.main:create_app", env={}, log_dir=logs)
+    inventory = ServiceProcess("inventory", "mif_inventory.main:create_app", env={}, log_dir=logs)
+    reports = ServiceProcess("reports", "mif_reports.main:create_app", env={}, log_dir=logs)
     smtp = SmtpSink().start()
     env = {
         "MIF_ENVIRONMENT": "test",
+        # PostgreSQL's max_connections (100 here) is shared by everything a test run starts: a suite on
+        # each xdist worker, a suite of their own for the faults or fuzz scenarios beside one of them,
+        # the workers' own engines. A process keeps 2 connections (up to 4 under a burst; its LISTEN one
+        # apart), so a suite idles at ~27 and three suites fit (a full run with pools of 5 ran out).
+        "MIF_DB_POOL_SIZE": "2",
+        "MIF_DB_MAX_OVERFLOW": "2",
         "MIF_AMQP_URL": amqp_url,
         "MIF_AUTH_DATABASE_URL": database.url_for("auth"),
         "MIF_AUTH_KEY_DIR": str(tmp_path_factory.mktemp(f"{label}-keys")),
@@ -121,6 +156,16 @@ def running_suite(
         "MIF_DOCUMENTS_DATABASE_URL": database.url_for("documents"),
         "MIF_DOCUMENTS_STORAGE_DIR": str(tmp_path_factory.mktemp(f"{label}-documents")),
         "MIF_DOCUMENTS_INTERVENTIONS_URL": interventions.url,  # read-through on a replica miss
+        "MIF_INVENTORY_DATABASE_URL": database.url_for("inventory"),
+        "MIF_INVENTORY_INTERVENTIONS_URL": interventions.url,
+        "MIF_REPORTS_DATABASE_URL": database.url_for("reports"),
+        "MIF_REPORTS_EXPORTS_DIR": str(tmp_path_factory.mktemp(f"{label}-reports")),
+        "MIF_REPORTS_INTERVENTIONS_URL": interventions.url,
+        "MIF_REPORTS_DOCUMENTS_URL": documents.url,
+        "MIF_REPORTS_JOB_POLL_INTERVAL_SECONDS": "0.2",
+        # A finished export's file lives 18 s here (24 h by default), so a test sees its link stop working.
+        "MIF_REPORTS_EXPIRATION_HEURES": "0.005",
+        "MIF_REPORTS_EXPIRY_INTERVAL_SECONDS": "1",
         "MIF_NOTIFICATIONS_SMTP_HOST": smtp.host,
         "MIF_NOTIFICATIONS_SMTP_PORT": str(smtp.port),
         # An SMTP outage in a test is over in seconds: retry quickly.
@@ -136,18 +181,47 @@ def running_suite(
                 "planning": planning.url,
                 "notifications": notifications.url,
                 "documents": documents.url,
+                "inventory": inventory.url,
+                "reports": reports.url,
             }
         ),
         # Every e2e test signs in from 127.0.0.1: the per-address sign-in limit (30 per 5 min) is for real clients.
         "MIF_GATEWAY_LOGIN_PER_IP": "10000",
+        # Likewise every request without a token (300 a minute per address): the contract test's anonymous
+        # rows and the sign-ins of the tests beside it on one worker went past it within a minute.
+        "MIF_GATEWAY_RATE_ANONYMOUS_PER_WINDOW": "100000",
         "MIF_ADMIN_EMAIL": ADMIN_EMAIL,
         "MIF_ADMIN_PASSWORD": PASSWORD,
         **(overrides or {}),
     }
-    auth.env = assets.env = interventions.env = planning.env = notifications.env = documents.env = env
+    for process in (auth, assets, interventions, planning, notifications, documents, inventory, reports):
+        process.env = env
     gateway = ServiceProcess("gateway", "mif_gateway.main:create_app", env=env, log_dir=logs)
     env["MIF_PLANNING_PUBLIC_URL"] = gateway.url  # calendar feed URLs point at the gateway
-    services = (auth, assets, interventions, planning, notifications, documents, gateway)
+    services: tuple[ServiceProcess, ...] = (
+        auth,
+        assets,
+        interventions,
+        planning,
+        notifications,
+        documents,
+        inventory,
+        reports,
+    )
+    assets_mqtt = None
+    if broker_up():
+        # Its own client identifier (a persistent session per identifier: another run's worker must not
+        # take over this one's), flushing often: a test waits for what it published.
+        worker_env = {
+            **env,
+            "MIF_ASSETS_MQTT_HOST": MQTT_HOST,
+            "MIF_ASSETS_MQTT_PORT": str(MQTT_PORT),
+            "MIF_ASSETS_MQTT_CLIENT_ID": f"mif-e2e-{label}-{uuid.uuid4().hex[:12]}",
+            "MIF_ASSETS_MQTT_FLUSH_SECONDS": "0.2",
+        }
+        assets_mqtt = WorkerProcess("assets-mqtt", "mif_assets.mqtt_worker", env=worker_env, log_dir=logs)
+        services += (assets_mqtt,)
+    services += (gateway,)
     try:
         bootstrap = subprocess.run(
             [sys.executable, "-m", "mif_auth.bootstrap"], env={**os.environ, **env}, capture_output=True, text=True
@@ -170,6 +244,9 @@ def running_suite(
             planning=planning,
             notifications=notifications,
             documents=documents,
+            inventory=inventory,
+            reports=reports,
+            assets_mqtt=assets_mqtt,
             smtp=smtp,
             database=database,
             amqp_url=amqp_url,
@@ -177,6 +254,10 @@ def running_suite(
         )
     finally:
         gateway.stop()
+        reports.stop()
+        inventory.stop()
+        if assets_mqtt is not None:
+            assets_mqtt.stop()
         documents.stop()
         notifications.stop()
         smtp.stop()

@@ -14,7 +14,7 @@ application/problem+json. Where the suite deliberately departs from DOMAIN.md (t
 equipment; a new password needs the current one) the case asserts the suite's rule and says why.
 
 The data (two organisations, their users, equipment, two technician profiles, an intervention, a plan, a
-document) is built once per module through the API; a case whose write consumes its target (a DELETE, a
+document, a meter) is built once per module through the API; a case whose write consumes its target (a DELETE, a
 status move) makes a fresh one.
 """
 
@@ -177,9 +177,21 @@ class World:
     document: Json = field(default_factory=dict)  # on `intervention`, uploaded by the responsable
     document_bytes: bytes = b""
     notifications: dict[Who, int] = field(default_factory=dict)  # one of each caller's own
+    piece: Json = field(default_factory=dict)  # a part with plenty of stock at `emplacement`
+    emplacement: Json = field(default_factory=dict)
+    checklist: Json = field(default_factory=dict)  # a planning template, made on first use
+    compteur: Json = field(default_factory=dict)  # a gauge of `equipement` with one reading, made on first use
 
     def headers(self, who: Who) -> Headers:
         return {} if who is Who.anonymous else dict(self.accounts[who].headers)
+
+    def movement(self, type_: str, quantite: float) -> Json:
+        return {
+            "type": type_,
+            "piece_id": self.piece["id"],
+            "emplacement_id": self.emplacement["id"],
+            "quantite": quantite,
+        }
 
     def as_(self, who: Who, method: str, path: str, **kwargs: Any) -> httpx.Response:
         return self.http.request(method, path, headers=self.headers(who) | kwargs.pop("headers", {}), **kwargs)
@@ -223,6 +235,45 @@ class World:
         if assigned:
             body["technicien_id"] = self.technicien["id"]
         return self.made(self.as_(by, "POST", "/api/v1/interventions", json=body))
+
+    def new_checklist_work(self) -> tuple[Json, list[Json]]:
+        """An intervention assigned to `technicien`, started, with the module's checklist template added
+        (once interventions has heard of the template from planning's events); it and its steps."""
+        if not self.checklist:
+            etapes = [
+                {"type": "verification", "libelle": "Consigner la machine"},
+                {"type": "mesure", "libelle": "Température", "unite": "°C", "min": 20, "max": 80},
+            ]
+            body = {"nom": unique("Checklist pompe"), "etapes": etapes}
+            self.checklist = self.made(self.as_(Who.responsable, "POST", "/api/v1/planning/checklists", json=body))
+        target = self.new_intervention(assigned=True)
+        path = f"/api/v1/interventions/{target['id']}/checklist"
+
+        def added() -> list[Json] | None:
+            answer = self.as_(Who.responsable, "POST", path, json={"checklist_id": self.checklist["id"]})
+            if answer.status_code == 422:  # not yet in interventions' replica
+                return None
+            assert answer.status_code == 201, answer.text
+            steps: list[Json] = answer.json()
+            return steps
+
+        steps: list[Json] = wait_for(added, what="the checklist template to reach interventions", interval=0.3)
+        started = self.as_(Who.responsable, "POST", f"/api/v1/interventions/{target['id']}/demarrer")
+        assert started.status_code == 200, started.text
+        return target, steps
+
+    def meter(self) -> Json:
+        """The module's meter: a temperature gauge of `equipement` (organisation A's), holding one reading."""
+        if not self.compteur:
+            path = f"/api/v1/equipements/{self.equipement['id']}/compteurs"
+            self.compteur = self.made(
+                self.as_(Who.responsable, "POST", path, json={"code": "temperature", "unite": "°C"})
+            )
+            reading = {"horodatage": in_days(-1), "valeur": 21.5}
+            self.made(
+                self.as_(Who.responsable, "POST", f"{path}/{self.compteur['id']}/releves", json={"releves": [reading]})
+            )
+        return self.compteur
 
     def new_document(self, by: Who = Who.responsable) -> Json:
         files = {"file": ("fiche.pdf", self.document_bytes, "application/pdf")}
@@ -306,6 +357,24 @@ def build_world(http: httpx.Client, admin_headers: Headers) -> World:
     )
     w.document_bytes = pdf_bytes(2048)
     w.document = w.new_document()
+    w.piece = w.made(
+        w.as_(
+            Who.responsable,
+            "POST",
+            "/api/v1/pieces",
+            json={"reference": unique("ROUL").replace(" ", "-"), "nom": "Roulement 6204 2RS", "prix_unitaire": 4550},
+        )
+    )
+    w.emplacement = w.made(
+        w.as_(
+            Who.responsable,
+            "POST",
+            "/api/v1/stock/emplacements",
+            json={"code": unique("MAG").replace(" ", "-"), "nom": "Magasin central", "type": "magasin_central"},
+        )
+    )
+    stocked = w.as_(Who.responsable, "POST", "/api/v1/stock/mouvements", json=w.movement("entree", 1000))
+    assert stocked.status_code == 201, stocked.text
 
     # Event-fed state the cases read: a notification of each caller's own (a manager's message where no
     # welcome came), and documents knowing who the assigned technician is (from planning's events).
@@ -781,6 +850,99 @@ EQUIPEMENT_ROWS = [
 ]
 
 
+# meters and readings (assets) ----------------------------------------------------------------------------
+
+COMPTEUR_FIELDS = ("id", "equipement_id", "code", "nom", "nature", "unite", "version")
+RELEVE_FIELDS = ("horodatage", "valeur", "source", "remise_a_zero")
+
+
+def compteurs_path(c: Ctx) -> str:
+    return f"/api/v1/equipements/{c.w.equipement['id']}/compteurs"
+
+
+def releves_path(c: Ctx) -> str:
+    return f"{compteurs_path(c)}/{c.w.meter()['id']}/releves"
+
+
+def check_compteur_list(c: Ctx, r: httpx.Response) -> None:
+    items = bare_list(r)
+    for item in items:
+        has(item, *COMPTEUR_FIELDS)
+    assert c.w.meter()["id"] in ids(items)
+    assert {i["equipement_id"] for i in items} == {c.w.equipement["id"]}
+
+
+def list_compteurs(c: Ctx) -> httpx.Response:
+    c.w.meter()  # the list holds at least the module's meter
+    return c.get(compteurs_path(c))
+
+
+def create_compteur(c: Ctx) -> httpx.Response:
+    # A code of its own per call: a code is unique on its equipment (409 otherwise).
+    return c.post(compteurs_path(c), json={"code": f"vibration_{uuid.uuid4().hex[:8]}", "unite": "mm/s"})
+
+
+def check_created_compteur(c: Ctx, r: httpx.Response) -> None:
+    body = r.json()
+    has(body, *COMPTEUR_FIELDS)
+    assert (body["equipement_id"], body["nature"], body["unite"]) == (c.w.equipement["id"], "jauge", "mm/s")
+
+
+def post_releve(c: Ctx) -> httpx.Response:
+    # Sensors and integrations post through a technician account (docs/assets.md); an instant of its own.
+    reading = {"horodatage": datetime.now(UTC).isoformat(), "valeur": 22.0}
+    return c.post(releves_path(c), json={"releves": [reading], "source": "api"})
+
+
+def check_releves(c: Ctx, r: httpx.Response) -> None:
+    items = bare_list(r)
+    assert items, "the module's meter holds at least its first reading"
+    for item in items:
+        has(item, *RELEVE_FIELDS)
+    assert [i["horodatage"] for i in items] == sorted(i["horodatage"] for i in items)  # oldest first
+
+
+COMPTEUR_ROWS = [
+    # Who sees a meter is who sees its equipment: everyone but a client of another organisation (404, as
+    # for the equipment itself); technicians read the whole fleet.
+    Row(
+        "GET",
+        "/api/v1/equipements/{id}/compteurs",
+        expect(200, 200, 200, other_technicien=200, other_client=404),
+        list_compteurs,
+        check_compteur_list,
+    ),
+    Row(
+        "POST",
+        "/api/v1/equipements/{id}/compteurs",
+        expect(201, 403, 403, other_technicien=403, other_client=403),
+        create_compteur,
+        check_created_compteur,
+    ),
+    Row(
+        "GET",
+        "/api/v1/equipements/{id}/compteurs/{id}",
+        expect(200, 200, 200, other_technicien=200, other_client=404),
+        lambda c: c.get(f"{compteurs_path(c)}/{c.w.meter()['id']}"),
+        lambda c, r: has(r.json(), *COMPTEUR_FIELDS),
+    ),
+    Row(
+        "POST",
+        "/api/v1/equipements/{id}/compteurs/{id}/releves",
+        expect(201, 201, 403, other_technicien=201, other_client=403),
+        post_releve,
+        answers(acceptes=1, doublons=0),
+    ),
+    Row(
+        "GET",
+        "/api/v1/equipements/{id}/compteurs/{id}/releves",
+        expect(200, 200, 200, other_technicien=200, other_client=404),
+        lambda c: c.get(releves_path(c)),
+        check_releves,
+    ),
+]
+
+
 # interventions ------------------------------------------------------------------------------------------
 
 INTERVENTION_FIELDS = (
@@ -938,6 +1100,45 @@ def check_stats(c: Ctx, r: httpx.Response) -> None:
         assert body["interventions"]["total_mensuel"] >= 1
 
 
+ETAPE_FIELDS = (
+    "id",
+    "ordre",
+    "type",
+    "libelle",
+    "obligatoire",
+    "unite",
+    "min",
+    "max",
+    "fait",
+    "valeur_mesure",
+    "texte",
+    "document_id",
+    "hors_limites",
+    "rempli",
+    "rempli_par",
+    "rempli_le",
+)
+
+
+def check_checklist(c: Ctx, r: httpx.Response) -> None:
+    for step in bare_list(r):
+        has(step, *ETAPE_FIELDS)
+
+
+def fill_step(c: Ctx) -> httpx.Response:
+    """A measure out of its bounds, on a started intervention of the module's technician, with a checklist."""
+    target, steps = c.w.new_checklist_work()
+    mesure = next(s for s in steps if s["type"] == "mesure")
+    return c.put(f"/api/v1/interventions/{target['id']}/checklist/etapes/{mesure['id']}", json={"valeur": 91.5})
+
+
+def check_filled_step(c: Ctx, r: httpx.Response) -> None:
+    body = r.json()
+    has(body, *ETAPE_FIELDS)
+    assert (body["valeur_mesure"], body["hors_limites"], body["rempli"]) == (91.5, True, True)
+    assert body["rempli_par"] == c.me.id
+
+
 INTERVENTION_ROWS = [
     Row(
         "GET",
@@ -1020,6 +1221,20 @@ INTERVENTION_ROWS = [
     ),
     Row(
         "GET",
+        "/api/v1/interventions/{id}/checklist",
+        expect(200, 200, 200, other_technicien=404, other_client=404),
+        lambda c: c.get(f"/api/v1/interventions/{c.w.intervention['id']}/checklist"),
+        check_checklist,
+    ),
+    Row(
+        "PUT",
+        "/api/v1/interventions/{id}/checklist/etapes/{id}",
+        expect(200, 200, 403, other_technicien=404, other_client=403),
+        fill_step,
+        check_filled_step,
+    ),
+    Row(
+        "GET",
         "/api/v1/filters/interventions",
         expect(200, 200, 200, other_technicien=200, other_client=200),
         filtered,
@@ -1034,7 +1249,9 @@ INTERVENTION_ROWS = [
 PLAN_FIELDS = (
     "id",
     "equipement_id",
+    "declencheur",
     "frequence",
+    "prochaine_date_estimee",
     "prochaine_date",
     "derniere_date",
     "statut",
@@ -1280,14 +1497,237 @@ NOTIFICATION_ROWS = [
     ),
 ]
 
+# inventory ----------------------------------------------------------------------------------------------
+
+
+def check_pieces(c: Ctx, r: httpx.Response) -> None:
+    items = bare_list(r)
+    assert c.w.piece["id"] in ids(items)
+    has(items[0], "id", "reference", "nom", "unite", "prix_unitaire", "stock_minimum", "stock_maximum", "en_alerte")
+
+
+def check_parts_of_intervention(c: Ctx, r: httpx.Response) -> None:
+    body = r.json()
+    assert body["intervention_id"] == c.w.intervention["id"]
+    has(body, "lignes", "cout_pieces")
+    if c.who is Who.client:  # quantities and costs only
+        assert all(line["emplacement_id"] is None and line["reservee"] is None for line in body["lignes"])
+
+
+def move_one(c: Ctx, move: str) -> httpx.Response:
+    body = {"piece_id": c.w.piece["id"], "emplacement_id": c.w.emplacement["id"], "quantite": 1}
+    return c.post(f"/api/v1/stock/interventions/{c.w.intervention['id']}/{move}", json=body)
+
+
+def consume_one(c: Ctx) -> httpx.Response:
+    return move_one(c, "consommations")
+
+
+def then(first: str, second: str) -> Send:
+    """A move that needs another before it (a return needs a consumption, a release a reservation), both as
+    the caller: a caller refused the first is refused the second alike, which the row checks."""
+
+    def send(c: Ctx) -> httpx.Response:
+        before = move_one(c, first)
+        return move_one(c, second) if before.status_code == 200 else before
+
+    return send
+
+
+def fresh_piece(c: Ctx) -> Json:
+    """A part with no stock, made by an administrator (one with stock on hand cannot be removed)."""
+    body = {"reference": unique("P").replace(" ", "-"), "nom": "Courroie trapézoïdale"}
+    return c.w.made(c.w.as_(Who.admin, "POST", "/api/v1/pieces", json=body))
+
+
+def fresh_emplacement(c: Ctx) -> Json:
+    body = {"code": unique("E").replace(" ", "-"), "nom": "Magasin de test", "type": "magasin_site"}
+    return c.w.made(c.w.as_(Who.admin, "POST", "/api/v1/stock/emplacements", json=body))
+
+
+INVENTORY_ROWS = [
+    Row(
+        "GET",
+        "/api/v1/pieces",
+        expect(200, 200, 403, other_technicien=200, other_client=403),
+        lambda c: c.get("/api/v1/pieces"),
+        check_pieces,
+    ),
+    Row(
+        "POST",
+        "/api/v1/pieces",
+        expect(201, 403, 403),
+        lambda c: c.post("/api/v1/pieces", json={"reference": unique("P").replace(" ", "-"), "nom": "Joint torique"}),
+    ),
+    Row("GET", "/api/v1/pieces/a-commander", expect(200, 403, 403), lambda c: c.get("/api/v1/pieces/a-commander")),
+    Row("GET", "/api/v1/stock", expect(200, 200, 403), lambda c: c.get("/api/v1/stock")),
+    Row(
+        "POST",
+        "/api/v1/stock/mouvements",
+        expect(201, 403, 403),
+        lambda c: c.post("/api/v1/stock/mouvements", json=c.w.movement("entree", 1)),
+    ),
+    Row(
+        "POST",
+        "/api/v1/stock/interventions/{id}/consommations",
+        expect(200, 200, 403, other_technicien=404, other_client=403),
+        consume_one,
+    ),
+    Row(
+        "POST",
+        "/api/v1/stock/interventions/{id}/reservations",
+        expect(200, 200, 403, other_technicien=404, other_client=403),
+        lambda c: move_one(c, "reservations"),
+    ),
+    Row(
+        "POST",
+        "/api/v1/stock/interventions/{id}/retours",
+        expect(200, 200, 403, other_technicien=404, other_client=403),
+        then("consommations", "retours"),
+    ),
+    Row(
+        "POST",
+        "/api/v1/stock/interventions/{id}/liberations",
+        expect(200, 200, 403, other_technicien=404, other_client=403),
+        then("reservations", "liberations"),
+    ),
+    Row("GET", "/api/v1/stock/mouvements", expect(200, 200, 403), lambda c: c.get("/api/v1/stock/mouvements")),
+    Row("GET", "/api/v1/stock/emplacements", expect(200, 200, 403), lambda c: c.get("/api/v1/stock/emplacements")),
+    Row(
+        "POST",
+        "/api/v1/stock/emplacements",
+        expect(201, 403, 403),
+        lambda c: c.post(
+            "/api/v1/stock/emplacements",
+            json={"code": unique("E").replace(" ", "-"), "nom": "Camionnette", "type": "magasin_site"},
+        ),
+    ),
+    Row(
+        "GET",
+        "/api/v1/stock/emplacements/{id}",
+        expect(200, 200, 403),
+        lambda c: c.get(f"/api/v1/stock/emplacements/{c.w.emplacement['id']}"),
+    ),
+    Row(
+        "PUT",
+        "/api/v1/stock/emplacements/{id}",
+        expect(200, 403, 403),
+        lambda c: c.put(f"/api/v1/stock/emplacements/{fresh_emplacement(c)['id']}", json={"nom": "Magasin renommé"}),
+    ),
+    Row(
+        "DELETE",
+        "/api/v1/stock/emplacements/{id}",
+        expect(204, 403, 403),
+        lambda c: c.delete(f"/api/v1/stock/emplacements/{fresh_emplacement(c)['id']}"),
+    ),
+    Row(
+        "GET",
+        "/api/v1/pieces/{id}",
+        expect(200, 200, 403),
+        lambda c: c.get(f"/api/v1/pieces/{c.w.piece['id']}"),
+    ),
+    Row(
+        "GET",
+        "/api/v1/pieces/{id}/stock",
+        expect(200, 200, 403),
+        lambda c: c.get(f"/api/v1/pieces/{c.w.piece['id']}/stock"),
+    ),
+    Row(
+        "PUT",
+        "/api/v1/pieces/{id}",
+        expect(200, 403, 403),
+        lambda c: c.put(f"/api/v1/pieces/{c.w.piece['id']}", json={"description": "Revue au contrat"}),
+    ),
+    Row(
+        "DELETE",
+        "/api/v1/pieces/{id}",
+        expect(204, 403, 403),
+        lambda c: c.delete(f"/api/v1/pieces/{fresh_piece(c)['id']}"),
+    ),
+    Row(
+        "GET",
+        "/api/v1/stock/interventions/{id}/pieces",
+        expect(200, 200, 200, other_technicien=404, other_client=404),
+        lambda c: c.get(f"/api/v1/stock/interventions/{c.w.intervention['id']}/pieces"),
+        check_parts_of_intervention,
+    ),
+]
+
+# reports ------------------------------------------------------------------------------------------------
+
+
+def check_kpi(c: Ctx, r: httpx.Response) -> None:
+    body = r.json()
+    has(body, "kpi", "formule", "du", "au", "pas", "filtres", "valeur", "series")
+    if c.who in (Who.client, Who.other_client):  # its own organisation's figures, whatever it asked
+        assert body["filtres"]["client_id"] == (c.w.org_a if c.who is Who.client else c.w.org_b)["id"]
+
+
+def check_csv(c: Ctx, r: httpx.Response) -> None:
+    assert r.headers["content-type"].startswith("text/csv")
+    assert r.content.startswith("\ufeff".encode())  # Excel reads the BOM as UTF-8
+
+
+def check_work_order(c: Ctx, r: httpx.Response) -> None:
+    assert r.headers["content-type"] == "application/pdf" and r.content.startswith(b"%PDF")
+
+
+def export(body: Json) -> Send:
+    return lambda c: c.post("/api/v1/rapports/exports", json=body)
+
+
+REPORTS_ROWS = [
+    Row("GET", "/api/v1/kpis", everyone(200), lambda c: c.get("/api/v1/kpis")),
+    Row("GET", "/api/v1/kpis/mttr", everyone(200), lambda c: c.get("/api/v1/kpis/mttr"), check_kpi),
+    Row("GET", "/api/v1/kpis/couts", everyone(200), lambda c: c.get("/api/v1/kpis/couts?par=client"), check_kpi),
+    Row(
+        "GET",
+        "/api/v1/kpis/sla",
+        expect(200, 200, 403, other_client=200),
+        lambda c: c.get(f"/api/v1/kpis/sla?client_id={c.w.org_b['id']}"),
+        label="another organisation",
+    ),
+    Row(
+        "POST",
+        "/api/v1/rapports/exports",
+        everyone(200),
+        export({"rapport": "interventions", "format": "csv"}),
+        check_csv,
+        label="interventions",
+    ),
+    Row(
+        "POST",
+        "/api/v1/rapports/exports",
+        expect(200, 200, 403, other_client=403),
+        export({"rapport": "pieces", "format": "csv"}),
+        check_csv,
+        label="pieces",
+    ),
+    Row(
+        "POST",
+        "/api/v1/rapports/exports",
+        expect(200, 200, 200, other_technicien=404, other_client=404),
+        lambda c: c.post(
+            "/api/v1/rapports/exports",
+            json={"rapport": "bon_intervention", "format": "pdf", "intervention_id": c.w.intervention["id"]},
+        ),
+        check_work_order,
+        label="bon_intervention",
+    ),
+    Row("GET", "/api/v1/rapports/jobs", everyone(200), lambda c: c.get("/api/v1/rapports/jobs")),
+]
+
 ROWS = (
     AUTH_ROWS
     + TECHNICIEN_ROWS
     + EQUIPEMENT_ROWS
+    + COMPTEUR_ROWS
     + INTERVENTION_ROWS
     + PLANNING_ROWS
     + DOCUMENT_ROWS
     + NOTIFICATION_ROWS
+    + INVENTORY_ROWS
+    + REPORTS_ROWS
 )
 # Writes alternate: these callers send them with a trailing slash, the others without.
 SLASHED_WRITES = {Who.responsable, Who.client, Who.other_technicien}

@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -14,13 +15,16 @@ import httpx
 import pytest
 
 from mif_auth.testing import PASSWORD
-from tests.support import ADMIN_EMAIL, Suite
+from tests.support import ADMIN_EMAIL, Suite, wait_for
 
 pytestmark = pytest.mark.e2e
 
 DEMO = Path(__file__).resolve().parents[1] / "deploy" / "local" / "demo.py"
 STATUTS = ("ouverte", "affectee", "en_cours", "en_attente", "cloturee", "annulee", "archivee")
 DEMO_PASSWORD = "Demo-e2e-2026!"  # the demo accounts' password (MIF_DEMO_PASSWORD)
+# The demo's meters: hourly readings over 28 days (deploy/local/demo_meters.py).
+READINGS_PER_METER = 28 * 24
+METER_COUNTS = ("meters", "counters", "gauges", "readings", "usage plans", "threshold rules", "checklists")
 # Small enough to load in seconds, large enough for every statut (the first seven walk to each in turn).
 SMALL = ["--managers", "1", "--clients", "2", "--technicians", "2", "--equipment", "8", "--interventions", "30"]
 
@@ -77,7 +81,8 @@ def test_demo_loads_a_coherent_data_set_and_a_second_run_changes_nothing(
 
         plans = http.get("/api/v1/planning", params={"limit": 500}, headers=admin_headers).json()
         ours = [p for p in plans if p["equipement_id"] in set(report["equipement_ids"])]
-        assert len(ours) == report["present"]["preventive plans"]
+        calendar = [p for p in ours if p["declencheur"] == "calendrier"]
+        assert len(calendar) == report["present"]["preventive plans"]
 
         # Every statut of the workflow was reached, through the API's own filter.
         by_statut = {
@@ -110,6 +115,23 @@ def test_demo_loads_a_coherent_data_set_and_a_second_run_changes_nothing(
         mine = total(http, "/api/v1/interventions", client_headers)
         assert mine == total(http, "/api/v1/interventions", admin_headers, client_id=clients[0])
 
+        # Spare parts: the catalogue, stock at each location, some to reorder, parts on open interventions
+        # whose cost reaches interventions through the events.
+        parts = report["parts"]
+        assert parts["parts"] >= 200 and parts["stock locations"] >= 4, parts
+        assert total(http, "/api/v1/pieces", admin_headers) >= parts["parts"]  # other tests add parts too
+        assert parts["parts to reorder"] > 0 and parts["interventions with parts"] >= 3, parts
+        consumed = http.get("/api/v1/stock/mouvements", params={"type": "sortie"}, headers=admin_headers).json()
+        costed = {m["intervention_id"] for m in consumed if m["intervention_id"] is not None}
+        assert costed, "the demo consumes parts on started interventions"
+
+        def cout_pieces(iid: int) -> int | None:
+            return http.get(f"/api/v1/interventions/{iid}", headers=admin_headers).json().get("cout_pieces")
+
+        wait_for(lambda: all(cout_pieces(i) for i in costed), what="the parts cost to reach interventions")
+
+        check_meters(http, admin_headers, report, calendar)
+
     second = run_demo(suite.url, *SMALL, "--report", str(tmp_path / "second.json"))
     assert second.returncode == 0, second.stdout + second.stderr
     assert "already loaded" in second.stdout
@@ -117,7 +139,52 @@ def test_demo_loads_a_coherent_data_set_and_a_second_run_changes_nothing(
     assert again["already_loaded"] is True
     assert again["created"] == {}
     assert again["present"] == report["present"]
-    assert again["statuts"] == report["statuts"]
+    assert again["statuts"] == report["statuts"]  # no rule fired on the demo's readings, before or after
+    assert {k: again["meters"][k] for k in METER_COUNTS} == {k: report["meters"][k] for k in METER_COUNTS}
+
+
+def check_meters(
+    http: httpx.Client, headers: dict[str, str], report: dict[str, Any], calendar: list[dict[str, Any]]
+) -> None:
+    """Meters with their readings, the usage plan's forecast, the threshold rule, checklists on plans."""
+    meters = report["meters"]
+    assert meters["counters"] >= 2 and meters["gauges"] >= 4, meters
+    assert meters["meters"] == meters["counters"] + meters["gauges"]
+    assert meters["readings"] == meters["meters"] * READINGS_PER_METER
+    assert (meters["usage plans"], meters["threshold rules"], meters["checklists"]) == (1, 1, 3), meters
+    show = meters["showcase"]
+    eid = show["equipement_id"]
+    listed = http.get(f"/api/v1/equipements/{eid}/compteurs", headers=headers).json()
+    assert {c["code"]: c["id"] for c in listed} == show["compteurs"]
+    assert set(show["compteurs"]) == {"heures_marche", "temperature", "vibration"}
+    for code, cid in show["compteurs"].items():
+        # The downsampled history (by default the last 30 days) answers a bucket per day of readings.
+        response = http.get(f"/api/v1/equipements/{eid}/compteurs/{cid}/releves", params={"pas": "1d"}, headers=headers)
+        assert response.status_code == 200, response.text
+        buckets = [b for b in response.json() if b["nombre"]]
+        assert len(buckets) >= 28 and sum(b["nombre"] for b in buckets) == READINGS_PER_METER, (code, buckets)
+        if code == "heures_marche":
+            assert buckets[-1]["max"] - buckets[0]["min"] > 100  # weeks of 8 to 16 h working days
+        if code == "vibration":
+            assert max(b["max"] for b in buckets) < 7.1  # below the threshold rule: it must not fire
+    assert meters["plans with a checklist"] == len(calendar) > 0
+    assert all(p["checklist_id"] for p in calendar), calendar
+
+    def usage_plan() -> dict[str, Any]:
+        return http.get(f"/api/v1/planning/{show['usage_plan_id']}", headers=headers).json()
+
+    wait_for(lambda: usage_plan()["prochaine_date_estimee"], what="the usage plan's forecast")
+    plan = usage_plan()
+    assert plan["declencheur"] == "usage" and plan["intervalle"] == 500
+    assert plan["usage_actuel"] < plan["prochain_seuil"] and plan["derniere_date"] is None  # not crossed
+    assert datetime.fromisoformat(plan["prochaine_date_estimee"]) > datetime.now(UTC)
+    rule = http.get(f"/api/v1/planning/{show['threshold_rule_id']}", headers=headers).json()
+    assert (rule["declencheur"], rule["operateur"], rule["seuil"], rule["duree_minutes"]) == ("seuil", ">", 7.1, 10)
+    assert rule["priorite"] == "haute" and rule["episode_en_cours"] is False
+    templates = {c["id"]: c for c in http.get("/api/v1/planning/checklists", headers=headers).json()}
+    steps = [e for p in calendar for e in templates[p["checklist_id"]]["etapes"]]
+    assert {e["type"] for e in steps} == {"verification", "mesure", "texte", "photo"}
+    assert any(e["type"] == "mesure" and e["unite"] == "°C" and e["max"] is not None for e in steps)
 
 
 def test_demo_explains_a_refused_admin_and_an_unreachable_gateway(suite: Suite) -> None:

@@ -47,7 +47,12 @@ K8S_BASE = K8S / "base"
 PORTS: dict[str, int] = {s.name: s.port for s in ALL_SERVICES} | {"gateway": GATEWAY_PORT}
 APPS = list(PORTS)  # the six services and the gateway, each a long-running uvicorn process
 BACKENDS = [s.name for s in ALL_SERVICES]
-INFRA = ("postgres", "rabbitmq", "mailpit")
+INFRA = ("postgres", "rabbitmq", "mailpit", "mosquitto")
+# Long-running processes of the suite's image that are not HTTP services behind the gateway: name ->
+# (command, health port). Their own Deployment in Kubernetes, their own compose service.
+WORKERS: dict[str, tuple[list[str], int]] = {
+    "assets-mqtt": (["python", "-m", "mif_assets.mqtt_worker", "--port", "8017"], 8017),
+}
 SETUP_CMD = "python -m mif_common.cli setup"
 BOOTSTRAP_CMD = "python -m mif_auth.bootstrap"
 EXPECTED_UPSTREAMS = {s.name: f"http://{s.name}:{s.port}" for s in ALL_SERVICES}
@@ -179,7 +184,7 @@ def package_location(module: str) -> tuple[Path, Path]:
 
 def test_compose_defines_every_service_and_the_infrastructure() -> None:
     names = set(services())
-    missing = (set(APPS) | {"setup", *INFRA}) - names
+    missing = (set(APPS) | set(WORKERS) | {"setup", *INFRA}) - names
     assert not missing, f"docker-compose.yml lacks {sorted(missing)}"
 
 
@@ -793,10 +798,25 @@ def test_kustomizations_reference_existing_files() -> None:
         assert any(image["name"] == "mif-suite" and image.get("newTag") for image in k["images"])
 
 
+@pytest.mark.parametrize("name", WORKERS)
+def test_workers_run_the_same_command_in_compose_k8s_and_the_procfile(name: str) -> None:
+    command, port = WORKERS[name]
+    procfile = dict(line.split(": ", 1) for line in (REPO / "Procfile").read_text().splitlines() if line.strip())
+    assert procfile[name].split() == command
+    assert services()[name]["command"] == command
+    assert f"http://127.0.0.1:{port}/health/live" in command_text(services()[name]["healthcheck"]["test"])
+    container = deployments()[name]["spec"]["template"]["spec"]["containers"][0]
+    assert container["command"] == command
+    assert [p["containerPort"] for p in container["ports"]] == [port]
+    assert deployments()[name]["spec"]["replicas"] == 1  # one MQTT client identifier
+
+
 def test_base_has_a_deployment_and_a_service_per_app() -> None:
-    assert set(deployments()) == {*APPS, PGBOUNCER}
+    assert set(deployments()) == {*APPS, *WORKERS, PGBOUNCER}
     services_by_name = {doc["metadata"]["name"]: doc for doc in of_kind("Service")}
     for name, deployment in app_deployments().items():
+        if name in WORKERS:
+            continue
         assert selects(deployment["spec"]["selector"], pod_labels(deployment))
         container = deployment["spec"]["template"]["spec"]["containers"][0]
         assert container["image"] == "mif-suite"
@@ -806,7 +826,7 @@ def test_base_has_a_deployment_and_a_service_per_app() -> None:
         assert [p["port"] for p in service["spec"]["ports"]] == [PORTS[name]]
 
 
-@pytest.mark.parametrize("name", APPS)
+@pytest.mark.parametrize("name", [*APPS, *WORKERS])
 def test_deployment_has_probes_resources_and_a_restricted_security_context(name: str) -> None:
     spec = deployments()[name]["spec"]["template"]["spec"]
     assert spec.get("automountServiceAccountToken") is False
@@ -1057,7 +1077,7 @@ def test_pgbouncer_takes_connections_from_the_services_only() -> None:
         reaching = {
             name for name, d in deployments().items() if any(selects(p["podSelector"], pod_labels(d)) for p in peers)
         }
-        assert reaching == set(BACKENDS), reaching
+        assert reaching == set(BACKENDS) | set(WORKERS), reaching
 
 
 def test_migrations_and_bootstrap_connect_straight_to_postgresql() -> None:
@@ -1135,6 +1155,11 @@ def connection_budget(objects: tuple[dict[str, Any], ...]) -> dict[str, int]:
         pool = cls.model_fields["db_pool_size"].default + cls.model_fields["db_max_overflow"].default
         budget["listen"] += replicas[svc.name] * cls.listen_connections
         budget["clients"] += replicas[svc.name] * pool
+    for name in WORKERS:  # their pool size is set in their Deployment
+        deployment = next(d for d in of_kind("Deployment", objects) if d["metadata"]["name"] == name)
+        env = {e["name"]: e.get("value") for e in deployment["spec"]["template"]["spec"]["containers"][0]["env"]}
+        size = next(int(v) for k, v in env.items() if k.endswith("_DB_POOL_SIZE") and v is not None)
+        budget["clients"] += replicas[name] * size
     return budget
 
 
@@ -1167,7 +1192,7 @@ def kustomize_build(target: str) -> tuple[dict[str, Any], ...]:
 def test_kustomize_builds_a_consistent_suite(target: str) -> None:
     objects = kustomize_build(target)
     rendered_deployments = of_kind("Deployment", objects)
-    assert {d["metadata"]["name"] for d in rendered_deployments} == {*APPS, PGBOUNCER}
+    assert {d["metadata"]["name"] for d in rendered_deployments} == {*APPS, *WORKERS, PGBOUNCER}
     pdbs = of_kind("PodDisruptionBudget", objects)
     for deployment in rendered_deployments:
         assert sum(selects(p["spec"]["selector"], pod_labels(deployment)) for p in pdbs) == 1

@@ -70,6 +70,8 @@ def test_every_service_and_the_token_state_feed_are_in_the_catalogue(catalogue: 
         "planning",
         "documents",
         "notifications",
+        "inventory",
+        "reports",
         "token-states",
     }
     assert consumers["assets"].queue == "mif.assets"
@@ -182,9 +184,9 @@ def test_markdown_links_the_hand_written_contracts(files: dict[str, str]) -> Non
 
     created, closed = row("interventions.intervention.created.v1"), row("interventions.intervention.closed.v1")
     assert "[interventions-contract.md](interventions-contract.md)" in closed
-    assert "assets, documents, notifications, planning" in created
+    assert "assets, documents, inventory, notifications, planning" in created
     # Each consumer takes the facts that change what it keeps (ADR 0001, point 11): not documents here.
-    assert "| interventions | assets, notifications, planning |" in closed
+    assert "| interventions | assets, inventory, notifications, planning, reports |" in closed
     for link in re.findall(r"\]\(([\w.-]+\.md)\)", page):
         assert (DOCS_DIR / link).is_file(), link
     assert "| [`interventions.intervention.deleted.v1`](#interventionsinterventiondeletedv1) | **none** |" in page

@@ -31,6 +31,8 @@ from datetime import time as clock_time
 from pathlib import Path
 from typing import Any, TypeVar
 
+import demo_inventory
+import demo_meters
 import httpx
 from demo_catalog import COMPETENCES, MIF_DOMAIN, STATUTS, Counts, DemoPlan, Scenario, Step, build_plan, check_counts
 from rich.console import Console
@@ -42,6 +44,7 @@ DEFAULT_PASSWORD = "Demo-Mif-2026!"
 # so that no request is refused, rather than learning the limit from 429s.
 REQUESTS_PER_MINUTE = 1100
 USER_AGENT = "mif-demo-loader/1.0"
+COUNTED = ("managers", "clients", "technicians", "equipment", "interventions", "pieces")
 T = TypeVar("T")
 
 
@@ -299,7 +302,7 @@ def parse_options(argv: list[str] | None = None) -> Options:
     )
     parser.add_argument("--scale", type=float, default=1.0, help="multiply the default counts (e.g. 0.05)")
     defaults = Counts()
-    for name in ("managers", "clients", "technicians", "equipment", "interventions"):
+    for name in COUNTED:
         parser.add_argument(f"--{name}", type=int, help=f"{name} (default {getattr(defaults, name)} x scale)")
     parser.add_argument("--seed", type=int, default=2026, help="another seed draws another data set")
     parser.add_argument("--concurrency", type=int, default=12, help="requests in flight (default 12)")
@@ -315,7 +318,7 @@ def parse_options(argv: list[str] | None = None) -> Options:
     if args.scale <= 0 or args.concurrency < 1:
         parser.error("--scale must be positive and --concurrency at least 1")
     counts = defaults.scaled(args.scale)
-    overrides = {n: getattr(args, n) for n in ("managers", "clients", "technicians", "equipment", "interventions")}
+    overrides = {n: getattr(args, n) for n in COUNTED}
     counts = replace(counts, **{n: v for n, v in overrides.items() if v is not None})
     try:
         check_counts(counts)
@@ -358,6 +361,10 @@ class Run:
     planned: set[int] = field(default_factory=set)  # equipment ids under a plan
     interventions: int = 0  # on the demo's organisations
     created: Counter[str] = field(default_factory=Counter)
+    parts: dict[str, int] = field(default_factory=dict)  # the spare parts present (demo_inventory.present)
+    parts_skipped: str | None = None  # why the spare parts phase did not run
+    meters: dict[str, Any] = field(default_factory=dict)  # meters, rules, checklists present (demo_meters.present)
+    meters_skipped: str | None = None  # why the meters phase did not run
 
     def manager(self, index: int) -> Actor:
         """Managers share the work in turn (the admin too: it may do all a manager does)."""
@@ -414,7 +421,8 @@ async def take_inventory(run: Run) -> None:
     run.clients = {c["nom_entreprise"]: c for c in clients}
     run.profiles = {p["user_id"]: p for p in profiles}
     run.equipment = {e["nom"]: e for e in equipment}
-    run.planned = {p["equipement_id"] for p in plans}
+    # Calendar plans only: the meters phase's rules (usage, seuil) are not the demo's preventive plans.
+    run.planned = {p["equipement_id"] for p in plans if p.get("declencheur", "calendrier") == "calendrier"}
     run.interventions = await count_interventions(run)
 
 
@@ -761,6 +769,25 @@ async def statut_counts(run: Run) -> dict[str, int]:
     return dict(zip(STATUTS, counts, strict=True))
 
 
+async def kpi_figures(run: Run) -> dict[str, Any] | None:
+    """What the reports service makes of the load, over its default period (the last 12 months): the
+    figures a manager opens first. None when it does not answer (a suite without it)."""
+    try:
+        mttr, sla, backlog, preventive = [
+            await run.api.json(run.admin, "GET", f"/api/v1/kpis/{kpi}")
+            for kpi in ("mttr", "sla", "backlog", "conformite-preventive")
+        ]
+    except (ApiError, httpx.HTTPError):
+        return None
+    return {
+        "cloturees": mttr["valeur"]["cloturees"],
+        "mttr_travaux_minutes": mttr["valeur"]["mttr_travaux_minutes"],
+        "sla": sla["valeur"],
+        "backlog": backlog["valeur"],
+        "conformite_preventive": preventive["valeur"],
+    }
+
+
 def present_counts(run: Run) -> dict[str, int]:
     plan = run.plan
     mine = {e.nom for e in plan.equipment}
@@ -779,7 +806,9 @@ def present_counts(run: Run) -> dict[str, int]:
     }
 
 
-def report_data(run: Run, statuts: dict[str, int], timing: Timing, already: bool) -> dict[str, Any]:
+def report_data(
+    run: Run, statuts: dict[str, int], timing: Timing, already: bool, kpis: dict[str, Any] | None
+) -> dict[str, Any]:
     plan = run.plan
     return {
         "already_loaded": already,
@@ -789,7 +818,10 @@ def report_data(run: Run, statuts: dict[str, int], timing: Timing, already: bool
         "requests": run.api.requests,
         "created": dict(run.created),
         "present": present_counts(run),
+        "parts": run.parts or {"skipped": run.parts_skipped},
+        "meters": run.meters or {"skipped": run.meters_skipped},
         "statuts": statuts,
+        "kpis": kpis,
         "client_ids": [run.client_id(c.nom_entreprise) for c in plan.clients],
         "technicien_ids": [run.technicien_id(i) for i in range(len(plan.technicians))],
         "equipement_ids": [run.equipment[e.nom]["id"] for e in plan.equipment],
@@ -815,6 +847,13 @@ def print_summary(console: Console, run: Run, data: dict[str, Any]) -> None:
     table.add_column("created now", justify="right")
     for item, value in data["present"].items():
         table.add_row(item, str(value), str(run.created[item]))
+    for item, value in run.parts.items():
+        table.add_row(item, str(value), str(run.created[item]) if item in run.created else "")
+    for item, value in run.meters.items():
+        if isinstance(value, int):
+            table.add_row(item, str(value), str(run.created[item]) if item in run.created else "")
+    movements = sum(n for k, n in run.created.items() if k == "stock movements" or k.startswith("parts "))
+    table.add_row("stock movements", "", str(movements))
     table.add_row("competences", "", str(run.created["competences"]))
     table.add_row("comments", "", str(run.created["comments"]))
     console.print(table)
@@ -823,6 +862,15 @@ def print_summary(console: Console, run: Run, data: dict[str, Any]) -> None:
         statuts.add_column(statut, justify="right")
     statuts.add_row(*(str(data["statuts"][s]) for s in STATUTS))
     console.print(statuts)
+    if kpis := data["kpis"]:
+        percent = "{:.1%}".format
+        console.print(
+            f"Reports (last 12 months, /api/v1/kpis): {kpis['cloturees']} closed, MTTR (work) "
+            f"{kpis['mttr_travaux_minutes']} min, SLA {percent(kpis['sla'] or 0)}, preventive compliance "
+            f"{percent(kpis['conformite_preventive'] or 0)}, backlog {kpis['backlog']}."
+        )
+    for line in demo_meters.describe(run.meters):
+        console.print(line, highlight=False)
     loaded = data["loaded_seconds"]
     rate = data["requests"] / loaded if loaded else 0
     answered = f"{data['requests']} requests answered in {duration(loaded)} ({rate:.0f}/s)"
@@ -878,20 +926,57 @@ async def load(options: Options, console: Console) -> dict[str, Any]:
             run = Run(api, plan, options, progress, admin)
             await take_inventory(run)
             missing = what_is_missing(run)
-            if missing.nothing:
+            parts = await survey_parts(run, console)
+            meters = await survey_meters(run, console)
+            already = (
+                missing.nothing
+                and (parts is None or demo_inventory.what_is_missing(run, parts).nothing)
+                and (meters is None or demo_meters.what_is_missing(run, meters).nothing)
+            )
+            if already:
                 progress.stop()
                 console.print("[green]The demo data set is already loaded: nothing to create.[/green]")
                 timing = Timing(loaded=time.monotonic() - started)
             else:
-                await load_everything(run, missing, console)
+                if not missing.nothing:
+                    await load_everything(run, missing, console)
+                if parts is not None:
+                    parts = await demo_inventory.load_parts(run, parts)
+                if meters is not None:
+                    meters = await demo_meters.load_meters(run)
                 timing = Timing(loaded=time.monotonic() - started)
                 timing.settled = await settle(run)
+            if parts is not None:
+                run.parts = await demo_inventory.present(run, parts)
+            if meters is not None:
+                wait = min(30.0, options.settle_timeout) if run.created["readings"] else 0.0
+                run.meters = await demo_meters.present(run, meters, wait=wait)
         statuts = await statut_counts(run)
         run.interventions = sum(statuts.values())  # every intervention has one of the seven
         timing.elapsed = time.monotonic() - started
-        data = report_data(run, statuts, timing, missing.nothing)
+        data = report_data(run, statuts, timing, already, await kpi_figures(run))
     print_summary(console, run, data)
     return data
+
+
+async def survey_parts(run: Run, console: Console) -> demo_inventory.Survey | None:
+    """What the inventory service holds; None (and a note) when the gateway has no inventory behind it."""
+    why = await demo_inventory.reachable(run)
+    if why is None:
+        return await demo_inventory.survey(run)
+    run.parts_skipped = f"the inventory service does not answer through the gateway ({why})"
+    console.print(f"[yellow]Spare parts skipped: {run.parts_skipped}.[/yellow]")
+    return None
+
+
+async def survey_meters(run: Run, console: Console) -> demo_meters.MetersSurvey | None:
+    """Meters, rules and checklists there; None (and a note) when the services do not answer for them."""
+    why = await demo_meters.reachable(run)
+    if why is None:
+        return await demo_meters.survey(run)
+    run.meters_skipped = f"the meters or checklists do not answer through the gateway ({why})"
+    console.print(f"[yellow]Meters skipped: {run.meters_skipped}.[/yellow]")
+    return None
 
 
 async def load_everything(run: Run, missing: Missing, console: Console) -> None:
@@ -942,4 +1027,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
+    # The phases' modules import their errors from `demo` when they run: as a script this module is
+    # `__main__`, and a second copy imported as `demo` would have other classes (its errors not caught here).
+    sys.modules.setdefault("demo", sys.modules[__name__])
     sys.exit(main())

@@ -837,6 +837,7 @@ class Counts:
     equipment: int = 200
     plans_share: float = 0.6  # share of equipment under a preventive plan
     interventions: int = 3000
+    pieces: int = 300  # spare parts of the catalogue (demo_parts; at most its size)
 
     def scaled(self, factor: float) -> Counts:
         """The default data set times `factor`, with the minimum a coherent demo needs."""
@@ -847,6 +848,7 @@ class Counts:
             equipment=max(4, round(self.equipment * factor)),
             plans_share=self.plans_share,
             interventions=max(len(STATUTS), round(self.interventions * factor)),
+            pieces=max(20, round(self.pieces * factor)),
         )
 
 
@@ -959,8 +961,8 @@ def check_counts(counts: Counts) -> None:
         value = getattr(counts, name)
         if not 1 <= value <= limit:
             raise ValueError(f"{name} must be between 1 and {limit} (the catalogue's size), not {value}")
-    if counts.equipment < 1 or counts.interventions < 0:
-        raise ValueError("equipment must be at least 1 and interventions at least 0")
+    if counts.equipment < 1 or counts.interventions < 0 or counts.pieces < 0:
+        raise ValueError("equipment must be at least 1, interventions and pieces at least 0")
 
 
 def _technician(seed: int, index: int, clients: tuple[ClientSpec, ...]) -> TechnicianSpec:

@@ -71,9 +71,28 @@ ensure_pgbouncer() {
   ensure_debian_package pgbouncer "the PgBouncer test" pgbouncer /usr/sbin/pgbouncer
 }
 
+# assets' MQTT ingestion worker subscribes to a broker at 127.0.0.1:1883 (`make run`), and the MQTT tests
+# publish to it: Debian's Mosquitto, started (installed first, as root) when nothing answers there.
+ensure_mosquitto() {
+  if (exec 3<>/dev/tcp/127.0.0.1/1883) 2>/dev/null; then return 0; fi
+  ensure_debian_package mosquitto "assets' MQTT ingestion (worker and tests)" mosquitto /usr/sbin/mosquitto
+  local bin
+  bin="$(command -v mosquitto || echo /usr/sbin/mosquitto)"
+  [ -x "$bin" ] || return 0
+  echo "==> starting Mosquitto"
+  if [ -f /etc/mosquitto/mosquitto.conf ]; then "$bin" -d -c /etc/mosquitto/mosquitto.conf || true
+  else "$bin" -d -p 1883 || true; fi
+  for _ in $(seq 1 20); do
+    if (exec 3<>/dev/tcp/127.0.0.1/1883) 2>/dev/null; then return 0; fi
+    sleep 0.5
+  done
+  echo "Mosquitto is not reachable on 127.0.0.1:1883" >&2; return 1
+}
+
 ensure_servers() {
   ensure_postgres
   ensure_rabbitmq
+  ensure_mosquitto
 }
 
 # Everything both `make run` and `make test` need before they start.

@@ -11,7 +11,7 @@ echo "==> ruff"
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .
 echo "==> mypy"
-.venv/bin/mypy -p mif_common -p mif_auth -p mif_assets -p mif_interventions -p mif_planning -p mif_documents -p mif_notifications -p mif_gateway
+.venv/bin/mypy -p mif_common -p mif_auth -p mif_assets -p mif_interventions -p mif_planning -p mif_documents -p mif_notifications -p mif_inventory -p mif_reports -p mif_gateway
 echo "==> pytest"
 if [ "${MIF_TEST_COVERAGE:-1}" = 0 ]; then
   exec .venv/bin/pytest -n "${MIF_TEST_WORKERS:-2}" --dist loadgroup -p no:cacheprovider "$@"

@@ -14,6 +14,7 @@ from fastapi.responses import JSONResponse, Response
 from starlette.datastructures import Headers
 from starlette.middleware.cors import CORSMiddleware
 
+from mif_common.app import INTERNAL_HTTP_LIMITS
 from mif_common.auth.token_state import TokenStateFollower, TokenStates, auth_lookup
 from mif_common.auth.tokens import JwksClient, TokenVerifier
 from mif_common.docs_assets import mount_swagger_assets
@@ -60,7 +61,10 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         app.state.settings = settings
         # Control plane (JWKS, token states, readiness, OpenAPI documents): small, rare requests.
         control = httpx.AsyncClient(
-            timeout=httpx.Timeout(settings.control_timeout), headers={"user-agent": "mif-gateway"}, trust_env=False
+            timeout=httpx.Timeout(settings.control_timeout),
+            limits=INTERNAL_HTTP_LIMITS,
+            headers={"user-agent": "mif-gateway"},
+            trust_env=False,
         )
         jwks = JwksClient(settings.jwks_url, control)
         verifier = TokenVerifier(

@@ -141,6 +141,16 @@ POLICY: tuple[Rule, ...] = (
     *_rows("POST", ["/equipements"], roles(R)),
     *_rows("PUT", ["/equipements/{id}"], roles(R)),
     *_rows("DELETE", ["/equipements/{id}"], roles(R)),
+    # meters and readings (a client user reads its organisation's; sensors post through an R or T account)
+    *_rows(
+        "GET",
+        ["/equipements/{id}/compteurs", "/equipements/{id}/compteurs/{id}", "/equipements/{id}/compteurs/{id}/releves"],
+        ANY_ROLE,
+    ),
+    *_rows("POST", ["/equipements/{id}/compteurs"], roles(R)),
+    *_rows("PUT", ["/equipements/{id}/compteurs/{id}"], roles(R)),
+    *_rows("DELETE", ["/equipements/{id}/compteurs/{id}"], roles(R)),
+    *_rows("POST", ["/equipements/{id}/compteurs/{id}/releves"], roles(R, T)),
     # interventions
     *_rows(
         "GET",
@@ -149,9 +159,13 @@ POLICY: tuple[Rule, ...] = (
             "/interventions/{id}",
             "/interventions/{id}/historique",
             "/interventions/{id}/commentaires",
+            "/interventions/{id}/checklist",
         ],
         ANY_ROLE,
     ),
+    # checklists: a manager adds a template; the assigned technician (or a manager) fills a step
+    *_rows("POST", ["/interventions/{id}/checklist"], roles(R)),
+    *_rows("PUT", ["/interventions/{id}/checklist/etapes/{id}"], roles(R, T)),
     *_rows("POST", ["/interventions"], roles(R, C)),
     *_rows("PATCH", ["/interventions/{id}"], roles(R, T)),
     *_rows("PATCH", ["/interventions/{id}/statut"], roles(R, T, C)),
@@ -179,6 +193,11 @@ POLICY: tuple[Rule, ...] = (
     *_rows("DELETE", ["/planning/{id}"], roles(R)),
     *_rows("PATCH", ["/planning/{id}/dates"], roles(R)),
     *_rows("GET", ["/planning/ical/{token}"], PUBLIC),  # the secret is in the URL
+    # checklist templates (planning): managers write, technicians read
+    *_rows("GET", ["/planning/checklists", "/planning/checklists/{id}"], roles(R, T)),
+    *_rows("POST", ["/planning/checklists"], roles(R)),
+    *_rows("PUT", ["/planning/checklists/{id}"], roles(R)),
+    *_rows("DELETE", ["/planning/checklists/{id}"], roles(R)),
     # documents
     # `/documents/{id}` lists one intervention's documents (contract); one document's metadata is
     # `/documents/fichier/{id}`; DELETE and download take a document id.
@@ -186,6 +205,59 @@ POLICY: tuple[Rule, ...] = (
     *_rows("POST", ["/documents"], ANY_ROLE),
     *_rows("DELETE", ["/documents/{id}"], ANY_ROLE),
     *_rows("GET", ["/documents/{id}/download"], PUBLIC),  # signed URL: the service checks its token
+    # inventory: managers run the catalogue, locations and stock; technicians read them and move parts on
+    # their own interventions (the service checks which); a client user sees only the parts used on its
+    # organisation's interventions.
+    *_rows(
+        "GET",
+        [
+            "/pieces",
+            "/pieces/{id}",
+            "/pieces/{id}/stock",
+            "/stock",
+            "/stock/emplacements",
+            "/stock/emplacements/{id}",
+            "/stock/mouvements",
+        ],
+        roles(R, T),
+    ),
+    *_rows("GET", ["/pieces/a-commander"], roles(R)),
+    *_rows("POST", ["/pieces", "/stock/emplacements", "/stock/mouvements"], roles(R)),
+    *_rows("PUT", ["/pieces/{id}", "/stock/emplacements/{id}"], roles(R)),
+    *_rows("DELETE", ["/pieces/{id}", "/stock/emplacements/{id}"], roles(R)),
+    *_rows("GET", ["/stock/interventions/{id}/pieces"], ANY_ROLE),
+    *_rows(
+        "POST",
+        [
+            "/stock/interventions/{id}/reservations",
+            "/stock/interventions/{id}/consommations",
+            "/stock/interventions/{id}/retours",
+            "/stock/interventions/{id}/liberations",
+        ],
+        roles(R, T),
+    ),
+    # reports: every role reads the KPIs and runs exports; the service applies the row-level scoping itself
+    # (what each caller may count and export).
+    *_rows(
+        "GET",
+        [
+            "/kpis",
+            "/kpis/mttr",
+            "/kpis/mtbf",
+            "/kpis/disponibilite",
+            "/kpis/backlog",
+            "/kpis/conformite-preventive",
+            "/kpis/sla",
+            "/kpis/premiere-resolution",
+            "/kpis/utilisation",
+            "/kpis/couts",
+        ],
+        ANY_ROLE,
+    ),
+    *_rows("POST", ["/rapports/exports"], ANY_ROLE),
+    *_rows("GET", ["/rapports/jobs", "/rapports/jobs/{id}"], ANY_ROLE),
+    *_rows("DELETE", ["/rapports/jobs/{id}"], ANY_ROLE),
+    *_rows("GET", ["/rapports/fichiers/{token}"], PUBLIC),  # signed, expiring link: the service checks it
     # notifications
     *_rows(
         "GET",

@@ -19,6 +19,10 @@ PREFIXES: dict[str, str] = {
     "planning": "planning",
     "documents": "documents",
     "notifications": "notifications",
+    "pieces": "inventory",
+    "stock": "inventory",
+    "kpis": "reports",
+    "rapports": "reports",
 }
 
 # `/api/v1/<service>/openapi.json` and `/docs` go to the service of that name (e.g. `assets`).

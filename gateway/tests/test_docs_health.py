@@ -9,6 +9,7 @@ from typing import Any
 import httpx
 
 from mif_common.openapi import PROBLEM_SCHEMAS, document_service_errors
+from mif_common.suite import ALL_SERVICES
 from mif_common.version import build_info
 from mif_gateway.docs import merge_documents
 from mif_gateway.policy import DEFAULT_POLICY
@@ -137,7 +138,10 @@ async def test_combined_openapi_from_two_live_upstreams(start_gateway: Any, upst
     down = closed_port_url()
     try:
         gw = await start_gateway(
-            upstreams={name: down for name in ("interventions", "planning", "documents", "notifications")},
+            upstreams={
+                name: down
+                for name in ("interventions", "planning", "documents", "notifications", "inventory", "reports")
+            },
             revocation_enabled=False,
             openapi_cache_seconds=0,
         )
@@ -148,7 +152,14 @@ async def test_combined_openapi_from_two_live_upstreams(start_gateway: Any, upst
             assert "/api/v1/auth/me" in doc["paths"]
             assert "/api/v1/equipements/{equipement_id}" in doc["paths"]
             assert {"auth_UserOut", "assets_ClientOut"} <= set(doc["components"]["schemas"])
-            assert doc["x-mif-unavailable"] == ["documents", "interventions", "notifications", "planning"]
+            assert doc["x-mif-unavailable"] == [
+                "documents",
+                "interventions",
+                "inventory",
+                "notifications",
+                "planning",
+                "reports",
+            ]
             assert "Unavailable right now" in doc["info"]["description"]
 
             ui = await c.get("/docs")
@@ -173,7 +184,7 @@ async def test_health_and_metrics(start_gateway: Any, gateway: Any, client: http
     ready = await client.get("/health/ready")
     assert ready.status_code == 200
     body = ready.json()
-    assert set(body["upstreams"]) == {"auth", "assets", "interventions", "planning", "documents", "notifications"}
+    assert set(body["upstreams"]) == {s.name for s in ALL_SERVICES}
     assert all(v == "ok" for v in body["upstreams"].values())
     assert body["revocation"]["events_subscribed"] is True
     assert body["revocation"]["snapshot_loaded"] is True

@@ -58,7 +58,7 @@ async def test_events_page_lists_types_publishers_consumers_and_schemas(client: 
         assert f'<section id="event-{event_type}">' in page
     # The summary row of one type: publisher, then its consumers.
     row = page.split('<a href="#event-assets.client.created.v1">', 1)[1].split("</tr>", 1)[0]
-    assert "<td>assets</td>" in row and "<td>auth</td>" in row
+    assert "<td>assets</td>" in row and "<td>auth, reports</td>" in row
     section = page.split('<section id="event-auth.user.deactivated.v1">', 1)[1].split("</section>", 1)[0]
     assert "consumer: token-states (queue <code>mif.token-states.&lt;process&gt;.&lt;replica&gt;</code>" in section
     assert "<code>token_version</code>" in section and "JSON Schema" in section

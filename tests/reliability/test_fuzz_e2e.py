@@ -63,7 +63,11 @@ RENEW_AFTER_SECONDS = 600.0
 
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance]
 
-pytestmark = [pytest.mark.e2e, pytest.mark.timeout(int(os.environ.get("MIF_FUZZ_TIMEOUT", "900")))]
+pytestmark = [
+    pytest.mark.e2e,
+    pytest.mark.xdist_group("own-suite"),  # tests/conftest.py: one suite of their own at a time
+    pytest.mark.timeout(int(os.environ.get("MIF_FUZZ_TIMEOUT", "900"))),
+]
 
 
 @dataclass
@@ -276,15 +280,19 @@ def test_every_operation_answers_as_documented(fuzz_suite: Suite, fuzz_users: di
     # Every operation the gateway routes (the policy's rows but internal ones and the services' own docs).
     assert len(operations) >= 85, [op.label for op in operations]
     run = Run()
+    spent: dict[str, float] = {}
     with contextlib.closing(requests.Session()) as session:
         for credentials in fuzz_users.values():
             for operation in operations:
+                began = time.monotonic()
                 fuzz_operation(run, operation, credentials, session, examples=EXAMPLES, coverage=COVERAGE)
+                spent[operation.label] = spent.get(operation.label, 0.0) + time.monotonic() - began
     elapsed = time.monotonic() - started
+    slowest = ", ".join(f"{label} {seconds:.0f} s" for label, seconds in sorted(spent.items(), key=lambda x: -x[1])[:5])
     summary = (
         f"fuzzed {len(run.operations)} operations as {' and '.join(fuzz_users)}: {run.requests} requests in "
         f"{elapsed:.0f} s (coverage cases per operation: {_COVERAGE}, examples per mode: {EXAMPLES}, seed {SEED}); "
-        f"statuses {dict(sorted(run.statuses.items()))}; {len(run.findings)} findings"
+        f"statuses {dict(sorted(run.statuses.items()))}; {len(run.findings)} findings; slowest: {slowest}"
     )
     print(summary)
     report = os.environ.get("MIF_FUZZ_REPORT")

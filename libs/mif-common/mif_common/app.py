@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -37,6 +38,11 @@ from mif_common.request_context import BodySizeLimitMiddleware, RequestIdMiddlew
 from mif_common.version import build_info
 
 logger = logging.getLogger(__name__)
+
+# Between our processes, an idle connection is dropped after 2 s: uvicorn closes its own after 5, and a
+# request sent on one it is closing fails with "Server disconnected without sending a response" (seen on
+# a JWKS fetch in CI: every token was then answered 503 for a second).
+INTERNAL_HTTP_LIMITS = httpx.Limits(keepalive_expiry=2.0)
 
 Hook = Callable[[FastAPI], Awaitable[None]]
 BackgroundJob = Callable[[FastAPI], Awaitable[None]]
@@ -72,7 +78,9 @@ def create_service_app(settings: ServiceSettings, parts: ServiceParts) -> FastAP
         app.state.settings = settings
         app.state.engine = service_engine(settings)
         app.state.sessionmaker = make_sessionmaker(app.state.engine, source=name, settings=settings)
-        app.state.http = httpx.AsyncClient(timeout=httpx.Timeout(5.0), headers={"user-agent": f"mif-{name}"})
+        app.state.http = httpx.AsyncClient(
+            timeout=httpx.Timeout(5.0), limits=INTERNAL_HTTP_LIMITS, headers={"user-agent": f"mif-{name}"}
+        )
         app.state.token_verifier = TokenVerifier(
             JwksClient(settings.jwks_url, app.state.http),
             issuer=settings.jwt_issuer,
@@ -127,15 +135,14 @@ def create_service_app(settings: ServiceSettings, parts: ServiceParts) -> FastAP
             for task in tasks:
                 task.cancel()
             for task in tasks:
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await task
+                await _shutdown_step(task.get_name(), _settled(task))
             if app.state.consumer is not None:
-                await app.state.consumer.stop()
+                await _shutdown_step("consumer", app.state.consumer.stop())
             if app.state.token_state_follower is not None:
-                await app.state.token_state_follower.close()
-            await app.state.broker.close()
-            await app.state.http.aclose()
-            await app.state.engine.dispose()
+                await _shutdown_step("token state follower", app.state.token_state_follower.close())
+            await _shutdown_step("broker", app.state.broker.close())
+            await _shutdown_step("http client", app.state.http.aclose())
+            await _shutdown_step("database engine", app.state.engine.dispose())
 
     app = FastAPI(
         title=parts.title,
@@ -183,6 +190,34 @@ def consumer_for(
 async def _follow_token_states(app: FastAPI) -> None:
     """Keep the token states fresh (snapshot, then auth's `auth.user.*` events)."""
     await app.state.token_state_follower.run()
+
+
+# A process being stopped must stop: an orchestrator kills it after its grace period (30 s in the k8s
+# manifests) anyway, and whichever step held it is what the log must name.
+SHUTDOWN_STEP_SECONDS = 5.0
+SLOW_SHUTDOWN_STEP_SECONDS = 1.0
+
+
+async def _settled(task: asyncio.Task[None]) -> None:
+    with contextlib.suppress(asyncio.CancelledError, Exception):
+        await task
+
+
+async def _shutdown_step(name: str, step: Awaitable[object]) -> None:
+    """Await one step of the shutdown, bounded; a slow or failing step is logged by name, never raised."""
+    started = time.monotonic()
+    try:
+        async with asyncio.timeout(SHUTDOWN_STEP_SECONDS):
+            await step
+    except TimeoutError:
+        logger.warning("shutdown: %s did not finish in %gs; left behind", name, SHUTDOWN_STEP_SECONDS)
+        return
+    except Exception:
+        logger.exception("shutdown: %s failed", name)
+        return
+    elapsed = time.monotonic() - started
+    if elapsed > SLOW_SHUTDOWN_STEP_SECONDS:
+        logger.warning("shutdown: %s took %.1fs", name, elapsed)
 
 
 async def _supervised(job: BackgroundJob, app: FastAPI) -> None:

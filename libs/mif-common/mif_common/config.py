@@ -36,7 +36,7 @@ class ServiceSettings(BaseSettings):
     # Database connections of one process (deploy/k8s/README.md, "Database connections"): its pool holds
     # `db_pool_size` connections and opens up to `db_max_overflow` more under load (requests, consumers,
     # the relay's batches, AUTOCOMMIT reads share it); beside it, `listen_connections` for LISTEN. At the
-    # defaults the six services open at most 37 together (libs/mif-common/tests/test_db_connections.py), well
+    # defaults the eight services open at most 49 together (libs/mif-common/tests/test_db_connections.py), well
     # under PostgreSQL's default max_connections of 100. No overflow by default: at c=10 an overflow
     # connection is opened and closed again and again (measured in bench/lists.py); a request rather
     # waits a moment for one of the pool's.

@@ -302,26 +302,34 @@ def install_error_handlers(app: FastAPI) -> None:
             exc.status_code, detail, instance=request.url.path, headers=getattr(exc, "headers", None)
         )
 
+    def come_back(request: Request, detail: str, slug: str, retry_after: int) -> JSONResponse:
+        """503: not the client's fault and not a bug; the answer says when to try again."""
+        return problem_response(
+            503, detail, slug=slug, instance=request.url.path, headers={"Retry-After": str(retry_after)}
+        )
+
     async def on_database(request: Request, exc: Exception) -> JSONResponse:
+        where = f"{request.method} {request.url.path}"
         if is_transient_conflict(exc):
-            logger.warning("transient database conflict on %s %s: %s", request.method, request.url.path, exc)
-            return problem_response(
-                503,
-                "The change collided with a concurrent one and was not made; send the request again.",
-                slug="concurrent-update",
-                instance=request.url.path,
-                headers={"Retry-After": "1"},
+            logger.warning("transient database conflict on %s: %s", where, exc)
+            detail = "The change collided with a concurrent one and was not made; send the request again."
+            return come_back(request, detail, "concurrent-update", 1)
+        if any(isinstance(e, sa_exc.TimeoutError) for e in _causes(exc)):
+            # Every connection of the pool stayed busy for its whole wait (a flood, or connections held by
+            # backends the database is slow to kill): the service is overloaded, not broken.
+            logger.error("no database connection free on %s: %s", where, exc)
+            detail = (
+                "The service is too busy to take this request now (no database connection came free in time); "
+                "try again shortly."
             )
+            return come_back(request, detail, "service-busy", 5)
         if is_database_unavailable(exc):
-            logger.error("database unavailable on %s %s: %r", request.method, request.url.path, exc)
-            return problem_response(
-                503,
+            logger.error("database unavailable on %s: %r", where, exc)
+            detail = (
                 "The service's database is unavailable for now (unreachable, or it closed the connection); "
-                "try again shortly.",
-                slug="database-unavailable",
-                instance=request.url.path,
-                headers={"Retry-After": "5"},
+                "try again shortly."
             )
+            return come_back(request, detail, "database-unavailable", 5)
         return await on_unexpected(request, exc)
 
     async def on_unexpected(request: Request, exc: Exception) -> JSONResponse:

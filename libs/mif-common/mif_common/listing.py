@@ -27,6 +27,7 @@ from typing import Annotated, Any
 import sqlalchemy as sa
 from fastapi import Depends, Request
 from pydantic import BaseModel, functional_serializers, functional_validators
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 from sqlalchemy.orm import QueryableAttribute
@@ -159,6 +160,12 @@ class ListSql:
     count: CompiledSql  # the total alone (asked for past the last page)
 
 
+def like_pattern(text: str) -> str:
+    """`%text%` for a `q` search (ILIKE), with LIKE's own wildcards escaped (`\\` is the escape character)."""
+    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
+
+
 # --- a list -------------------------------------------------------------------------------------------
 
 
@@ -199,6 +206,29 @@ _TRANSFORMS = (
 
 
 Term = Callable[[], sa.ColumnElement[bool]]
+
+# The WHERE terms lists share; each binds the parameter named like its term (`ListQuery`'s rule).
+VALUES = postgresql.ARRAY(sa.String(20))
+
+
+def equals(column: QueryableAttribute[Any], name: str) -> sa.ColumnElement[bool]:
+    """`column = :name`, typed like the column (a NOT NULL column: `=` is `IS`)."""
+    return column == sa.bindparam(name, type_=column.type)
+
+
+def lower_equals(column: QueryableAttribute[Any], name: str) -> sa.ColumnElement[bool]:
+    """`lower(column) = :name` (the caller lower-cases the value)."""
+    return sa.func.lower(column) == sa.bindparam(name, type_=sa.String())
+
+
+def any_of(column: QueryableAttribute[Any], name: str) -> sa.ColumnElement[bool]:
+    """`column = ANY(:name)`, a list of values (a repeated filter)."""
+    return column == sa.any_(sa.bindparam(name, type_=VALUES))
+
+
+def search(expression: str, name: str = "q") -> sa.ColumnElement[bool]:
+    """`expression ILIKE :name` (the value from `like_pattern`): the text a trigram index covers."""
+    return sa.literal_column(expression).ilike(sa.bindparam(name, type_=sa.String()), escape="\\")
 
 
 class ListQuery:

@@ -48,6 +48,8 @@ ALL_SERVICES: tuple[ServiceInfo, ...] = (
     ServiceInfo("planning", "mif_planning", 8004),
     ServiceInfo("documents", "mif_documents", 8005),
     ServiceInfo("notifications", "mif_notifications", 8006),
+    ServiceInfo("inventory", "mif_inventory", 8007),
+    ServiceInfo("reports", "mif_reports", 8008),
 )
 
 

@@ -17,7 +17,7 @@ from mif_common.testing.infra import Infra
 @pytest.fixture
 async def engine(mif_infra: Infra) -> AsyncIterator[AsyncEngine]:
     url = mif_infra.admin_dsn.replace("postgresql://", "postgresql+asyncpg://", 1)
-    engine = create_async_engine(url, pool_size=1)
+    engine = create_async_engine(url, pool_size=1, max_overflow=0, pool_timeout=0.2)
     yield engine
     await engine.dispose()
 
@@ -41,6 +41,12 @@ async def client(engine: AsyncEngine) -> AsyncIterator[httpx.AsyncClient]:
                 await conn.execute(sa.text("SELECT 1"))
         finally:
             await closed.dispose()
+
+    @app.get("/pool-exhausted")
+    async def pool_exhausted() -> None:
+        # A pool of one: the second connection waits for the first, held past the wait.
+        async with engine.connect(), engine.connect():
+            pass
 
     transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
     async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
@@ -66,6 +72,15 @@ async def test_an_unavailable_database_is_503(client: httpx.AsyncClient, path: s
     assert response.headers["content-type"] == "application/problem+json"
     assert response.headers["retry-after"] == "5"
     assert response.json()["type"].endswith("/database-unavailable")
+
+
+async def test_a_pool_with_no_free_connection_is_503_busy(client: httpx.AsyncClient) -> None:
+    """A flood can keep every pooled connection busy past the wait (seen with backends being killed under
+    load): overload, answered with when to come back, never a 500."""
+    response = await client.get("/pool-exhausted")
+    assert response.status_code == 503
+    assert response.headers["retry-after"] == "5"
+    assert response.json()["type"].endswith("/service-busy")
 
 
 async def test_other_database_errors_stay_500_without_details(client: httpx.AsyncClient) -> None:

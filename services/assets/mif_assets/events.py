@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import ClassVar
 
-from pydantic import Field
+from pydantic import BaseModel, Field
 
 from mif_common.events import EventPayload
 
@@ -93,6 +93,59 @@ class EquipementDeleted(EquipementEvent):
     event_type: ClassVar[str] = "assets.equipement.deleted.v1"
 
 
+class CompteurEvent(EventPayload):
+    compteur_id: int
+    equipement_id: int
+    code: str
+    nom: str
+    nature: str  # "compteur" (only increases, but for a flagged reset) or "jauge"
+    unite: str
+    version: int
+    updated_at: datetime
+
+
+class CompteurCreated(CompteurEvent):
+    event_type: ClassVar[str] = "assets.compteur.created.v1"
+
+
+class CompteurUpdated(CompteurEvent):
+    event_type: ClassVar[str] = "assets.compteur.updated.v1"
+
+
+class CompteurDeleted(CompteurEvent):
+    """Deleted with its readings (also when its equipment is deleted: no event then)."""
+
+    event_type: ClassVar[str] = "assets.compteur.deleted.v1"
+
+
+class ReleveRecorded(BaseModel):
+    horodatage: datetime
+    valeur: float
+    remise_a_zero: bool
+
+
+class RelevesRecorded(EventPayload):
+    """One accepted batch of new readings of one meter (an HTTP batch or an MQTT flush); readings
+    already stored for their instant are neither counted nor included."""
+
+    event_type: ClassVar[str] = "assets.releves.recorded.v1"
+    compteur_id: int
+    equipement_id: int
+    code: str
+    nature: str
+    unite: str
+    source: str  # manuel | api | mqtt
+    nombre: int
+    premier: datetime
+    dernier: datetime
+    min: float
+    max: float
+    derniere_valeur: float  # the value at `dernier`
+    remise_a_zero: bool  # the batch holds a counter reset
+    releves: list[ReleveRecorded]  # sorted by horodatage, at most 1,000
+    occurred_at: datetime
+
+
 ALL_EVENTS = (
     ClientCreated,
     ClientUpdated,
@@ -102,4 +155,8 @@ ALL_EVENTS = (
     EquipementStatusChanged,
     EquipementRetired,
     EquipementDeleted,
+    CompteurCreated,
+    CompteurUpdated,
+    CompteurDeleted,
+    RelevesRecorded,
 )

@@ -178,3 +178,73 @@ class InterventionRef(Base):
     occurred_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True))
 
     __table_args__ = (sa.Index("ix_intervention_ref_equipement_id_statut", "equipement_id", "statut"),)
+
+
+class NatureCompteur(StrEnum):
+    compteur = "compteur"  # only increases (running hours, cycles, km), except a flagged reset
+    jauge = "jauge"  # any value (temperature, vibration, pressure, ...)
+
+
+class SourceReleve(StrEnum):
+    manuel = "manuel"
+    api = "api"
+    mqtt = "mqtt"
+
+
+# Codes that are counters unless the manager says otherwise.
+CODES_COMPTEUR = frozenset({"heures_marche", "cycles", "km"})
+
+
+class Compteur(Base):
+    """A meter of an equipment: a counter (`compteur`) or a gauge (`jauge`), identified on its equipment
+    by `code` (the last segment of its MQTT topic)."""
+
+    __tablename__ = "compteur"
+
+    id: Mapped[int] = mapped_column(sa.BigInteger, sa.Identity(), primary_key=True)
+    equipement_id: Mapped[int] = mapped_column(sa.ForeignKey("equipement.id", ondelete="CASCADE"))
+    code: Mapped[str] = mapped_column(sa.String(50))
+    nom: Mapped[str] = mapped_column(sa.String(200))
+    nature: Mapped[str] = mapped_column(sa.String(10))
+    unite: Mapped[str] = mapped_column(sa.String(20))
+    version: Mapped[int] = mapped_column(sa.Integer, server_default="1")
+    date_creation: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True), server_default=sa.func.now())
+    date_modification: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True), server_default=sa.func.now())
+
+    __table_args__ = (
+        sa.CheckConstraint(f"nature IN {_in(NatureCompteur)}", name="nature"),
+        sa.CheckConstraint("code ~ '^[a-z0-9_]+$'", name="code_format"),
+        sa.UniqueConstraint("equipement_id", "code"),
+    )
+
+
+class Releve(Base):
+    """One reading of a meter; (meter, instant) is its identity, so a re-sent reading is ignored."""
+
+    __tablename__ = "releve"
+
+    compteur_id: Mapped[int] = mapped_column(
+        sa.ForeignKey("compteur.id", ondelete="CASCADE"), primary_key=True, autoincrement=False
+    )
+    horodatage: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True), primary_key=True)
+    valeur: Mapped[float] = mapped_column(sa.Double)
+    source: Mapped[str] = mapped_column(sa.String(10))
+    remise_a_zero: Mapped[bool] = mapped_column(sa.Boolean, server_default=sa.false())
+
+    __table_args__ = (sa.CheckConstraint(f"source IN {_in(SourceReleve)}", name="source"),)
+
+
+class ReleveHoraire(Base):
+    """Hourly rollup of a meter's readings (UTC hours), kept in the transaction that inserts them: the
+    downsampled history (`pas` of whole hours) reads these rows, not the readings."""
+
+    __tablename__ = "releve_horaire"
+
+    compteur_id: Mapped[int] = mapped_column(
+        sa.ForeignKey("compteur.id", ondelete="CASCADE"), primary_key=True, autoincrement=False
+    )
+    heure: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True), primary_key=True)
+    min: Mapped[float] = mapped_column(sa.Double)
+    max: Mapped[float] = mapped_column(sa.Double)
+    somme: Mapped[float] = mapped_column(sa.Double)
+    nombre: Mapped[int] = mapped_column(sa.Integer)

@@ -1,15 +1,21 @@
 """Reactions to interventions' events: the intervention replica and its side effects on an
-equipment's statut (DOMAIN.md §4)."""
+equipment's statut (DOMAIN.md §4), and a checklist measure recorded as a meter reading."""
 
 from __future__ import annotations
 
+import logging
+
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from mif_assets import releves_repository
 from mif_assets import repository as repo
 from mif_assets.equipements import _record_statut
-from mif_assets.models import Equipement, SourceStatut, StatutEquipement
-from mif_assets.schemas import InterventionFact
+from mif_assets.models import Equipement, SourceReleve, SourceStatut, StatutEquipement
+from mif_assets.releves import Lecture, ReleveRefuse, ingest
+from mif_assets.schemas import ChecklistMesureFact, InterventionFact
 from mif_common.datetimes import now
+
+logger = logging.getLogger(__name__)
 
 
 async def _track_intervention(session: AsyncSession, fact: InterventionFact) -> tuple[bool, Equipement | None]:
@@ -105,3 +111,37 @@ async def intervention_ended(session: AsyncSession, *, fact: InterventionFact, e
 async def intervention_updated(session: AsyncSession, *, fact: InterventionFact) -> None:
     """An edit only keeps the replica current (it may move the intervention to another equipment)."""
     await _track_intervention(session, fact)
+
+
+async def checklist_measure(session: AsyncSession, *, fact: ChecklistMesureFact, event_id: str) -> None:
+    """A measure filled on an intervention's checklist becomes a reading (source `manuel`) of the
+    equipment's meter of that code, through the same `releves.ingest` as HTTP and MQTT batches (so one
+    `assets.releves.recorded.v1`). A reading already stored for that meter and instant is a duplicate,
+    nothing new. What the meter cannot take is logged and skipped, never retried: no meter of that code
+    on the equipment (deleted, or a template's code the equipment lacks), or a reading the meter refuses
+    (a counter value lower than the one before it, an instant in the future): a technician's measure
+    must not block the consumer, and the checklist keeps the value anyway."""
+    compteur = await releves_repository.lock_compteur_by_code(
+        session, equipement_id=fact.equipement_id, code=fact.compteur_code
+    )
+    if compteur is None:
+        logger.warning(
+            "Checklist measure of intervention %s (step %s, event %s) skipped: equipment %s has no meter %r",
+            fact.intervention_id,
+            fact.etape_id,
+            event_id,
+            fact.equipement_id,
+            fact.compteur_code,
+        )
+        return
+    lecture = Lecture(horodatage=fact.horodatage, valeur=fact.valeur)
+    try:
+        await ingest(session, compteur, [lecture], SourceReleve.manuel.value)
+    except ReleveRefuse as refused:
+        logger.warning(
+            "Checklist measure of intervention %s (step %s, event %s) skipped: %s",
+            fact.intervention_id,
+            fact.etape_id,
+            event_id,
+            refused.detail,
+        )

@@ -7,9 +7,7 @@ from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import QueryableAttribute
 
 from mif_assets.models import (
     CLIENT_SEARCH_SQL,
@@ -21,16 +19,9 @@ from mif_assets.models import (
     InterventionRef,
 )
 from mif_assets.schemas import ClientOut, EquipementOut
-from mif_common.listing import ListQuery, model_columns
+from mif_common.listing import ListQuery, any_of, equals, like_pattern, lower_equals, model_columns, search
 from mif_common.pagination import Sortable
 from mif_common.replicas import Replica, not_older
-
-
-def like_pattern(text: str) -> str:
-    """`%text%` with LIKE's own wildcards escaped (`\\` is the escape character)."""
-    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-    return f"%{escaped}%"
-
 
 # --- clients ------------------------------------------------------------------------------------
 
@@ -57,24 +48,6 @@ async def client_named(session: AsyncSession, nom: str, *, except_id: int | None
 # (mif_common.listing). Each WHERE term's value is the parameter of its name; `q` is a search: its
 # matches are found through the trigram index first, whatever the sort.
 
-_VALUES = postgresql.ARRAY(sa.String(20))
-
-
-def _equals(column: QueryableAttribute[Any], name: str) -> sa.ColumnElement[bool]:
-    return column == sa.bindparam(name, type_=column.type)
-
-
-def _lower_equals(column: QueryableAttribute[Any], name: str) -> sa.ColumnElement[bool]:
-    return sa.func.lower(column) == sa.bindparam(name, type_=sa.String())
-
-
-def _any_of(column: QueryableAttribute[Any], name: str) -> sa.ColumnElement[bool]:
-    return column == sa.any_(sa.bindparam(name, type_=_VALUES))
-
-
-def _search(expression: str) -> sa.ColumnElement[bool]:
-    return sa.literal_column(expression).ilike(sa.bindparam("q", type_=sa.String()), escape="\\")
-
 
 def clients_list(sort: Mapping[str, Sortable]) -> ListQuery:
     return ListQuery(
@@ -82,12 +55,12 @@ def clients_list(sort: Mapping[str, Sortable]) -> ListQuery:
         source=Client,
         key=Client.id,
         terms={
-            "only_client_id": lambda: _equals(Client.id, "only_client_id"),
-            "is_active": lambda: _equals(Client.is_active, "is_active"),  # NOT NULL: `=` is `IS`
-            "type_client": lambda: _equals(Client.type_client, "type_client"),
-            "niveau_service": lambda: _equals(Client.niveau_service, "niveau_service"),
-            "ville": lambda: _lower_equals(Client.ville, "ville"),
-            "q": lambda: _search(CLIENT_SEARCH_SQL),
+            "only_client_id": lambda: equals(Client.id, "only_client_id"),
+            "is_active": lambda: equals(Client.is_active, "is_active"),  # NOT NULL: `=` is `IS`
+            "type_client": lambda: equals(Client.type_client, "type_client"),
+            "niveau_service": lambda: equals(Client.niveau_service, "niveau_service"),
+            "ville": lambda: lower_equals(Client.ville, "ville"),
+            "q": lambda: search(CLIENT_SEARCH_SQL),
         },
         sort=sort,
         default=[Client.id],
@@ -152,13 +125,13 @@ def equipements_list(sort: Mapping[str, Sortable]) -> ListQuery:
         source=Equipement,
         key=Equipement.id,
         terms={
-            "only_client_id": lambda: _equals(Equipement.client_id, "only_client_id"),
-            "statut": lambda: _any_of(Equipement.statut, "statut"),
-            "criticite": lambda: _any_of(Equipement.criticite, "criticite"),
-            "client_id": lambda: _equals(Equipement.client_id, "client_id"),
-            "type": lambda: _lower_equals(Equipement.type, "type"),
-            "localisation": lambda: _lower_equals(Equipement.localisation, "localisation"),
-            "q": lambda: _search(EQUIPEMENT_SEARCH_SQL),
+            "only_client_id": lambda: equals(Equipement.client_id, "only_client_id"),
+            "statut": lambda: any_of(Equipement.statut, "statut"),
+            "criticite": lambda: any_of(Equipement.criticite, "criticite"),
+            "client_id": lambda: equals(Equipement.client_id, "client_id"),
+            "type": lambda: lower_equals(Equipement.type, "type"),
+            "localisation": lambda: lower_equals(Equipement.localisation, "localisation"),
+            "q": lambda: search(EQUIPEMENT_SEARCH_SQL),
         },
         sort=sort,
         default=[Equipement.id],

@@ -205,3 +205,18 @@ class InterventionFact(BaseModel):
     titre: str = ""
     actor_id: int | None = None
     occurred_at: AwareDatetime
+
+
+class ChecklistMesureFact(BaseModel):
+    """`data` of an `interventions.checklist.mesure.v1` event (docs/interventions.md, "Checklists"): a
+    measure read on the equipment's meter `compteur_code`; unknown fields are ignored."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    intervention_id: RefId
+    equipement_id: RefId
+    etape_id: RefId
+    compteur_code: str = Field(max_length=50)
+    valeur: float = Field(allow_inf_nan=False, ge=-1e15, le=1e15)
+    horodatage: AwareDatetime
+    user_id: int | None = None

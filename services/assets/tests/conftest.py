@@ -77,9 +77,11 @@ def make_equipement(client: httpx.AsyncClient, manager: Headers) -> Make:
 @pytest.fixture
 def deliver(deliver: Deliver) -> Deliver:
     """The plugin's `deliver`, by the verb of an interventions event (what assets consumes):
-    `deliver("closed", **intervention_data(...))`. False for a duplicate."""
+    `deliver("closed", **intervention_data(...))`, or by a whole type:
+    `deliver("interventions.checklist.mesure.v1", **data)`. False for a duplicate."""
 
     def of_verb(verb: str, *, event_id: str | None = None, **data: Any) -> Awaitable[bool]:
-        return deliver(f"interventions.intervention.{verb}.v1", data, event_id=event_id)
+        event_type = verb if "." in verb else f"interventions.intervention.{verb}.v1"
+        return deliver(event_type, data, event_id=event_id)
 
     return of_verb

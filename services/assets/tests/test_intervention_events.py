@@ -40,7 +40,9 @@ def test_assets_takes_the_facts_that_can_change_an_equipment_and_no_other() -> N
     """Which equipment, still open, work started: the other verbs (assigned, unassigned, paused, late)
     keep an intervention open on its equipment, and each bound type costs a transaction per fact."""
     verbs = ["created", "updated", "started", "resumed", "closed", "cancelled", "archived"]
-    assert set(HANDLERS) == {f"interventions.intervention.{v}.v1" for v in verbs}
+    snapshots = {f"interventions.intervention.{v}.v1" for v in verbs}
+    # And a checklist's measures: readings of the equipment's meters (test_checklist_measures.py).
+    assert set(HANDLERS) == snapshots | {"interventions.checklist.mesure.v1"}
 
 
 async def test_an_urgent_corrective_intervention_puts_the_equipment_down(

@@ -20,9 +20,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from mif_assets.api import _CLIENT_SORT, _EQUIPEMENT_SORT
 from mif_assets.models import CLIENT_SEARCH_SQL, EQUIPEMENT_SEARCH_SQL, Client, Equipement
-from mif_assets.repository import like_pattern
 from mif_assets.schemas import ClientOut, EquipementOut
 from mif_assets.testing import Headers, Make
+from mif_common.listing import like_pattern
 from mif_common.pagination import PageParams, fetch_page, order_by
 
 AWKWARD = 'Tab\tquote" back\\slash é ü ß 😀 \u2028'

@@ -21,6 +21,7 @@ from starlette.requests import ClientDisconnect
 from mif_common.auth import CurrentPrincipal
 from mif_common.db import Session
 from mif_common.errors import BadRequest, DomainError
+from mif_common.intervention_scope import scope_of
 from mif_common.pagination import PageParams, Sortable, fetch_page, order_by, page_params, page_response
 from mif_common.params import MAX_ID, MAX_REPEATS, EntityId
 from mif_documents import repository as repo
@@ -132,7 +133,7 @@ async def list_documents(
     mime: Annotated[str | None, Query(max_length=100)] = None,
     uploaded_by: Annotated[int | None, Query(gt=0, le=MAX_ID)] = None,
 ) -> Response:
-    scope = service.scope_of(principal)
+    scope = scope_of(principal)
     query = repo.documents_query(
         only_client_id=scope.client_id,
         only_technicien_user_id=scope.technicien_user_id,

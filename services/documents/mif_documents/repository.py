@@ -9,15 +9,9 @@ import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from mif_common.listing import like_pattern
 from mif_common.replicas import Replica, not_older
 from mif_documents.models import Document, InterventionRef, StatutIntervention, TechnicienRef
-
-
-def like_pattern(text: str) -> str:
-    """`%text%` with LIKE's own wildcards escaped (`\\` is the escape character)."""
-    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-    return f"%{escaped}%"
-
 
 # --- replicas -----------------------------------------------------------------------------------
 

@@ -15,26 +15,22 @@ soft-deletes the row and removes the file right after the commit.
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from mif_common.auth import Principal, Role
+from mif_common.auth import Principal
 from mif_common.datetimes import now
 from mif_common.errors import Conflict, Forbidden, NotFound, ServiceUnavailable
 from mif_common.events import add_event
-from mif_common.owners import OwnerClient
+from mif_common.intervention_scope import InterventionsOwner, scope_of, sees
 from mif_documents import repository as repo
-from mif_documents.config import DocumentsSettings
 from mif_documents.events import DocumentDeleted, DocumentUploaded
 from mif_documents.models import Document, InterventionRef, StatutIntervention
 from mif_documents.schemas import InterventionAnswer, UploadForm
 from mif_documents.upload import ReceivedUpload
 from mif_documents.vault import Vault
-
-logger = logging.getLogger(__name__)
 
 # A read-through answer without a timestamp never wins over an event.
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -68,39 +64,10 @@ def document_not_visible(document_id: int) -> DocumentIntrouvable:
     return DocumentIntrouvable(f"Document {document_id} does not exist or is not visible to you.")
 
 
-@dataclass(frozen=True, slots=True)
-class Scope:
-    """The interventions (and so the documents) a caller sees: a client user its organisation's, a
-    technician those assigned to them, a manager every one (neither set)."""
+class InterventionsClient(InterventionsOwner):
+    """Interventions, asked about one intervention as the caller (`visible_intervention`)."""
 
-    client_id: int | None = None
-    technicien_user_id: int | None = None
-
-    @property
-    def everything(self) -> bool:
-        return self.client_id is None and self.technicien_user_id is None
-
-
-def scope_of(principal: Principal) -> Scope:
-    """The caller's row-level scope, decided once for every route (403 for a client account without
-    an organisation)."""
-    organisation = principal.organisation()
-    if organisation is not None:
-        return Scope(client_id=organisation)
-    if principal.role is Role.technicien:
-        return Scope(technicien_user_id=principal.user_id)
-    return Scope()
-
-
-class InterventionsClient(OwnerClient):
-    """Asks the interventions service about one intervention, as the caller (its `Authorization`), so
-    that interventions applies the caller's own row-level rules. Not a plain `ReadThrough`: whether the
-    replica's row answers depends on the caller (`visible_intervention`)."""
-
-    def base_url(self, settings: DocumentsSettings) -> str:
-        return settings.interventions_url
-
-    async def fetch(self, intervention_id: int) -> InterventionAnswer | None:
+    async def answer(self, intervention_id: int) -> InterventionAnswer | None:
         """The intervention as the caller sees it; None when interventions says it does not exist or
         is not visible to the caller; 503 when interventions cannot answer."""
         unavailable = InterventionsIndisponible(
@@ -108,14 +75,7 @@ class InterventionsClient(OwnerClient):
             "Try again in a moment.",
             headers={"Retry-After": "5"},
         )
-        path = f"/api/v1/interventions/{intervention_id}"
-        answer = await self.get(path, InterventionAnswer, unavailable=unavailable, absent=(401, 403, 404))
-        if answer is None:
-            return None
-        if answer.id != intervention_id:
-            logger.warning("intervention read-through: GET %s answered about intervention %s", path, answer.id)
-            raise unavailable
-        return answer
+        return await self.fetch(intervention_id, InterventionAnswer, unavailable=unavailable)
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,7 +113,7 @@ async def remember_intervention(session: AsyncSession, answer: InterventionAnswe
 async def _ask_owner(
     session: AsyncSession, *, intervention_id: int, interventions: InterventionsClient
 ) -> VisibleIntervention:
-    answer = await interventions.fetch(intervention_id)
+    answer = await interventions.answer(intervention_id)
     if answer is None:
         raise intervention_not_visible(intervention_id)
     await remember_intervention(session, answer)
@@ -165,24 +125,16 @@ async def visible_intervention(
     session: AsyncSession, *, intervention_id: int, principal: Principal, interventions: InterventionsClient
 ) -> VisibleIntervention:
     """The intervention if the caller may see it, else 404 (the same sentence whether it exists or not)."""
-    scope = scope_of(principal)
     ref = await repo.intervention_ref(session, intervention_id)
     if ref is None:
         return await _ask_owner(session, intervention_id=intervention_id, interventions=interventions)
     if ref.deleted_at is not None:
         raise intervention_not_visible(intervention_id)
-    if scope.everything:
+    seen = await sees(scope_of(principal), ref, lambda technicien_id: repo.technicien_user_id(session, technicien_id))
+    if seen is None:  # planning has not told us who that technician is yet: the owner decides
+        return await _ask_owner(session, intervention_id=intervention_id, interventions=interventions)
+    if seen:
         return VisibleIntervention.of(ref)
-    if scope.client_id is not None:
-        if ref.client_id == scope.client_id:
-            return VisibleIntervention.of(ref)
-        raise intervention_not_visible(intervention_id)
-    if ref.technicien_id is not None:
-        user_id = await repo.technicien_user_id(session, ref.technicien_id)
-        if user_id == scope.technicien_user_id:
-            return VisibleIntervention.of(ref)
-        if user_id is None:  # planning has not told us who that technician is yet: the owner decides
-            return await _ask_owner(session, intervention_id=intervention_id, interventions=interventions)
     raise intervention_not_visible(intervention_id)
 
 

@@ -4,26 +4,19 @@ a small real HTTP stand-in for what documents asks other services (interventions
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import io
 import os
 import zipfile
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 import httpx
-import uvicorn
-from starlette.applications import Starlette
-from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
 
 from mif_common.testing.events import Deliver as Deliver
 from mif_common.testing.events import example
-from mif_common.testing.processes import free_port
+from mif_common.testing.standin import Answer as Answer
+from mif_common.testing.standin import StandIn as StandIn
 from mif_documents.events import DocumentDeleted, DocumentUploaded
 
 BOUNDARY = "mif-test-boundary-7MA4YWxkTrZu0gW"
@@ -170,93 +163,3 @@ def document_deleted_data(document_id: int, intervention_id: int, **fields: Any)
         }
         | fields,
     )
-
-
-# --- stand-in for other services ----------------------------------------------------------------------
-
-Answer = tuple[int, Any]
-
-
-@dataclass
-class StandIn:
-    """A real HTTP server on a free loopback port: `GET /api/v1/interventions/{id}` answers from
-    `interventions` (id → JSON body with 200, or a status code; unknown ids 404) and records who
-    asked; `GET /api/v1/auth/.well-known/jwks.json` serves `jwks`; auth's token states know every user
-    (active, version 0): the test tokens name users of their choosing."""
-
-    jwks: Mapping[str, Any] = field(default_factory=lambda: {"keys": []})
-    interventions: dict[int, Any] = field(default_factory=dict)
-    asked: list[tuple[int, str | None]] = field(default_factory=list)
-    decide: Callable[[int, str | None], Answer | None] | None = None
-    port: int = field(default_factory=free_port)
-    _server: uvicorn.Server | None = None
-    _task: asyncio.Task[None] | None = None
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def answer(self, intervention_id: int, *, status: int = 200, **fields: Any) -> None:
-        """What interventions says about one intervention from now on."""
-        if status != 200:
-            self.interventions[intervention_id] = status
-            return
-        self.interventions[intervention_id] = {
-            "id": intervention_id,
-            "titre": f"Intervention {intervention_id}",
-            "statut": "ouverte",
-            "client_id": None,
-            "technicien_id": None,
-            "equipement_id": 1,
-            "date_modification": datetime.now(UTC).isoformat(),
-            **fields,
-        }
-
-    def _app(self) -> Starlette:
-        async def intervention(request: Request) -> Response:
-            intervention_id = int(request.path_params["id"])
-            authorization = request.headers.get("authorization")
-            self.asked.append((intervention_id, authorization))
-            decided = self.decide(intervention_id, authorization) if self.decide else None
-            status, body = decided if decided is not None else self._stored(intervention_id)
-            if status != 200:
-                return JSONResponse({"status": status, "detail": "stand-in"}, status_code=status)
-            return JSONResponse(body)
-
-        async def jwks(_: Request) -> Response:
-            return JSONResponse(dict(self.jwks))
-
-        async def token_states(_: Request) -> Response:
-            return JSONResponse([])
-
-        async def token_state(request: Request) -> Response:
-            return JSONResponse({"user_id": request.path_params["id"], "is_active": True, "token_version": 0})
-
-        return Starlette(
-            routes=[
-                Route("/api/v1/interventions/{id:int}", intervention),
-                Route("/api/v1/auth/.well-known/jwks.json", jwks),
-                Route("/api/v1/auth/internal/token-states", token_states),
-                Route("/api/v1/auth/internal/token-states/{id:int}", token_state),
-            ]
-        )
-
-    def _stored(self, intervention_id: int) -> Answer:
-        stored = self.interventions.get(intervention_id, 404)
-        return (stored, None) if isinstance(stored, int) else (200, stored)
-
-    async def start(self) -> StandIn:
-        config = uvicorn.Config(self._app(), host="127.0.0.1", port=self.port, log_level="warning", lifespan="off")
-        self._server = uvicorn.Server(config)
-        self._task = asyncio.create_task(self._server.serve())
-        for _ in range(200):
-            if self._server.started:
-                return self
-            await asyncio.sleep(0.02)
-        raise RuntimeError("the stand-in server did not start")
-
-    async def stop(self) -> None:
-        if self._server is not None and self._task is not None:
-            self._server.should_exit = True
-            with contextlib.suppress(asyncio.CancelledError):
-                await asyncio.wait_for(self._task, 5)

@@ -81,6 +81,11 @@ def _present(item: dict[str, Any], at: datetime) -> dict[str, Any]:
     tid = item["technicien_id"]
     item["technicien"] = {"id": tid, "full_name": full_name} if tid is not None else None
     item["equipement"] = {"id": item["equipement_id"], "nom": nom}
+    # The real cost shown: the one a user gave, else the parts cost (the only real cost known). Only the
+    # answer says so: the stored `cout_reel` stays what the user gave (null), so a later parts cost, or a
+    # user's figure, still shows through.
+    if item["cout_reel"] is None:
+        item["cout_reel"] = item["cout_pieces"]
     return item
 
 

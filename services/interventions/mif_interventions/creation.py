@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from mif_common.auth import Principal, Role
 from mif_common.datetimes import now
 from mif_common.errors import Conflict, Forbidden
+from mif_interventions import checklists
 from mif_interventions import repository as repo
 from mif_interventions.config import InterventionsSettings
 from mif_interventions.events import InterventionCreated
@@ -139,7 +140,8 @@ async def _replay(session: AsyncSession, *, principal: Principal, key: str, fing
 async def create_from_occurrence(
     session: AsyncSession, *, fact: OccurrenceFact, settings: InterventionsSettings
 ) -> Intervention | None:
-    """One preventive intervention per plan occurrence (DOMAIN.md §5); None for a key already seen."""
+    """One intervention per plan occurrence (DOMAIN.md §5): preventive, or the type, priority and title
+    a meter rule's occurrence gives (a corrective one for a threshold); None for a key already seen."""
     auteur = systeme(f"planning occurrence {fact.occurrence_key}")
     equipement = await repo.equipement_ref(session, fact.equipement_id)
     if equipement is not None and equipement.statut == "retire":
@@ -156,20 +158,21 @@ async def create_from_occurrence(
             remarque = f"Technicien {technicien_id} du plan inconnu ou inactif : intervention non affectée."
             technicien_id = None
     at = now()
+    priorite = fact.priorite or Priorite.normale
     values = {
-        "titre": f"Maintenance préventive - {nom}"[:255],
+        "titre": (fact.titre or f"Maintenance préventive - {nom}")[:255],
         "description": fact.commentaire,
-        "type": TypeIntervention.preventive.value,
+        "type": (fact.type or TypeIntervention.preventive).value,
         "statut": (Statut.affectee if technicien_id else Statut.ouverte).value,
-        "priorite": Priorite.normale.value,
-        "urgence": False,
+        "priorite": priorite.value,
+        "urgence": priorite is Priorite.urgente,
         "equipement_id": fact.equipement_id,
         # Unknown equipment yet: its organisation is filled in when assets' event arrives.
         "client_id": equipement.client_id if equipement else None,
         "technicien_id": technicien_id,
         "date_creation": at,
         "date_modification": at,
-        "date_limite": sla_deadline(settings, Priorite.normale.value, fact.due_at),
+        "date_limite": sla_deadline(settings, priorite.value, fact.due_at),
         "date_limite_sla": True,
         "date_affectation": at if technicien_id else None,
         "planning_id": fact.planning_id,
@@ -181,6 +184,14 @@ async def create_from_occurrence(
         return None
     intervention = await repo.intervention_by_id(session, new_id)
     assert intervention is not None
+    if fact.checklist is not None and fact.checklist.etapes:
+        await checklists.copier_modele(
+            session,
+            intervention_id=new_id,
+            checklist_id=fact.checklist.id,
+            nom=fact.checklist.nom,
+            etapes=fact.checklist.etapes,
+        )
     _historiser(
         session,
         intervention,
@@ -188,7 +199,11 @@ async def create_from_occurrence(
         auteur=auteur,
         at=at,
         remarque=remarque,
-        apres={**_snapshot(intervention), "occurrence_key": fact.occurrence_key},
+        apres={
+            **_snapshot(intervention),
+            "occurrence_key": fact.occurrence_key,
+            **({"checklist_id": fact.checklist.id} if fact.checklist is not None else {}),
+        },
     )
     await _publier(session, InterventionCreated, intervention, previous_statut=None, auteur=auteur, at=at)
     await session.flush()

@@ -133,7 +133,7 @@ def _minutes(seconds: Any) -> float | None:
 
 
 async def kpis(session: AsyncSession, *, scope: Visibilite, du: datetime, au: datetime, at: datetime) -> dict[str, Any]:
-    """Backlog, lateness, MTTR, resolution lead time and SLA compliance (docs/kpis.md)."""
+    """Backlog, lateness, MTTR, resolution lead time, SLA compliance and parts cost (docs/kpis.md)."""
     where = scope.clauses()
     backlog_rows = (
         await session.execute(
@@ -170,7 +170,11 @@ async def kpis(session: AsyncSession, *, scope: Visibilite, du: datetime, au: da
     overall = (
         await session.execute(
             sa.select(
-                sa.func.count().label("n"), sa.func.avg(repair).label("repair"), sa.func.avg(lead).label("lead")
+                sa.func.count().label("n"),
+                sa.func.avg(repair).label("repair"),
+                sa.func.avg(lead).label("lead"),
+                # The parts cost of the same population (interventions without one count 0).
+                sa.func.coalesce(sa.func.sum(I.cout_pieces), 0).label("cout_pieces"),
             ).where(*closed)
         )
     ).one()
@@ -228,6 +232,7 @@ async def kpis(session: AsyncSession, *, scope: Visibilite, du: datetime, au: da
                 if p is not Priorite.programmee
             },
         },
+        "cout_pieces_total": int(overall.cout_pieces),
     }
 
 

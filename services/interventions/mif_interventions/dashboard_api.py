@@ -35,7 +35,7 @@ async def stats(session: ReadSession, principal: CurrentPrincipal) -> DashboardS
 
 @dashboard_router.get(
     "/kpis",
-    summary="Maintenance KPIs over a period: backlog, late, MTTR, resolution time, SLA compliance",
+    summary="Maintenance KPIs over a period: backlog, late, MTTR, resolution time, SLA compliance, parts cost",
     description=(
         "Over what the caller may see; period `du` ≤ date_cloture < `au` (default: the last 30 days).\n\n"
         "- `backlog`: open interventions now (ouverte, affectee, en_cours, en_attente) by statut and priority.\n"
@@ -45,6 +45,8 @@ async def stats(session: ReadSession, principal: CurrentPrincipal) -> DashboardS
         "- `delai_resolution.minutes` = mean(date_cloture − date_creation), same population (lead time).\n"
         "- `sla.par_priorite[p].taux` = closed by their date_limite ÷ closed in the period with a date_limite "
         "× 100 (null without any); `programmee` has no SLA.\n"
+        "- `cout_pieces_total`: centimes (MAD), the sum of `cout_pieces` (the parts inventory costed on them) "
+        "over the interventions closed in the period.\n"
         "See docs/kpis.md."
     ),
     response_model=DashboardKpis,

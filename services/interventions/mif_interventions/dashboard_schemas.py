@@ -107,3 +107,7 @@ class DashboardKpis(BaseModel):
     mttr: Mttr
     delai_resolution: ResolutionTime
     sla: Sla
+    cout_pieces_total: int = Field(
+        description="Centimes (MAD): the parts cost (`cout_pieces`, from inventory) of the interventions closed "
+        "in the period, summed; 0 without any."
+    )

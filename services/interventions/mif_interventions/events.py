@@ -30,6 +30,12 @@ class InterventionEvent(EventPayload):
     # so planning links the intervention to its occurrence exactly.
     planning_id: int | None = None
     occurrence_key: str | None = None
+    # Optional (added within v1, for reports' KPIs): the dates and the worked time after the fact.
+    date_creation: datetime | None = None
+    date_limite: datetime | None = None
+    date_debut_travaux: datetime | None = None
+    date_cloture: datetime | None = None
+    duree_reelle: int | None = None  # minutes
 
 
 class InterventionCreated(InterventionEvent):
@@ -84,7 +90,25 @@ class InterventionLate(InterventionEvent):
     event_type: ClassVar[str] = "interventions.intervention.late.v1"
 
 
-ALL_EVENTS: tuple[type[InterventionEvent], ...] = (
+class ChecklistMesure(EventPayload):
+    """A `mesure` step with a `compteur_code` was filled: the value read on the equipment's meter of that
+    code, for assets to record as a meter reading (source `manuel`). Not an intervention snapshot: the
+    `interventions.intervention.*` consumers do not take it. Subject: the intervention id."""
+
+    event_type: ClassVar[str] = "interventions.checklist.mesure.v1"
+    intervention_id: int
+    equipement_id: int
+    etape_id: int
+    compteur_code: str
+    valeur: float
+    unite: str | None = None
+    hors_limites: bool
+    horodatage: datetime
+    user_id: int | None
+
+
+# The intervention snapshots (docs/events/interventions-contract.md).
+SNAPSHOT_EVENTS: tuple[type[InterventionEvent], ...] = (
     InterventionCreated,
     InterventionAssigned,
     InterventionUnassigned,
@@ -97,3 +121,6 @@ ALL_EVENTS: tuple[type[InterventionEvent], ...] = (
     InterventionUpdated,
     InterventionLate,
 )
+
+# Everything interventions publishes: the snapshots and the checklist measures.
+ALL_EVENTS: tuple[type[EventPayload], ...] = (*SNAPSHOT_EVENTS, ChecklistMesure)

@@ -4,9 +4,13 @@
   removes it);
 - `planning.technicien.*.v1` keep `technicien_ref` (who may be assigned, whose interventions a
   technician sees);
-- `planning.occurrence.due.v1` creates exactly one preventive intervention per occurrence key;
+- `planning.occurrence.due.v1` creates exactly one preventive intervention per occurrence key (with
+  the steps of the plan's checklist template, when the event carries one);
+- `planning.checklist.*.v1` keep `checklist_ref` (the templates a manager may add to an intervention);
 - `auth.user.*.v1` keep `user_ref` (the dashboard's user counts);
-- `documents.document.uploaded|deleted.v1` add a `document` row to the history.
+- `documents.document.uploaded|deleted.v1` add a `document` row to the history;
+- `inventory.intervention.parts_costed.v1` stores the intervention's `cout_pieces` (a higher version
+  only) with a `pieces` row in the history.
 
 The consumer wrapper's inbox makes a duplicate delivery a no-op; the handlers tolerate reordering.
 """
@@ -19,9 +23,17 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from mif_common.db import session_settings
 from mif_common.events import CloudEvent, Handler
-from mif_interventions import creation, replicas
+from mif_interventions import checklists, creation, replicas
 from mif_interventions.config import InterventionsSettings
-from mif_interventions.schemas import DocumentFact, EquipementFact, OccurrenceFact, TechnicienFact, UserFact
+from mif_interventions.schemas import (
+    ChecklistFact,
+    DocumentFact,
+    EquipementFact,
+    OccurrenceFact,
+    PartsCostFact,
+    TechnicienFact,
+    UserFact,
+)
 
 EQUIPEMENT_CHANGED = tuple(
     f"assets.equipement.{verb}.v1" for verb in ("created", "updated", "status_changed", "retired")
@@ -32,6 +44,9 @@ OCCURRENCE_DUE = "planning.occurrence.due.v1"
 USER_CHANGED = tuple(f"auth.user.{verb}.v1" for verb in ("created", "updated", "deactivated", "activated"))
 DOCUMENT_ADDED = "documents.document.uploaded.v1"
 DOCUMENT_DELETED = "documents.document.deleted.v1"
+PARTS_COSTED = "inventory.intervention.parts_costed.v1"
+CHECKLIST_CHANGED = tuple(f"planning.checklist.{verb}.v1" for verb in ("created", "updated"))
+CHECKLIST_DELETED = "planning.checklist.deleted.v1"
 
 
 async def on_equipement_changed(session: AsyncSession, event: CloudEvent) -> None:
@@ -60,6 +75,18 @@ async def on_document_deleted(session: AsyncSession, event: CloudEvent) -> None:
     await replicas.record_document(session, fact=DocumentFact.model_validate(event.data), deleted=True)
 
 
+async def on_parts_costed(session: AsyncSession, event: CloudEvent) -> None:
+    await replicas.record_parts_cost(session, fact=PartsCostFact.model_validate(event.data))
+
+
+async def on_checklist_changed(session: AsyncSession, event: CloudEvent) -> None:
+    await checklists.remember_checklist(session, fact=ChecklistFact.model_validate(event.data))
+
+
+async def on_checklist_deleted(session: AsyncSession, event: CloudEvent) -> None:
+    await checklists.remember_checklist(session, fact=ChecklistFact.model_validate(event.data), deleted=True)
+
+
 async def on_occurrence_due(session: AsyncSession, event: CloudEvent) -> None:
     await creation.create_from_occurrence(
         session,
@@ -76,4 +103,7 @@ HANDLERS: dict[str, Handler] = {
     **dict.fromkeys(USER_CHANGED, on_user_changed),
     DOCUMENT_ADDED: on_document_added,
     DOCUMENT_DELETED: on_document_deleted,
+    PARTS_COSTED: on_parts_costed,
+    **dict.fromkeys(CHECKLIST_CHANGED, on_checklist_changed),
+    CHECKLIST_DELETED: on_checklist_deleted,
 }

@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import FastAPI
 
 from mif_common.app import ServiceParts, create_service_app
+from mif_interventions.checklist_api import checklist_router
 from mif_interventions.comments_api import comments_router
 from mif_interventions.config import InterventionsSettings
 from mif_interventions.dashboard_api import dashboard_router
@@ -25,12 +26,22 @@ def create_app(settings: InterventionsSettings | None = None) -> FastAPI:
             description=(
                 "Work orders (interventions) on equipment: creation, the statut workflow, field edits with "
                 "`ETag`/`If-Match`, an append-only audit trail (`historique`), comments, search, and the "
-                "dashboard. Publishes `interventions.intervention.*.v1` (docs/events/interventions-contract.md); "
+                "dashboard. Publishes `interventions.intervention.*.v1` (docs/events/interventions-contract.md) "
+                "and `interventions.checklist.mesure.v1` (a checklist measure that feeds a meter); checklists copied "
+                "from planning's templates, filled while `en_cours`, required steps done before closing; "
                 "consumes `assets.equipement.*.v1`, `planning.technicien.*.v1`, `planning.occurrence.due.v1`, "
+                "`planning.checklist.*.v1`, "
                 "`auth.user.*.v1` and `documents.document.*.v1`. A periodic job announces late "
                 "interventions (`interventions.intervention.late.v1`, once each)."
             ),
-            routers=[interventions_router, transitions_router, comments_router, filters_router, dashboard_router],
+            routers=[
+                interventions_router,
+                transitions_router,
+                comments_router,
+                checklist_router,
+                filters_router,
+                dashboard_router,
+            ],
             handlers=HANDLERS,
             periodic_jobs=periodic_jobs(settings),
             owners=[AssetsEquipements, PlanningClient],

@@ -9,14 +9,12 @@ from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
-from sqlalchemy.orm import QueryableAttribute
 
 from mif_common.datetimes import now
-from mif_common.listing import ListSql, plain_page, search_page
+from mif_common.listing import VALUES, ListSql, equals, plain_page, search_page
 from mif_common.replicas import upsert_if_newer
 from mif_common.statements import CompiledSql, fetch
 from mif_interventions.lateness import late_clause
@@ -91,7 +89,7 @@ def tsquery_text(q: str) -> str | None:
 
 # Bookkeeping columns the API does not show.
 _INTERNAL_COLUMNS = frozenset(
-    {"search_vector", "late_notified_at", "occurrence_key", "created_by_role", "date_limite_sla"}
+    {"search_vector", "late_notified_at", "occurrence_key", "created_by_role", "date_limite_sla", "cout_pieces_version"}
 )
 # What a list row and a single read show: the intervention plus the replicas' names. The names are
 # looked up by primary key in scalar subqueries rather than outer joins: the same rows, but a
@@ -121,33 +119,28 @@ LIST_SELECT = sa.select(*LIST_COLUMNS).select_from(Intervention)
 # of CPU per request, executing it through the ORM layer another ~0.6 ms; a dict look-up and
 # asyncpg's own prepared statement cost neither.
 
-_VALUES = postgresql.ARRAY(sa.String(20))
 _NOW = sa.bindparam("now", type_=sa.DateTime(timezone=True))
 _LATE = late_clause(_NOW)
-
-
-def _equals(column: QueryableAttribute[Any], name: str) -> sa.ColumnElement[bool]:
-    return column == sa.bindparam(name, type_=column.type)
 
 
 # Every WHERE term a list may need, by name; each term's parameter, if it has one, has its name.
 _TERMS: dict[str, Callable[[], sa.ColumnElement[bool]]] = {
     "rien": sa.false,
-    "scope_client_id": lambda: _equals(Intervention.client_id, "scope_client_id"),
-    "scope_technicien_id": lambda: _equals(Intervention.technicien_id, "scope_technicien_id"),
+    "scope_client_id": lambda: equals(Intervention.client_id, "scope_client_id"),
+    "scope_technicien_id": lambda: equals(Intervention.technicien_id, "scope_technicien_id"),
     # One value is an equality (what `IN (x)` becomes): the planner then knows that an index on
     # (statut, priorite, date_creation) returns rows in date_creation order. Several are `= ANY`.
-    "statut": lambda: _equals(Intervention.statut, "statut"),
-    "statut_in": lambda: Intervention.statut == sa.any_(sa.bindparam("statut_in", type_=_VALUES)),
-    "priorite": lambda: _equals(Intervention.priorite, "priorite"),
-    "priorite_in": lambda: Intervention.priorite == sa.any_(sa.bindparam("priorite_in", type_=_VALUES)),
-    "type": lambda: _equals(Intervention.type, "type"),
-    "type_in": lambda: Intervention.type == sa.any_(sa.bindparam("type_in", type_=_VALUES)),
-    "urgence": lambda: _equals(Intervention.urgence, "urgence"),  # NOT NULL: `=` is `IS`
-    "technicien_id": lambda: _equals(Intervention.technicien_id, "technicien_id"),
-    "equipement_id": lambda: _equals(Intervention.equipement_id, "equipement_id"),
-    "client_id": lambda: _equals(Intervention.client_id, "client_id"),
-    "planning_id": lambda: _equals(Intervention.planning_id, "planning_id"),
+    "statut": lambda: equals(Intervention.statut, "statut"),
+    "statut_in": lambda: Intervention.statut == sa.any_(sa.bindparam("statut_in", type_=VALUES)),
+    "priorite": lambda: equals(Intervention.priorite, "priorite"),
+    "priorite_in": lambda: Intervention.priorite == sa.any_(sa.bindparam("priorite_in", type_=VALUES)),
+    "type": lambda: equals(Intervention.type, "type"),
+    "type_in": lambda: Intervention.type == sa.any_(sa.bindparam("type_in", type_=VALUES)),
+    "urgence": lambda: equals(Intervention.urgence, "urgence"),  # NOT NULL: `=` is `IS`
+    "technicien_id": lambda: equals(Intervention.technicien_id, "technicien_id"),
+    "equipement_id": lambda: equals(Intervention.equipement_id, "equipement_id"),
+    "client_id": lambda: equals(Intervention.client_id, "client_id"),
+    "planning_id": lambda: equals(Intervention.planning_id, "planning_id"),
     "en_retard": lambda: _LATE,
     "a_l_heure": lambda: sa.not_(sa.func.coalesce(_LATE, sa.false())),
     "date_creation_min": lambda: Intervention.date_creation >= sa.bindparam("date_creation_min", type_=_NOW.type),

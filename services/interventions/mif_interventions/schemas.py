@@ -4,6 +4,7 @@ and the `data` of the events it consumes."""
 from __future__ import annotations
 
 from datetime import datetime
+from decimal import Decimal
 from typing import Annotated, Any
 
 from pydantic import (
@@ -19,7 +20,14 @@ from pydantic import (
 
 from mif_common.bodies import RefId, Strict, blank_to_none, refuse_null, single_line, text_block
 from mif_common.datetimes import AwareDateTimeIn
-from mif_interventions.models import ActionHistorique, Priorite, Statut, TypeIntervention, canonical_priorite
+from mif_interventions.models import (
+    ActionHistorique,
+    Priorite,
+    Statut,
+    TypeEtape,
+    TypeIntervention,
+    canonical_priorite,
+)
 
 Titre = Annotated[
     str, StringConstraints(strip_whitespace=True, min_length=1, max_length=255), AfterValidator(single_line)
@@ -134,7 +142,14 @@ class InterventionOut(BaseModel):
     duree_estimee: int | None
     duree_reelle: int | None
     cout_estime: int | None
-    cout_reel: int | None
+    cout_reel: int | None = Field(
+        description="Centimes (MAD): the real cost a user gave (PATCH, closing) when there is one; otherwise "
+        "`cout_pieces`, the parts being the only real cost known; null when neither is known."
+    )
+    cout_pieces: int | None = Field(
+        description="Centimes (MAD): the parts consumed on the intervention net of returns, as inventory costs "
+        "them (quantity × unit price at consumption); null until inventory reports any. Read-only."
+    )
     rapport: str | None
     created_by: int | None
     planning_id: int | None
@@ -171,6 +186,48 @@ class CommentaireOut(BaseModel):
     date_creation: datetime
 
 
+# --- checklists ---------------------------------------------------------------------------------
+
+
+class ChecklistAjout(Strict):
+    checklist_id: RefId = Field(description="A planning checklist template (GET /api/v1/planning/checklists).")
+
+
+class EtapeRemplie(Strict):
+    """What fills a step: exactly the field of its type (`verification`: `fait`; `mesure`: `valeur`;
+    `texte`: `texte`; `photo`: `document_id`, a document attached to this intervention)."""
+
+    fait: bool | None = None
+    valeur: Annotated[float, Field(allow_inf_nan=False, ge=-1e12, le=1e12)] | None = None
+    texte: Remarque | None = None
+    document_id: RefId | None = None
+
+
+class EtapeOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    intervention_id: int
+    checklist_id: int | None = Field(description="The template it was copied from.")
+    checklist_nom: str | None
+    ordre: int
+    type: TypeEtape
+    libelle: str
+    obligatoire: bool
+    unite: str | None
+    min: float | None
+    max: float | None
+    compteur_code: str | None = Field(description="`mesure`: the equipment's meter the value feeds.")
+    fait: bool | None
+    valeur_mesure: float | None
+    texte: str | None
+    document_id: int | None
+    hors_limites: bool = Field(description="`mesure`: the value lies outside [min, max].")
+    rempli: bool = Field(description="Done: answered (a `verification` only when `fait` is true).")
+    rempli_par: int | None
+    rempli_le: datetime | None
+
+
 # --- consumed events -----------------------------------------------------------------------------
 
 
@@ -199,8 +256,46 @@ class TechnicienFact(BaseModel):
     version: int = Field(ge=0)
 
 
+class EtapeFact(BaseModel):
+    """One step of a planning checklist template, as its events carry it."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    ordre: int = Field(ge=1, le=10_000)
+    type: TypeEtape
+    libelle: str = Field(max_length=255)
+    obligatoire: bool
+    unite: str | None = Field(default=None, max_length=20)
+    min: float | None = None
+    max: float | None = None
+    compteur_code: str | None = Field(default=None, max_length=50)
+
+
+class ChecklistSnapshotFact(BaseModel):
+    """The optional `checklist` of `planning.occurrence.due.v1`: the plan's template."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    id: RefId
+    nom: str = Field(max_length=200)
+    etapes: list[EtapeFact] = Field(max_length=1000)
+
+
+class ChecklistFact(BaseModel):
+    """`data` of `planning.checklist.*.v1` (docs/events/planning-contract.md)."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    checklist_id: RefId
+    nom: str = Field(max_length=200)
+    etapes: list[EtapeFact] = Field(max_length=1000)
+    version: int = Field(ge=1, le=2**31 - 1)
+
+
 class OccurrenceFact(BaseModel):
-    """`data` of `planning.occurrence.due.v1`."""
+    """`data` of `planning.occurrence.due.v1`. A meter rule's occurrence may say what to create (optional
+    within v1, docs/events/planning-contract.md): its `type` (absent: preventive; a seuil or variation
+    rule: corrective), `priorite` (absent: normale) and `titre` (absent: the preventive title)."""
 
     model_config = ConfigDict(extra="ignore")
 
@@ -212,6 +307,10 @@ class OccurrenceFact(BaseModel):
     due_at: AwareDatetime
     frequence: str | None = None
     commentaire: str | None = None
+    type: TypeIntervention | None = None
+    priorite: Priorite | None = None
+    titre: str | None = Field(default=None, max_length=255)
+    checklist: ChecklistSnapshotFact | None = None  # optional within v1: the plan's template
 
 
 class UserFact(BaseModel):
@@ -237,3 +336,31 @@ class DocumentFact(BaseModel):
     categorie: str | None = None
     uploaded_by: int | None = None
     deleted_by: int | None = None
+
+
+class PartsCostLine(BaseModel):
+    """One part of `PartsCostFact.lignes`: what was consumed net of returns, and its cost."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    piece_id: RefId
+    reference: str
+    nom: str
+    unite: str
+    quantite: Decimal
+    cout: int
+
+
+class PartsCostFact(BaseModel):
+    """`data` of `inventory.intervention.parts_costed.v1`: the parts cost of an intervention changed (a
+    consumption or a return). `version` grows by one per change of that intervention's cost; the highest
+    one seen wins. Other fields are ignored."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    intervention_id: RefId
+    cout_pieces: int = Field(ge=0, le=10**15, description="Centimes (MAD), net of returns.")
+    lignes: list[PartsCostLine] = Field(default_factory=list)
+    version: int = Field(ge=1, le=2**31 - 1)  # stored in an INTEGER column
+    actor_id: RefId | None = None
+    occurred_at: AwareDatetime

@@ -18,7 +18,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
-from typing import Any
+from typing import Any, Protocol
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
@@ -165,9 +165,20 @@ def sla_deadline(settings: InterventionsSettings, priorite: str, depuis: datetim
     return depuis + timedelta(hours=hours) if hours is not None else None
 
 
+class Suivi(Protocol):
+    """What a history row records of the intervention it is about: an `Intervention`, or what a statement
+    that wrote the row without loading it answered (the parts cost, `replicas.record_parts_cost`)."""
+
+    @property
+    def id(self) -> int: ...
+
+    @property
+    def statut(self) -> str: ...
+
+
 def _historiser(
     session: AsyncSession,
-    intervention: Intervention,
+    intervention: Suivi,
     *,
     action: ActionHistorique,
     auteur: Auteur,
@@ -220,6 +231,11 @@ async def _publier(
             occurred_at=at,
             planning_id=intervention.planning_id,
             occurrence_key=intervention.occurrence_key,
+            date_creation=intervention.date_creation,
+            date_limite=intervention.date_limite,
+            date_debut_travaux=intervention.date_debut_travaux,
+            date_cloture=intervention.date_cloture,
+            duree_reelle=intervention.duree_reelle,
         ),
         subject=intervention.id,
     )

@@ -48,6 +48,11 @@ CONTRACT_FIELDS = frozenset(
         "occurred_at",
         "planning_id",
         "occurrence_key",
+        "date_creation",
+        "date_limite",
+        "date_debut_travaux",
+        "date_cloture",
+        "duree_reelle",
     }
 )
 

@@ -9,8 +9,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from mif_common.auth import Principal
 from mif_common.datetimes import now
+from mif_interventions import checklists, workflow
 from mif_interventions import repository as repo
-from mif_interventions import workflow
 from mif_interventions.dispatch import PlanningClient, Recommande
 from mif_interventions.models import ActionHistorique, Intervention, Statut
 from mif_interventions.owners import _technicien_actif
@@ -198,6 +198,8 @@ async def _transition(
     row says none was given); `choix`: the technician came from planning's recommendation."""
     depuis = Statut(intervention.statut)
     move = _allowed_move(intervention, action, auteur)
+    if action is Action.cloturer:  # every path to `cloturee` (the action, PATCH /statut) comes here
+        await checklists.refuser_si_incomplete(session, intervention)
     if action in workflow.NEEDS_REASON and not remarque:
         if not reason_optional:
             raise DonneesIncoherentes(

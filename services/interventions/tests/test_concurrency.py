@@ -23,7 +23,7 @@ from mif_interventions import replicas
 from mif_interventions.config import InterventionsSettings
 from mif_interventions.jobs import run_lateness_pass
 from mif_interventions.main import create_app
-from mif_interventions.schemas import EquipementFact, TechnicienFact
+from mif_interventions.schemas import EquipementFact, PartsCostFact, TechnicienFact
 from mif_interventions.testing import MANAGER_ID, new_id
 from mif_planning.testing import technicien_data
 
@@ -142,6 +142,60 @@ async def test_two_concurrent_changes_with_the_same_etag_one_gets_412(live: Live
     assert sorted(r.status_code for r in responses) == [200, 412]
     rows = await live.sql("SELECT action FROM interventions.historique WHERE intervention_id = $1", iid)
     assert len(rows) == 2  # creation + the winner's change, nothing of the loser
+
+
+def _parts_cost(live: Live, intervention_id: int, cout: int, version: int) -> Callable[[], Any]:
+    """inventory's parts cost handled as the consumer does: its own session and transaction."""
+    fact = PartsCostFact.model_validate(
+        {
+            "intervention_id": intervention_id,
+            "cout_pieces": cout,
+            "lignes": [],
+            "version": version,
+            "actor_id": None,
+            "occurred_at": datetime.now(UTC).isoformat(),
+        }
+    )
+
+    async def handle() -> None:
+        async with live.app.state.sessionmaker() as session, session.begin():
+            await replicas.record_parts_cost(session, fact=fact)
+
+    return handle
+
+
+async def test_a_parts_cost_racing_an_edit_and_an_older_cost_loses_nothing(live: Live) -> None:
+    eid, _, _ = await live.replicas()
+    created = await live.http.post(
+        "/api/v1/interventions",
+        json={"titre": "Pièces", "type": "corrective", "equipement_id": eid},
+        headers=live.headers("responsable"),
+    )
+    iid = created.json()["id"]
+    url = f"/api/v1/interventions/{iid}"
+    # An edit (which reads and writes the whole row under its lock), the newer cost and an older one,
+    # all waiting on the same row lock, then racing.
+    responses = await racing(
+        live,
+        iid,
+        lambda: live.http.patch(
+            url, json={"titre": "Renommée", "cout_estime": 900}, headers=live.headers("responsable")
+        ),
+        _parts_cost(live, iid, 4200, 3),
+        _parts_cost(live, iid, 1000, 2),
+    )
+    assert responses[0].status_code == 200
+    [row] = await live.sql(
+        "SELECT titre, cout_estime, cout_pieces, cout_pieces_version, version FROM interventions.intervention"
+        " WHERE id = $1",
+        iid,
+    )
+    assert tuple(row) == ("Renommée", 900, 4200, 3, 2)
+    history = await live.sql(
+        "SELECT action, apres FROM interventions.historique WHERE intervention_id = $1 AND action = 'pieces'", iid
+    )
+    # Version 3 is applied once; version 2 either came first (then was replaced) or was ignored.
+    assert len(history) in (1, 2) and '"cout_pieces": 4200' in history[-1]["apres"]
 
 
 async def test_concurrent_retries_with_one_idempotency_key_create_one_intervention(live: Live) -> None:

@@ -154,7 +154,17 @@ async def test_the_openapi_document_names_the_dashboard_models(client: httpx.Asy
         schema = spec["paths"][path]["get"]["responses"]["200"]["content"]["application/json"]["schema"]
         assert schema == {"$ref": f"#/components/schemas/{model}"}
     kpis = spec["components"]["schemas"]["DashboardKpis"]["properties"]
-    assert list(kpis) == ["periode", "backlog", "en_retard", "creees", "cloturees", "mttr", "delai_resolution", "sla"]
+    assert list(kpis) == [
+        "periode",
+        "backlog",
+        "en_retard",
+        "creees",
+        "cloturees",
+        "mttr",
+        "delai_resolution",
+        "sla",
+        "cout_pieces_total",
+    ]
     assert list(spec["components"]["schemas"]["DashboardStats"]["properties"]) == [
         "interventions",
         "taux_resolution",

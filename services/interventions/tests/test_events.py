@@ -18,15 +18,17 @@ from mif_assets.testing import equipement_data
 from mif_auth.testing import user_data
 from mif_documents.testing import document_deleted_data, document_uploaded_data
 from mif_interventions import jobs
-from mif_interventions.events import ALL_EVENTS
+from mif_interventions.events import ALL_EVENTS, SNAPSHOT_EVENTS
 from mif_interventions.testing import CONTRACT_FIELDS, Deliver, World, new_id, outbox_envelopes
 from mif_planning.testing import occurrence_data, technicien_data
 
 
 def test_eleven_event_types_each_with_the_contract_fields() -> None:
     verbs = "created assigned unassigned started paused resumed closed cancelled archived updated late"
-    assert [e.event_type for e in ALL_EVENTS] == [f"interventions.intervention.{v}.v1" for v in verbs.split()]
-    assert all(set(e.model_fields) == CONTRACT_FIELDS for e in ALL_EVENTS)
+    snapshots = [f"interventions.intervention.{v}.v1" for v in verbs.split()]
+    assert [e.event_type for e in SNAPSHOT_EVENTS] == snapshots
+    assert all(set(e.model_fields) == CONTRACT_FIELDS for e in SNAPSHOT_EVENTS)
+    assert [e.event_type for e in ALL_EVENTS] == [*snapshots, "interventions.checklist.mesure.v1"]
 
 
 async def test_published_events_validate_against_what_assets_expects(world: World, db_session: AsyncSession) -> None:
@@ -145,6 +147,42 @@ async def test_a_plan_occurrence_creates_exactly_one_preventive_intervention(
         text("SELECT count(*) FROM intervention WHERE planning_id = :p"), {"p": planning_id}
     )
     assert total == 2
+
+
+async def test_a_threshold_rule_s_occurrence_creates_one_corrective_intervention_with_its_priority(
+    world: World, deliver: Deliver, db_session: AsyncSession
+) -> None:
+    eid = await world.equipement(nom="Pompe P-12")
+    planning_id = new_id()
+    due = datetime(2026, 3, 1, 6, 10, tzinfo=UTC)
+    data = occurrence_data(
+        planning_id,
+        eid,
+        due,
+        occurrence_key=f"{planning_id}:s:2026-03-01T06:00:00+00:00",
+        frequence="seuil",
+        type="corrective",
+        priorite="urgente",
+        titre="Vibrations pompe P-12",
+        regle={
+            "declencheur": "seuil",
+            "compteur_id": 7,
+            "compteur_code": "vibration",
+            "unite": "mm/s",
+            "valeur": 8.4,
+            "seuil": 7.1,
+            "operateur": ">",
+            "debut_episode": "2026-03-01T06:00:00+00:00",
+        },
+    )
+    assert await deliver("planning.occurrence.due.v1", data)
+    assert await deliver("planning.occurrence.due.v1", data)  # a replay with another event id
+    [row] = (
+        await db_session.execute(text("SELECT * FROM intervention WHERE planning_id = :p"), {"p": planning_id})
+    ).all()
+    assert (row.type, row.priorite, row.titre) == ("corrective", "urgente", "Vibrations pompe P-12")
+    assert row.urgence is True and row.statut == "ouverte" and row.occurrence_key == data["occurrence_key"]
+    assert row.date_limite < due + timedelta(hours=72)  # the urgent SLA, not the normal one
 
 
 async def test_an_occurrence_on_equipment_not_yet_known_gets_its_client_later(

@@ -182,6 +182,7 @@ class DeliverySender:
                     notification.titre,
                     notification.contenu,
                     notification.intervention_id,
+                    notification.lien,
                 ),
                 date_envoi=notification.date_envoi,
                 origin=Origin(
@@ -228,6 +229,7 @@ class DeliverySender:
                         titre=claimed[i].message.titre,
                         contenu=claimed[i].message.contenu,
                         intervention_id=claimed[i].message.intervention_id,
+                        lien=claimed[i].message.lien,
                         date_envoi=claimed[i].date_envoi,
                     ),
                     settings=self.settings,

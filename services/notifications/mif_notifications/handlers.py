@@ -9,8 +9,13 @@ handled once, its writes and the inbox row commit together).
   ended): notifications does not subscribe to them, so they cost nothing here.
 - `planning.occurrence.reminder.v1`, `planning.plan.overdue.v1` → `rappel` / `retard`.
 - `planning.plan.suspended.v1` → `information` to every active manager.
+- `planning.occurrence.due.v1` of `type` corrective (a seuil or variation rule triggered) →
+  `information` to every active manager; the other occurrences notify nobody.
 - `documents.document.uploaded.v1` → the intervention's participants.
 - `auth.sign_in_attempts.failed.v1` → the account's user (its password is being guessed).
+- `inventory.stock.low.v1` → `stock_bas` to every active manager (a part to order).
+- `reports.export.completed.v1` / `reports.export.failed.v1` → `rapport_pret` / `rapport_echoue` to the
+  job's requester only.
 
 A payload that does not match its contract is a validation error: dead-lettered at once.
 """
@@ -24,10 +29,14 @@ from mif_common.events.contracts import INTERVENTION_VERBS, intervention_event_t
 from mif_notifications import replicas
 from mif_notifications.schemas import (
     DocumentFact,
+    DueFact,
+    ExportCompletedFact,
+    ExportFailedFact,
     InterventionFact,
     OccurrenceFact,
     OverdueFact,
     SignInFailuresFact,
+    StockLowFact,
     SuspendedFact,
     TechnicienFact,
     UserFact,
@@ -75,8 +84,24 @@ async def on_plan_suspended(session: AsyncSession, event: CloudEvent) -> None:
     await replicas.plan_suspended(session, fact=SuspendedFact.model_validate(event.data), event=event)
 
 
+async def on_occurrence_due(session: AsyncSession, event: CloudEvent) -> None:
+    await replicas.rule_triggered(session, fact=DueFact.model_validate(event.data), event=event)
+
+
 async def on_sign_in_failures(session: AsyncSession, event: CloudEvent) -> None:
     await replicas.sign_in_failures(session, fact=SignInFailuresFact.model_validate(event.data), event=event)
+
+
+async def on_stock_low(session: AsyncSession, event: CloudEvent) -> None:
+    await replicas.stock_low(session, fact=StockLowFact.model_validate(event.data), event=event)
+
+
+async def on_export_completed(session: AsyncSession, event: CloudEvent) -> None:
+    await replicas.export_completed(session, fact=ExportCompletedFact.model_validate(event.data), event=event)
+
+
+async def on_export_failed(session: AsyncSession, event: CloudEvent) -> None:
+    await replicas.export_failed(session, fact=ExportFailedFact.model_validate(event.data), event=event)
 
 
 HANDLERS: dict[str, Handler] = {
@@ -87,6 +112,10 @@ HANDLERS: dict[str, Handler] = {
     "planning.occurrence.reminder.v1": on_occurrence_reminder,
     "planning.plan.overdue.v1": on_plan_overdue,
     "planning.plan.suspended.v1": on_plan_suspended,
+    "planning.occurrence.due.v1": on_occurrence_due,
     "documents.document.uploaded.v1": on_document_uploaded,
     "auth.sign_in_attempts.failed.v1": on_sign_in_failures,
+    "inventory.stock.low.v1": on_stock_low,
+    "reports.export.completed.v1": on_export_completed,
+    "reports.export.failed.v1": on_export_failed,
 }

@@ -25,6 +25,9 @@ LIBELLES = {
     TypeNotification.rappel: "Rappel",
     TypeNotification.retard: "Retard",
     TypeNotification.information: "Information",
+    TypeNotification.stock_bas: "Stock bas",
+    TypeNotification.rapport_pret: "Rapport prêt",
+    TypeNotification.rapport_echoue: "Rapport échoué",
 }
 # Subject line per type; `titre` is the notification's title.
 SUBJECTS = {
@@ -33,6 +36,9 @@ SUBJECTS = {
     TypeNotification.rappel: "[MIF] Rappel : {titre}",
     TypeNotification.retard: "[MIF] Retard : {titre}",
     TypeNotification.information: "[MIF] {titre}",
+    TypeNotification.stock_bas: "[MIF] {titre}",  # the title already starts with "Stock bas :"
+    TypeNotification.rapport_pret: "[MIF] {titre}",  # "Rapport prêt : ..."
+    TypeNotification.rapport_echoue: "[MIF] {titre}",  # "Rapport échoué : ..."
 }
 
 _environment = Environment(
@@ -57,10 +63,18 @@ class Email:
     contenu: str
     intervention_id: int | None
     date_envoi: datetime
+    lien: str | None = None  # an application path (`Message.lien`)
 
 
 def subject(email: Email) -> str:
     return SUBJECTS[email.type].format(titre=email.titre).replace("\n", " ")
+
+
+def _lien(email: Email, base: str) -> str:
+    """What the e-mail opens: the intervention, else the notification's own path, else the application."""
+    if email.intervention_id:
+        return f"{base}/interventions/{email.intervention_id}"
+    return f"{base}{email.lien}" if email.lien else base
 
 
 def render(email: Email, *, settings: NotificationsSettings) -> tuple[str, str]:
@@ -72,7 +86,9 @@ def render(email: Email, *, settings: NotificationsSettings) -> tuple[str, str]:
         "contenu": email.contenu,
         "libelle": LIBELLES[email.type],
         "intervention_id": email.intervention_id,
-        "lien": f"{base}/interventions/{email.intervention_id}" if email.intervention_id else base,
+        "lien": _lien(email, base),
+        # The frontend's root, for links that are not about an intervention (the parts to order).
+        "app_url": base,
         "date_envoi": format_date(email.date_envoi),
     }
     text = _environment.get_template(f"{email.type.value}.txt").render(context)

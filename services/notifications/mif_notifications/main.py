@@ -46,8 +46,9 @@ def create_app(settings: NotificationsSettings | None = None) -> FastAPI:
                 "channel preferences, and managers' manual "
                 "messages. Consumes `auth.user.*.v1`, `planning.technicien.*.v1`, "
                 "`interventions.intervention.*.v1`, `planning.occurrence.reminder.v1`, `planning.plan.overdue.v1`, "
-                "`planning.plan.suspended.v1`, "
-                "`documents.document.uploaded.v1`, `auth.sign_in_attempts.failed.v1`; publishes "
+                "`planning.plan.suspended.v1`, `planning.occurrence.due.v1` (corrective: a rule triggered), "
+                "`documents.document.uploaded.v1`, `auth.sign_in_attempts.failed.v1`, `inventory.stock.low.v1`, "
+                "`reports.export.completed|failed.v1`; publishes "
                 "`notifications.notification.sent|failed.v1`."
             ),
             routers=[router],

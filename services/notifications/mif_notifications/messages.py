@@ -9,18 +9,27 @@ from __future__ import annotations
 import zoneinfo
 from dataclasses import dataclass
 from datetime import UTC, datetime, tzinfo
+from decimal import Decimal
 from functools import lru_cache
 
 from mif_notifications.models import CONTENU_MAX, TITRE_MAX, TypeNotification
 from mif_notifications.schemas import (
     DocumentFact,
+    DueFact,
+    ExportCompletedFact,
+    ExportFact,
+    ExportFailedFact,
     InterventionFact,
     OccurrenceFact,
     OverdueFact,
     SignInFailuresFact,
+    StockLowFact,
     SuspendedFact,
     UserFact,
 )
+
+# Where the frontend lists the parts to order (inventory's page), named in low-stock messages.
+PIECES_A_COMMANDER = "/pieces/a-commander"
 
 # Dates in messages are shown in Morocco's time, where the business and its users are.
 DISPLAY_TIMEZONE = "Africa/Casablanca"
@@ -35,6 +44,8 @@ class Message:
     titre: str
     contenu: str
     intervention_id: int | None = None
+    # An application path to open when it is not an intervention (an export job's page).
+    lien: str | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "titre", _clip(self.titre, TITRE_MAX))
@@ -151,6 +162,37 @@ def plan_suspended(fact: SuspendedFact) -> Message:
     )
 
 
+_AU_DELA = {">": "au-dessus", "<": "en dessous"}
+
+
+def rule_triggered(fact: DueFact) -> Message:
+    """A seuil or variation rule opened a corrective intervention."""
+    equipement = _equipement(fact.equipement_nom, fact.equipement_id)
+    titre = fact.titre or f"Alerte sur {equipement}"
+    constat = ""
+    regle = fact.regle
+    if regle is not None:
+        sens = _AU_DELA.get(regle.operateur or "", "au-delà")
+        if regle.declencheur == "variation":
+            constat = (
+                f"Le compteur « {regle.compteur_code} » varie de {regle.valeur:.2f} {regle.unite}/h, "
+                f"{sens} de la limite de {regle.seuil:g} {regle.unite}/h. "
+            )
+        else:
+            constat = (
+                f"Le compteur « {regle.compteur_code} » indique {regle.valeur:g} {regle.unite}, {sens} du seuil de "
+                f"{regle.seuil:g} {regle.unite}"
+                + (f" depuis le {format_date(regle.debut_episode)}" if regle.debut_episode else "")
+                + ". "
+            )
+    return Message(
+        TypeNotification.information,
+        f"Alerte : {titre}",
+        f"{constat}Une intervention corrective (priorité {fact.priorite or 'normale'}) a été ouverte sur {equipement} "
+        f"le {format_date(fact.due_at)} par la règle n°{fact.planning_id}. Affectez-la à un technicien.",
+    )
+
+
 def document_uploaded(fact: DocumentFact, *, titre: str | None) -> Message:
     intervention = f"l'intervention n°{fact.intervention_id}" + (f" « {titre} »" if titre else "")
     categorie = f" ({fact.categorie})" if fact.categorie else ""
@@ -183,4 +225,72 @@ def sign_in_failures(fact: SignInFailuresFact) -> Message:
         f"{format_date(fact.occurred_at)}). Votre compte n'est pas bloqué : ces tentatives sont ralenties, et "
         "une adresse qui insiste est refusée. Si ce n'était pas vous, changez votre mot de passe et prévenez "
         "un administrateur.",
+    )
+
+
+def format_quantite(value: Decimal) -> str:
+    """A decimal quantity as French write it: `1 234,5`, `12` (no trailing zeros; a no-break space
+    between thousands, so a figure never wraps)."""
+    text = format(value.normalize(), ",f")  # normalize() drops the zeros; "f" never writes an exponent
+    return text.replace(",", "\u00a0").replace(".", ",")
+
+
+def stock_low(fact: StockLowFact) -> Message:
+    def q(value: Decimal) -> str:
+        return f"{format_quantite(value)} {fact.unite}".rstrip()
+
+    jusqua = (
+        f"pour revenir au maximum de {q(fact.stock_maximum)}"
+        if fact.stock_maximum is not None
+        else "pour revenir au minimum"
+    )
+    return Message(
+        TypeNotification.stock_bas,
+        f"Stock bas : {fact.reference} {fact.nom}",
+        f"Le stock disponible de la pièce {fact.reference} « {fact.nom} » est de {q(fact.disponible)}, pour un "
+        f"minimum de {q(fact.stock_minimum)}. Quantité à commander : {q(fact.a_commander)} ({jusqua}). Voir les "
+        f"pièces à commander : {PIECES_A_COMMANDER}",
+    )
+
+
+# What reports calls its exports (`type`), as a requester reads it; an unknown one is shown as sent.
+_EXPORTS = {
+    "equipements": "équipements",
+    "pieces": "pièces",
+    "plans": "plans préventifs",
+    "kpis": "indicateurs",
+    "bon_intervention": "bon d'intervention",
+    "rapport_mensuel": "rapport mensuel",
+}
+
+
+def _export(fact: ExportFact) -> str:
+    """`interventions (XLSX)`."""
+    return f"{_EXPORTS.get(fact.type, fact.type)} ({fact.format.upper()})"
+
+
+def _lignes(count: int) -> str:
+    return f"{format_quantite(Decimal(count))} ligne" + ("s" if count > 1 else "")
+
+
+def export_completed(fact: ExportCompletedFact) -> Message:
+    return Message(
+        TypeNotification.rapport_pret,
+        f"Rapport prêt : {_export(fact)}",
+        f"Votre export {_export(fact)} est prêt : « {fact.nom_fichier} », {_lignes(fact.lignes)}. Vous pouvez le "
+        f"télécharger jusqu'au {format_date(fact.expire_le)}. Télécharger : {fact.chemin}",
+        lien=fact.chemin,
+    )
+
+
+def export_failed(fact: ExportFailedFact) -> Message:
+    # Clipped so that a long error never pushes the job's path out of the text (`CONTENU_MAX`).
+    erreur = _clip(fact.erreur.strip(), 600)
+    return Message(
+        TypeNotification.rapport_echoue,
+        f"Rapport échoué : {_export(fact)}",
+        f"Votre export {_export(fact)} n'a pas pu être produit. Erreur : {erreur}"
+        + ("" if erreur.endswith((".", "!", "?")) else ".")
+        + f" Vous pouvez relancer l'export. Voir l'export : {fact.chemin}",
+        lien=fact.chemin,
     )

@@ -18,6 +18,12 @@ class TypeNotification(StrEnum):
     rappel = "rappel"
     retard = "retard"
     information = "information"
+    # A part's available stock fell to its minimum (`inventory.stock.low.v1`): managers have to order.
+    stock_bas = "stock_bas"
+    # A reports export job ended (`reports.export.completed|failed.v1`): its requester can download the file,
+    # or has to start it again.
+    rapport_pret = "rapport_pret"
+    rapport_echoue = "rapport_echoue"
 
 
 class Canal(StrEnum):
@@ -43,6 +49,7 @@ DELIVERABLE = frozenset({Canal.email, Canal.log})
 MANAGER_ROLES = ("admin", "responsable")
 CONTENU_MAX = 1000
 TITRE_MAX = 255
+LIEN_MAX = 500
 
 
 def _in(values: type[StrEnum]) -> str:
@@ -66,6 +73,9 @@ class Notification(Base):
     titre: Mapped[str] = mapped_column(sa.String(TITRE_MAX))
     contenu: Mapped[str] = mapped_column(sa.String(CONTENU_MAX))
     intervention_id: Mapped[int | None] = mapped_column(sa.BigInteger)
+    # The application path it points to when that is not an intervention (an export job's page), so the
+    # e-mail can link to it long after the event; None for the others.
+    lien: Mapped[str | None] = mapped_column(sa.String(LIEN_MAX))
     lue: Mapped[bool] = mapped_column(sa.Boolean, server_default=sa.false())
     date_lecture: Mapped[datetime | None] = mapped_column(sa.DateTime(timezone=True))
     date_envoi: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True), server_default=sa.func.now())

@@ -15,6 +15,9 @@ Who is told what (DOMAIN.md §4, §5, §7), recipients resolved from the local r
 | document uploaded | information | the requester, the technician's user, the client organisation's users |
 | user created | information | the new user (welcome) |
 | sign-in failures on an account (auth, once per window) | information | the account's user |
+| a part's stock fell to its minimum (inventory, once per crossing) | stock_bas | every active manager |
+| an export job's file is ready (reports) | rapport_pret | the job's requester |
+| an export job failed (reports) | rapport_echoue | the job's requester |
 
 Nobody is told about their own action (the fact's actor, the uploader), deactivated users are never
 notified, and each (event, user) pair gives one notification at most. Lateness (a late intervention, an
@@ -34,10 +37,15 @@ from mif_notifications import repository as repo
 from mif_notifications.models import MANAGER_ROLES
 from mif_notifications.schemas import (
     DocumentFact,
+    DueFact,
+    ExportCompletedFact,
+    ExportFact,
+    ExportFailedFact,
     InterventionFact,
     OccurrenceFact,
     OverdueFact,
     SignInFailuresFact,
+    StockLowFact,
     SuspendedFact,
     TechnicienFact,
     UserFact,
@@ -180,6 +188,38 @@ async def plan_suspended(session: AsyncSession, *, fact: SuspendedFact, event: C
     )
 
 
+async def rule_triggered(session: AsyncSession, *, fact: DueFact, event: CloudEvent) -> None:
+    """A seuil or variation rule of planning opened a corrective intervention (a `corrective`
+    `planning.occurrence.due.v1`): every active manager is told, in-app and by e-mail at once, once per
+    occurrence key (planning sends one per episode). Other occurrences (preventive) notify nobody: the
+    technician hears of the intervention when it is assigned."""
+    if fact.type != "corrective":
+        return
+    managers = await repo.active_users_with_roles(session, MANAGER_ROLES)
+    await notify(
+        session,
+        user_ids=managers,
+        message=messages.rule_triggered(fact),
+        origin=Origin.of(event),
+        item_key=f"regle:{fact.occurrence_key}",
+    )
+
+
+async def stock_low(session: AsyncSession, *, fact: StockLowFact, event: CloudEvent) -> None:
+    """A part's stock fell to its minimum: every active manager is told, in-app and by e-mail at once
+    (not in a digest: someone has parts to order), the way a suspended plan reaches them. inventory
+    publishes it once per crossing; the inbox and the (event, user) key make a redelivery a no-op, and the
+    item key (the part and the crossing's time) does the same for a republication under another id."""
+    managers = await repo.active_users_with_roles(session, MANAGER_ROLES)
+    await notify(
+        session,
+        user_ids=managers,
+        message=messages.stock_low(fact),
+        origin=Origin.of(event),
+        item_key=f"stock-bas:{fact.piece_id}:{fact.occurred_at.isoformat()}",
+    )
+
+
 async def sign_in_failures(session: AsyncSession, *, fact: SignInFailuresFact, event: CloudEvent) -> None:
     """Someone is guessing a user's password: that user is told, in-app and by e-mail at once (not in a
     digest: they may have a password to change). auth publishes it once per window; a republication of
@@ -191,6 +231,32 @@ async def sign_in_failures(session: AsyncSession, *, fact: SignInFailuresFact, e
         origin=Origin.of(event),
         item_key=f"connexions-echouees:{fact.occurred_at.isoformat()}",
     )
+
+
+async def _tell_requester(
+    session: AsyncSession, *, fact: ExportFact, outcome: str, message: messages.Message, event: CloudEvent
+) -> None:
+    """An export job ended: its requester alone is told, in-app and on their channels at once (they are
+    waiting for it), like a sign-in alert. A requester the user replica does not know yet is told in-app,
+    the e-mail waiting for the address, as for every per-user fact."""
+    await notify(
+        session,
+        user_ids=[fact.user_id],
+        message=message,
+        origin=Origin.of(event),
+        # Once per job end: a republication of the same end under another event id tells nobody again.
+        item_key=f"rapport:{fact.job_id}:{outcome}:{fact.occurred_at.isoformat()}",
+    )
+
+
+async def export_completed(session: AsyncSession, *, fact: ExportCompletedFact, event: CloudEvent) -> None:
+    """The requester's file is ready to download."""
+    await _tell_requester(session, fact=fact, outcome="pret", message=messages.export_completed(fact), event=event)
+
+
+async def export_failed(session: AsyncSession, *, fact: ExportFailedFact, event: CloudEvent) -> None:
+    """The requester's export failed: the error, so they can start it again."""
+    await _tell_requester(session, fact=fact, outcome="echoue", message=messages.export_failed(fact), event=event)
 
 
 async def document_uploaded(session: AsyncSession, *, fact: DocumentFact, event: CloudEvent) -> None:

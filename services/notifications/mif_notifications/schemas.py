@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from datetime import datetime
+from decimal import Decimal
 from typing import Annotated, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
-from mif_notifications.models import CONTENU_MAX, TITRE_MAX, TypeNotification
+from mif_notifications.models import CONTENU_MAX, LIEN_MAX, TITRE_MAX, TypeNotification
 
 Id = Annotated[int, Field(gt=0, le=9_223_372_036_854_775_807)]
 RoleName = Literal["admin", "responsable", "technicien", "client"]
@@ -83,6 +84,29 @@ class OverdueFact(PlanFact):
     intervention_id: Id | None = None
 
 
+class RegleFact(Fact):
+    """What a meter rule saw (`regle` of `planning.occurrence.due.v1`)."""
+
+    declencheur: str
+    compteur_code: str
+    unite: str
+    valeur: float
+    seuil: float
+    operateur: str | None = None
+    debut_episode: AwareDatetime | None = None
+
+
+class DueFact(PlanFact):
+    """`planning.occurrence.due.v1`: only a `corrective` one (a seuil or variation rule triggered)
+    notifies; the optional fields are absent on calendar and usage occurrences."""
+
+    occurrence_key: str
+    type: str | None = None
+    priorite: str | None = None
+    titre: str | None = None
+    regle: RegleFact | None = None
+
+
 class SuspendedFact(PlanFact):
     """`planning.plan.suspended.v1`."""
 
@@ -116,6 +140,53 @@ class SignInFailuresFact(Fact):
     window_seconds: int = Field(ge=1)
     since: AwareDatetime
     occurred_at: AwareDatetime
+
+
+class StockLowFact(Fact):
+    """`inventory.stock.low.v1`: a part's available stock (on hand − reserved, all locations) fell to or
+    below its minimum; inventory publishes it once per crossing. Quantities are decimals in `unite`."""
+
+    piece_id: Id
+    reference: str
+    nom: str
+    unite: str
+    disponible: Decimal
+    stock_minimum: Decimal
+    stock_maximum: Decimal | None = None
+    a_commander: Decimal = Field(description="What brings it back to the maximum (to the minimum without one).")
+    occurred_at: AwareDatetime
+
+
+# A path inside the application: it becomes an e-mail link under `app_url`, so never a URL of its own
+# (`https://...`, `//host/...`) that would send users elsewhere.
+CheminApp = Annotated[str, StringConstraints(pattern=r"^/([^/\\\s]\S*)?$", max_length=LIEN_MAX)]
+
+
+class ExportFact(Fact):
+    """What both `reports.export.*.v1` say: whose export job of what ended; `chemin` is the job's page
+    (the file's signed link expires, so it is not in the event)."""
+
+    job_id: Id
+    user_id: Id
+    type: str
+    format: str
+    chemin: CheminApp
+    occurred_at: AwareDatetime
+
+
+class ExportCompletedFact(ExportFact):
+    """`reports.export.completed.v1`: the file can be downloaded until `expire_le`."""
+
+    nom_fichier: str
+    lignes: int = Field(ge=0)
+    taille: int | None = None
+    expire_le: AwareDatetime
+
+
+class ExportFailedFact(ExportFact):
+    """`reports.export.failed.v1`: `erreur` is a sentence for the requester."""
+
+    erreur: str
 
 
 # --- HTTP bodies --------------------------------------------------------------------------------

@@ -103,6 +103,7 @@ async def notify(
                 "titre": message.titre,
                 "contenu": message.contenu,
                 "intervention_id": message.intervention_id,
+                "lien": message.lien,
                 "event_id": origin.event_id,
                 "event_type": origin.event_type,
                 "sender_id": origin.sender_id,

@@ -25,7 +25,7 @@ from mif_notifications.delivery import DeliverySender
 from mif_notifications.messages import Message
 from mif_notifications.models import TypeNotification
 from mif_notifications.testing import SmtpSink, parts, to_address
-from mif_planning.testing import overdue_data, suspended_data
+from mif_planning.testing import occurrence_data, overdue_data, suspended_data
 
 Deliver = Callable[..., Awaitable[bool]]
 MakeUser = Callable[..., Awaitable[dict[str, Any]]]
@@ -303,3 +303,58 @@ async def test_two_senders_at_once_send_each_digest_once(
     for uid in user_ids:
         [digest] = digests_to(smtp_sink, f"resp{uid}@example.ma")
         assert digest["Subject"] == "[MIF] Retards : 20 éléments en retard"
+
+
+async def test_a_triggered_threshold_rule_is_told_to_each_manager_once_per_episode(
+    deliver: Deliver, staff: Staff, sender: DeliverySender, smtp_sink: SmtpSink, db_session: AsyncSession
+) -> None:
+    users = await staff(1500)
+    due = datetime(2026, 12, 4, 8, 10, tzinfo=UTC)
+    regle = {
+        "declencheur": "seuil",
+        "compteur_id": 9,
+        "compteur_code": "vibration",
+        "unite": "mm/s",
+        "valeur": 8.4,
+        "seuil": 7.1,
+        "operateur": ">",
+        "debut_episode": "2026-12-04T08:00:00+00:00",
+    }
+    triggered = occurrence_data(
+        78,
+        6,
+        due,
+        occurrence_key="78:s:2026-12-04T08:00:00+00:00",
+        frequence="seuil",
+        equipement_nom="Pompe P-12",
+        type="corrective",
+        priorite="haute",
+        titre="Vibrations pompe P-12",
+        regle=regle,
+    )
+    event_id = str(uuid.uuid4())
+    assert await deliver("planning.occurrence.due.v1", triggered, event_id=event_id)
+    assert not await deliver("planning.occurrence.due.v1", triggered, event_id=event_id)
+    assert await deliver("planning.occurrence.due.v1", triggered)  # published twice: still told once
+    # A preventive occurrence (a calendar or usage plan) tells nobody.
+    assert await deliver("planning.occurrence.due.v1", occurrence_data(78, 6, due, occurrence_key="78:u:1"))
+    rows = await db_session.execute(
+        text("SELECT user_id, type, titre, contenu FROM notification WHERE event_type = 'planning.occurrence.due.v1'")
+    )
+    told = {r.user_id: r for r in rows}
+    assert set(told) == {users["responsable"], users["admin"]}  # managers only, active ones, once each
+    row = told[users["responsable"]]
+    assert row.type == "information" and row.titre == "Alerte : Vibrations pompe P-12"
+    assert (
+        "Le compteur « vibration » indique 8.4 mm/s, au-dessus du seuil de 7.1 mm/s depuis le 04/12/2026" in row.contenu
+    )
+    assert "corrective (priorité haute)" in row.contenu and "Pompe P-12" in row.contenu
+    assert await sender.send_due() == 2  # by e-mail at once
+    # The next episode of the same rule is a new fact.
+    assert await deliver(
+        "planning.occurrence.due.v1", {**triggered, "occurrence_key": "78:s:2026-12-04T10:00:00+00:00"}
+    )
+    assert (
+        await count(db_session, "SELECT count(*) FROM notification WHERE event_type = 'planning.occurrence.due.v1'")
+        == 4
+    )

@@ -56,8 +56,12 @@ def test_every_consumed_type_has_a_handler() -> None:
         "planning.occurrence.reminder.v1",
         "planning.plan.overdue.v1",
         "planning.plan.suspended.v1",
+        "planning.occurrence.due.v1",
         "documents.document.uploaded.v1",
         "auth.sign_in_attempts.failed.v1",
+        "inventory.stock.low.v1",
+        "reports.export.completed.v1",
+        "reports.export.failed.v1",
     }
 
 

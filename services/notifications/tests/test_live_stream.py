@@ -233,7 +233,8 @@ async def test_shutdown_ends_open_streams_cleanly(running: Running, auth_headers
             stopping = asyncio.create_task(asyncio.to_thread(running.process.stop))
             assert await stream.next_event(within=5.0) is None  # the body ended normally
             await stopping
-            assert time.monotonic() - started < 5.0
+            # What held the process, if anything did, is in its own log (mif_common.app names each step).
+            assert time.monotonic() - started < 5.0, running.process.tail(30)
         # uvicorn re-raises the SIGTERM it handled once shut down: -15 is its normal exit.
         assert running.process.process is not None and running.process.process.returncode in (0, -signal.SIGTERM)
         assert "Application shutdown complete." in running.process.tail(5)

@@ -1,6 +1,6 @@
 """The technicians' schedule: plan occurrences (past ones as emitted, coming ones projected from each
-plan's next date and frequency) and the interventions assigned to them (from the replica), as JSON
-entries or as an iCalendar (RFC 5545) feed."""
+plan's next date and frequency, and a usage plan's next crossing at its forecast date) and the
+interventions assigned to them (from the replica), as JSON entries or as an iCalendar (RFC 5545) feed."""
 
 from __future__ import annotations
 
@@ -9,13 +9,16 @@ from datetime import datetime, timedelta
 from icalendar import Calendar, Event
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from mif_common.frequences import Frequence
+from mif_common.db import session_settings
+from mif_planning import compteurs_repository as compteurs_repo
 from mif_planning import occurrences_repository as occurrences_repo
 from mif_planning import replicas_repository as replicas_repo
 from mif_planning import repository as repo
+from mif_planning.config import PlanningSettings
 from mif_planning.frequence import interval
 from mif_planning.models import INTERVENTION_RESOLUE, Plan
 from mif_planning.occurrences import occurrence_key
+from mif_planning.regles import prochaine_date_estimee
 from mif_planning.schemas import CalendrierEntree
 
 # An occurrence has a date, not a duration; calendars show it as a one-hour slot from its due time.
@@ -26,6 +29,7 @@ INTERVENTION_DEFAULT_DURATION = timedelta(hours=1)
 MAX_ENTRIES = 5000
 
 TITRE_PREVENTIF = "Maintenance préventive - {nom}"
+TITRE_ESTIME = "Maintenance préventive (date estimée) - {nom}"
 
 
 def _uid_time(value: datetime) -> str:
@@ -38,15 +42,18 @@ def _occurrence_entry(
     due_at: datetime,
     key: str,
     statut: str,
+    uid: str | None = None,
     technicien_id: int | None,
     equipement_id: int,
     equipement_nom: str | None,
     intervention_id: int | None,
 ) -> CalendrierEntree:
     return CalendrierEntree(
-        uid=f"occurrence-{planning_id}-{_uid_time(due_at)}",
+        uid=uid or f"occurrence-{planning_id}-{_uid_time(due_at)}",
         type="occurrence",
-        titre=TITRE_PREVENTIF.format(nom=equipement_nom or f"équipement n°{equipement_id}"),
+        titre=(TITRE_ESTIME if statut == "estimee" else TITRE_PREVENTIF).format(
+            nom=equipement_nom or f"équipement n°{equipement_id}"
+        ),
         debut=due_at,
         fin=due_at + OCCURRENCE_DURATION,
         statut=statut,
@@ -62,8 +69,8 @@ def _occurrence_entry(
 
 def projected_dates(plan: Plan, *, start: datetime, end: datetime, limit: int) -> list[datetime]:
     """The plan's coming due dates in [start, end), from its next date on."""
-    step = interval(Frequence(plan.frequence))
-    due = plan.prochaine_date
+    frequence, due = plan.calendrier()
+    step = interval(frequence)
     if due < start:  # skip whole intervals instead of walking through them
         due += step * ((start - due) // step)
         while due < start:
@@ -84,12 +91,18 @@ async def entries(
         await session.execute(occurrences_repo.occurrences_query(technicien_id=technicien_id, start=start, end=end))
     ).all()
     plans = list(await session.scalars(repo.plans_in_window_query(technicien_id=technicien_id, end=end)))
+    usage_plans = list(await session.scalars(repo.usage_plans_query(technicien_id=technicien_id)))
+    fits = await compteurs_repo.ajustements(
+        session,
+        {p.compteur_id for p in usage_plans if p.compteur_id},
+        jours=session_settings(session, PlanningSettings).prevision_fenetre_jours,
+    )
     interventions = list(
         await session.scalars(
             replicas_repo.assigned_interventions_query(technicien_id=technicien_id, start=start, end=end)
         )
     )
-    equipement_ids = {o.equipement_id for o, _ in emitted} | {p.equipement_id for p in plans}
+    equipement_ids = {o.equipement_id for o, _ in emitted} | {p.equipement_id for p in plans + usage_plans}
     equipement_ids |= {i.equipement_id for i in interventions}
     noms = await replicas_repo.equipement_noms(session, equipement_ids)
 
@@ -128,6 +141,25 @@ async def entries(
                     intervention_id=None,
                 )
             )
+    for plan in usage_plans:
+        # A usage plan's next crossing, at the date its counter's recent rate forecasts (DOMAIN.md §10).
+        estimee = prochaine_date_estimee(plan, fits.get(plan.compteur_id or 0))
+        if estimee is None or not start <= estimee < end or plan.intervalle is None or plan.prochain_seuil is None:
+            continue
+        k = round(plan.prochain_seuil / plan.intervalle)
+        found.append(
+            _occurrence_entry(
+                planning_id=plan.id,
+                due_at=estimee.replace(microsecond=0),
+                key=f"{plan.id}:u:{k}",
+                statut="estimee",
+                uid=f"occurrence-{plan.id}-u{k}",
+                technicien_id=plan.technicien_id,
+                equipement_id=plan.equipement_id,
+                equipement_nom=noms.get(plan.equipement_id),
+                intervention_id=None,
+            )
+        )
     for intervention in interventions:
         debut = intervention.started_at or intervention.created_at
         fin = intervention.ended_at or intervention.date_limite or debut + INTERVENTION_DEFAULT_DURATION
@@ -154,7 +186,7 @@ async def entries(
     return found[:MAX_ENTRIES]
 
 
-_ICAL_STATUS = {"annulee": "CANCELLED", "prevue": "TENTATIVE"}
+_ICAL_STATUS = {"annulee": "CANCELLED", "prevue": "TENTATIVE", "estimee": "TENTATIVE"}
 
 
 def ical_feed(*, nom: str, entries: list[CalendrierEntree], generated_at: datetime) -> bytes:

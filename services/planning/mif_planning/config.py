@@ -36,6 +36,12 @@ class PlanningSettings(ServiceSettings):
     # due date if sooner, is overdue: the plan goes `en_retard` and `planning.plan.overdue.v1` is sent.
     overdue_grace_minutes: int = Field(default=7 * 24 * 60, ge=1, le=60 * 24 * 400)
 
+    # Usage plans (DOMAIN.md §10): `prochaine_date_estimee` is forecast from a least-squares fit of the
+    # counter's accumulated usage against time over this many days behind its latest reading. The
+    # readings of the meters a usage or rate rule watches are kept that long (rate windows are at most
+    # a day), pruned as batches arrive.
+    prevision_fenetre_jours: int = Field(default=14, ge=1, le=366)
+
     # The window of the iCalendar feed, around now.
     ical_past_days: int = Field(default=30, ge=0, le=366)
     ical_future_days: int = Field(default=180, ge=1, le=731)

@@ -1,5 +1,9 @@
-"""Tables of the planning schema: technicians and their competences, preventive plans and their
-occurrences, and the replicas of what other services own (users, equipment, interventions)."""
+"""Tables of the planning schema: technicians and their competences, preventive plans (calendar, usage
+and condition rules) and their occurrences, and the replicas of what other services own (users,
+equipment, meters and their recent readings, interventions), checklist templates.
+
+Longer than the ~450 lines of docs/service-guide.md on purpose: the schema's tables stay in one module,
+the one `Base.metadata` the migrations and tests/test_migrations_match_models.py compare against."""
 
 from __future__ import annotations
 
@@ -42,6 +46,40 @@ class StatutPlan(StrEnum):
     suspendu = "suspendu"
     termine = "termine"
     en_retard = "en_retard"
+
+
+class Declencheur(StrEnum):
+    """What makes a plan generate work (DOMAIN.md §5, §10)."""
+
+    calendrier = "calendrier"  # a frequency and a next due date
+    usage = "usage"  # every `intervalle` units of a counter (heures_marche, cycles, km)
+    seuil = "seuil"  # a value beyond `seuil` for `duree_minutes`: a corrective intervention
+    variation = "variation"  # a rate per hour beyond `seuil`, over a `duree_minutes` window: corrective
+
+
+# Rules on a meter's readings (every kind but the calendar).
+DECLENCHEURS_COMPTEUR = (Declencheur.usage, Declencheur.seuil, Declencheur.variation)
+# Condition rules: a corrective intervention once per episode.
+DECLENCHEURS_CONDITION = (Declencheur.seuil, Declencheur.variation)
+
+
+class Operateur(StrEnum):
+    superieur = ">"
+    inferieur = "<"
+
+
+class Priorite(StrEnum):
+    """The priority of the corrective intervention a condition rule opens (interventions' vocabulary)."""
+
+    urgente = "urgente"
+    haute = "haute"
+    normale = "normale"
+    basse = "basse"
+
+
+class NatureCompteur(StrEnum):
+    compteur = "compteur"  # only increases (except a flagged reset)
+    jauge = "jauge"
 
 
 class ActionHistorique(StrEnum):
@@ -109,6 +147,45 @@ class EquipementRef(Base):
     supprime: Mapped[bool] = mapped_column(sa.Boolean, server_default=sa.false())
     version: Mapped[int] = mapped_column(sa.Integer)  # 0 when learnt from assets' HTTP answer
     updated_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True))
+
+
+class CompteurRef(Base):
+    """Replica of assets' meters, fed by `assets.compteur.*.v1` (a row first seen in a readings event is a
+    placeholder of version 0, replaced by any real snapshot). Also the running state of a counter's
+    usage, fed by `assets.releves.recorded.v1`: `usage_cumule` is the accumulated increments across
+    resets (the counter's value until its first reset), at `dernier_horodatage`."""
+
+    __tablename__ = "compteur_ref"
+
+    compteur_id: Mapped[int] = mapped_column(sa.BigInteger, primary_key=True, autoincrement=False)
+    equipement_id: Mapped[int] = mapped_column(sa.BigInteger)
+    code: Mapped[str] = mapped_column(sa.String(100))
+    nom: Mapped[str] = mapped_column(sa.String(200))
+    nature: Mapped[str] = mapped_column(sa.String(20))
+    unite: Mapped[str] = mapped_column(sa.String(30))
+    supprime: Mapped[bool] = mapped_column(sa.Boolean, server_default=sa.false())
+    version: Mapped[int] = mapped_column(sa.Integer)
+    updated_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True))
+    # Usage state (readings events only; a metadata snapshot never touches these columns).
+    derniere_valeur: Mapped[float | None] = mapped_column(sa.Double)
+    dernier_horodatage: Mapped[datetime | None] = mapped_column(sa.DateTime(timezone=True))
+    usage_cumule: Mapped[float | None] = mapped_column(sa.Double)
+
+    __table_args__ = (sa.Index("ix_compteur_ref_equipement_id", "equipement_id"),)
+
+
+class ReleveRef(Base):
+    """The recent readings of the meters a usage or rate-of-change rule watches (no other meter's): the
+    forecast's least-squares fit and the rate windows read them. Kept for `releves_retention_days`
+    behind each meter's latest reading, pruned as batches arrive. `usage` is the accumulated usage at
+    that reading (counters; a gauge's value)."""
+
+    __tablename__ = "releve_ref"
+
+    compteur_id: Mapped[int] = mapped_column(sa.BigInteger, primary_key=True, autoincrement=False)
+    horodatage: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True), primary_key=True)
+    valeur: Mapped[float] = mapped_column(sa.Double)
+    usage: Mapped[float] = mapped_column(sa.Double)
 
 
 class InterventionRef(Base):
@@ -204,30 +281,125 @@ class TechnicienCompetence(Base):
     __table_args__ = (sa.CheckConstraint(f"niveau IN {_in(Niveau)}", name="niveau"),)
 
 
+# --- checklist templates -----------------------------------------------------------------------
+
+
+class TypeEtape(StrEnum):
+    """What a checklist step asks for (DOMAIN.md §10)."""
+
+    verification = "verification"  # yes / no
+    mesure = "mesure"  # a number, with a unit and optional bounds
+    texte = "texte"  # free text
+    photo = "photo"  # a document attached to the intervention
+
+
+class ChecklistModele(Base):
+    """A checklist template: ordered steps, attached to plans and copied onto the interventions they
+    generate (interventions keeps the copy; a later change of the template does not alter it)."""
+
+    __tablename__ = "checklist_modele"
+
+    id: Mapped[int] = mapped_column(sa.BigInteger, sa.Identity(), primary_key=True)
+    nom: Mapped[str] = mapped_column(sa.String(200))
+    description: Mapped[str | None] = mapped_column(sa.String(1000))
+    # Bumped on every change; published with each event so consumers (interventions) drop stale ones.
+    version: Mapped[int] = mapped_column(sa.Integer, server_default="1")
+    created_by: Mapped[int | None] = mapped_column(sa.BigInteger)
+    date_creation: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True), server_default=sa.func.now())
+    date_modification: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True), server_default=sa.func.now())
+
+    etapes: Mapped[list[ChecklistEtape]] = relationship(
+        lazy="selectin", cascade="all, delete-orphan", order_by="ChecklistEtape.ordre"
+    )
+
+    __table_args__ = (sa.Index("uq_checklist_modele_nom_lower", sa.func.lower(sa.text("nom")), unique=True),)
+
+
+class ChecklistEtape(Base):
+    """One step of a template; `ordre` runs 1..n without gaps (the service renumbers on every write)."""
+
+    __tablename__ = "checklist_etape"
+
+    id: Mapped[int] = mapped_column(sa.BigInteger, sa.Identity(), primary_key=True)
+    checklist_id: Mapped[int] = mapped_column(sa.ForeignKey("checklist_modele.id", ondelete="CASCADE"))
+    ordre: Mapped[int] = mapped_column(sa.Integer)
+    type: Mapped[str] = mapped_column(sa.String(20))
+    libelle: Mapped[str] = mapped_column(sa.String(255))
+    obligatoire: Mapped[bool] = mapped_column(sa.Boolean, server_default=sa.true())
+    # `mesure` only: the unit, the accepted bounds (either may be absent) and the meter it feeds.
+    unite: Mapped[str | None] = mapped_column(sa.String(20))
+    min: Mapped[float | None] = mapped_column(sa.Float)
+    max: Mapped[float | None] = mapped_column(sa.Float)
+    compteur_code: Mapped[str | None] = mapped_column(sa.String(50))
+
+    __table_args__ = (
+        sa.CheckConstraint(f"type IN {_in(TypeEtape)}", name="type"),
+        sa.CheckConstraint("min IS NULL OR max IS NULL OR min <= max", name="bornes"),
+        sa.Index("uq_checklist_etape_checklist_id_ordre", "checklist_id", "ordre", unique=True),
+    )
+
+
 # --- preventive plans ---------------------------------------------------------------------------
 
 
 class Plan(Base):
-    """A preventive maintenance plan (the API's `planning` resource): an equipment, a frequency, the
-    next due date, and optionally the technician who gets the generated interventions."""
+    """A maintenance plan (the API's `planning` resource) on an equipment, and optionally the technician
+    who gets the generated interventions. Its `declencheur` says what generates work: a frequency and
+    the next due date (`calendrier`), a counter's usage (`usage`: every `intervalle` units), or a
+    condition on a meter's readings (`seuil`, `variation`: a corrective intervention per episode)."""
 
     __tablename__ = "plan"
 
     id: Mapped[int] = mapped_column(sa.BigInteger, sa.Identity(), primary_key=True)
     equipement_id: Mapped[int] = mapped_column(sa.BigInteger)
-    frequence: Mapped[str] = mapped_column(sa.String(20))
-    prochaine_date: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True))
+    declencheur: Mapped[str] = mapped_column(sa.String(20), server_default=Declencheur.calendrier.value)
+    # Calendar plans only (null for the other kinds).
+    frequence: Mapped[str | None] = mapped_column(sa.String(20))
+    prochaine_date: Mapped[datetime | None] = mapped_column(sa.DateTime(timezone=True))
     derniere_date: Mapped[datetime | None] = mapped_column(sa.DateTime(timezone=True))
     statut: Mapped[str] = mapped_column(sa.String(20), server_default=StatutPlan.actif.value)
     commentaire: Mapped[str | None] = mapped_column(sa.String(1000))
     technicien_id: Mapped[int | None] = mapped_column(sa.ForeignKey("technicien.id", ondelete="SET NULL"))
+    # The checklist template copied onto every intervention the plan generates (a template in use by a
+    # plan cannot be deleted: RESTRICT, and the service says which plans use it).
+    checklist_id: Mapped[int | None] = mapped_column(sa.ForeignKey("checklist_modele.id", ondelete="RESTRICT"))
     created_by: Mapped[int | None] = mapped_column(sa.BigInteger)
+    # --- rules on a meter (usage, seuil, variation) ---
+    compteur_id: Mapped[int | None] = mapped_column(sa.BigInteger)
+    # usage: every `intervalle` units of accumulated usage; the next crossing is `prochain_seuil`
+    # (a multiple of `intervalle`: occurrence k = prochain_seuil / intervalle).
+    intervalle: Mapped[float | None] = mapped_column(sa.Double)
+    prochain_seuil: Mapped[float | None] = mapped_column(sa.Double)
+    # seuil: value `operateur` `seuil` for `duree_minutes`; variation: rate per hour `operateur` `seuil`,
+    # the rate fitted over a window of `duree_minutes`.
+    operateur: Mapped[str | None] = mapped_column(sa.String(1))
+    seuil: Mapped[float | None] = mapped_column(sa.Double)
+    duree_minutes: Mapped[int | None] = mapped_column(sa.Integer)
+    priorite: Mapped[str | None] = mapped_column(sa.String(20))
+    titre: Mapped[str | None] = mapped_column(sa.String(255))
+    # Evaluation state of a condition rule: since when the readings have been beyond (null: within),
+    # whether this episode already triggered; for every rule, the last reading evaluated (older ones,
+    # arriving late, are not evaluated again).
+    hors_limite_depuis: Mapped[datetime | None] = mapped_column(sa.DateTime(timezone=True))
+    episode_declenche: Mapped[bool] = mapped_column(sa.Boolean, server_default=sa.false())
+    dernier_releve: Mapped[datetime | None] = mapped_column(sa.DateTime(timezone=True))
     date_creation: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True), server_default=sa.func.now())
     date_modification: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True), server_default=sa.func.now())
 
     __table_args__ = (
         sa.CheckConstraint(f"statut IN {_in(StatutPlan)}", name="statut"),
         sa.CheckConstraint(f"frequence IN {_in(Frequence)}", name="frequence"),
+        sa.CheckConstraint(f"declencheur IN {_in(Declencheur)}", name="declencheur"),
+        sa.CheckConstraint(
+            "declencheur <> 'calendrier' OR (frequence IS NOT NULL AND prochaine_date IS NOT NULL)", name="calendrier"
+        ),
+        sa.CheckConstraint("declencheur = 'calendrier' OR compteur_id IS NOT NULL", name="compteur"),
+        sa.CheckConstraint("declencheur <> 'usage' OR (intervalle > 0 AND prochain_seuil IS NOT NULL)", name="usage"),
+        sa.CheckConstraint(
+            "declencheur NOT IN ('seuil', 'variation') OR (operateur IN ('>', '<') AND seuil IS NOT NULL "
+            "AND duree_minutes >= 0 AND priorite IS NOT NULL)",
+            name="condition",
+        ),
         # The scheduler's question: generating plans whose next date has come.
         sa.Index(
             "ix_plan_due",
@@ -236,7 +408,17 @@ class Plan(Base):
         ),
         sa.Index("ix_plan_equipement_id", "equipement_id"),
         sa.Index("ix_plan_technicien_id", "technicien_id"),
+        # The rules a batch of readings is evaluated against.
+        sa.Index("ix_plan_compteur_id", "compteur_id", postgresql_where=sa.text("compteur_id IS NOT NULL")),
+        sa.Index("ix_plan_checklist_id", "checklist_id"),
     )
+
+    def calendrier(self) -> tuple[Frequence, datetime]:
+        """A calendar plan's frequency and next due date (the scheduler, its reminders and the projected
+        schedule only ever handle calendar plans: the others have no next date to claim them by)."""
+        if self.frequence is None or self.prochaine_date is None:
+            raise ValueError(f"plan {self.id} ({self.declencheur}) has no frequency or next date")
+        return Frequence(self.frequence), self.prochaine_date
 
 
 class Occurrence(Base):

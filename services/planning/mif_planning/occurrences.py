@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from mif_common.events import add_event
 from mif_common.frequences import Frequence
+from mif_planning import checklists
 from mif_planning import occurrences_repository as occurrences_repo
 from mif_planning import replicas_repository as replicas_repo
 from mif_planning import repository as repo
@@ -53,8 +54,8 @@ async def emit_due_occurrences(session: AsyncSession, *, plan: Plan, at: datetim
     The occurrence key (plan id + due date) keeps it exactly-once. Before generating, the circuit breaker:
     a plan that would exceed `max_occurrences_per_plan_per_hour` is suspended instead. Returns how many
     events were written (0 or 1)."""
-    step = interval(Frequence(plan.frequence))
-    first = plan.prochaine_date
+    frequence, first = plan.calendrier()
+    step = interval(frequence)
     if first > at:
         return 0
     skipped = (at - first) // step  # whole intervals from the first missed occurrence to now
@@ -80,11 +81,12 @@ async def emit_due_occurrences(session: AsyncSession, *, plan: Plan, at: datetim
             due=due,
             technicien_id=technicien_id,
             emitted_at=at,
-            deadline_at=deadline(due, Frequence(plan.frequence), settings),
+            deadline_at=deadline(due, frequence, settings),
         ),
         stamp="emitted_at",
     )
     if fresh:
+        checklist = await checklists.checklist_by_id(session, plan.checklist_id) if plan.checklist_id else None
         await _publish_occurrence(
             session,
             OccurrenceDue,
@@ -94,6 +96,7 @@ async def emit_due_occurrences(session: AsyncSession, *, plan: Plan, at: datetim
             equipement=equipement,
             technicien_id=technicien_id,
             at=at,
+            checklist=checklists.snapshot(checklist) if checklist is not None else None,
         )
     plan.derniere_date = due
     plan.prochaine_date = due + step
@@ -240,7 +243,7 @@ def _occurrence_row(
 
 async def send_reminder(session: AsyncSession, *, plan: Plan, at: datetime, settings: PlanningSettings) -> bool:
     """`planning.occurrence.reminder.v1` for the plan's next occurrence, once per occurrence key."""
-    due = plan.prochaine_date
+    _, due = plan.calendrier()
     key = occurrence_key(plan.id, due)
     technicien_id = await _default_assignee(session, plan)
     fresh = await occurrences_repo.record_occurrence(

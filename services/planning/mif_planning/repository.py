@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from mif_common.listing import ListQuery, model_columns
+from mif_common.listing import ListQuery, like_pattern, model_columns
 from mif_common.pagination import Sortable
 from mif_common.statements import Statement
 from mif_planning.models import (
@@ -26,12 +26,6 @@ from mif_planning.models import (
     UserRef,
 )
 from mif_planning.schemas import CompetenceOut
-
-
-def like_pattern(text: str) -> str:
-    """`%text%` with LIKE's own wildcards escaped (`\\` is the escape character)."""
-    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-    return f"%{escaped}%"
 
 
 async def competence_by_id(session: AsyncSession, competence_id: int, *, for_update: bool = False) -> Competence | None:
@@ -260,6 +254,14 @@ async def plans_of_equipement(session: AsyncSession, equipement_id: int, statuts
 def plans_in_window_query(*, technicien_id: int | None, end: datetime) -> sa.Select[Plan]:
     """Generating plans whose next occurrence comes before `end` (the schedule projects them)."""
     query = sa.select(Plan).where(Plan.statut.in_(STATUTS_GENERATEURS), Plan.prochaine_date < end)
+    if technicien_id is not None:
+        query = query.where(Plan.technicien_id == technicien_id)
+    return query.order_by(Plan.id)
+
+
+def usage_plans_query(*, technicien_id: int | None) -> sa.Select[Plan]:
+    """Generating usage plans (the schedule shows their next crossing at its forecast date)."""
+    query = sa.select(Plan).where(Plan.statut.in_(STATUTS_GENERATEURS), Plan.declencheur == "usage")
     if technicien_id is not None:
         query = query.where(Plan.technicien_id == technicien_id)
     return query.order_by(Plan.id)

@@ -20,7 +20,16 @@ from pydantic import (
 from mif_common.bodies import RefId, Strict, blank_to_none, refuse_null, single_line, text_block
 from mif_common.datetimes import DateTimeIn
 from mif_common.frequences import JOURS, Frequence, FrequenceIn
-from mif_planning.models import ActionHistorique, Disponibilite, Niveau, StatutPlan
+from mif_planning.models import (
+    ActionHistorique,
+    Declencheur,
+    Disponibilite,
+    Niveau,
+    Operateur,
+    Priorite,
+    StatutPlan,
+)
+from mif_planning.regles_schemas import RuleFields, check_kind_fields
 
 
 def as_utc(value: datetime | date) -> datetime:
@@ -204,20 +213,34 @@ class IcalTokenOut(BaseModel):
 # --- plans --------------------------------------------------------------------------------------
 
 
-class PlanCreate(Strict):
+class PlanCreate(RuleFields):
     equipement_id: RefId
-    frequence: FrequenceIn
+    declencheur: Declencheur = Field(
+        default=Declencheur.calendrier,
+        description="calendrier (frequence), usage (every `intervalle` of a counter), seuil (a value beyond a "
+        "threshold for a duration), variation (a rate per hour beyond a threshold): docs/planning.md.",
+    )
+    frequence: FrequenceIn | None = Field(default=None, description="calendrier: required.")
     prochaine_date: DateIn | None = Field(
-        default=None, description="The first due date; default: one interval from now."
+        default=None, description="calendrier: the first due date; default: one interval from now."
     )
     statut: Literal[StatutPlan.actif, StatutPlan.suspendu] = StatutPlan.actif
     commentaire: OptBlock1000 = None
     technicien_id: RefId | None = Field(default=None, description="Default assignee: an active technician.")
+    checklist_id: RefId | None = Field(
+        default=None, description="A checklist template copied onto every intervention the plan generates."
+    )
+
+    @model_validator(mode="after")
+    def _fields_of_its_kind(self) -> PlanCreate:
+        check_kind_fields(self.declencheur, self.model_dump(exclude_unset=True), creating=True)
+        return self
 
 
-class PlanUpdate(Strict):
+class PlanUpdate(RuleFields):
     """Partial update: only the fields sent change; `commentaire` and `technicien_id` are cleared with
-    null. To re-date an occurrence (the old date becoming `derniere_date`), use PATCH .../dates."""
+    null. To re-date an occurrence (the old date becoming `derniere_date`), use PATCH .../dates. A plan's
+    kind and meter do not change; its other fields must be those of its kind."""
 
     equipement_id: RefId | None = None
     frequence: FrequenceIn | None = None
@@ -225,8 +248,20 @@ class PlanUpdate(Strict):
     statut: StatutPlan | None = None
     commentaire: OptBlock1000 = None
     technicien_id: RefId | None = None
+    checklist_id: RefId | None = Field(default=None, description="A checklist template; null detaches it.")
 
-    _not_null = field_validator("equipement_id", "frequence", "prochaine_date", "statut")(refuse_null)
+    _not_null = field_validator(
+        "equipement_id",
+        "frequence",
+        "prochaine_date",
+        "statut",
+        "compteur_id",
+        "intervalle",
+        "operateur",
+        "seuil",
+        "duree_minutes",
+        "priorite",
+    )(refuse_null)
 
 
 class EquipementEmbed(BaseModel):
@@ -240,24 +275,52 @@ class TechnicienEmbed(BaseModel):
     is_active: bool
 
 
+class CompteurEmbed(BaseModel):
+    id: int
+    code: str
+    nom: str
+    nature: str
+    unite: str
+
+
 class PlanOut(BaseModel):
     id: int
     equipement_id: int
     equipement: EquipementEmbed | None
-    frequence: Frequence
-    frequence_jours: int
-    prochaine_date: datetime
+    declencheur: Declencheur
+    frequence: Frequence | None = Field(description="calendrier plans; null for the other kinds.")
+    frequence_jours: int | None
+    prochaine_date: datetime | None = Field(description="calendrier plans: the next due date; null otherwise.")
+    prochaine_date_estimee: datetime | None = Field(
+        default=None,
+        description="usage plans: when the counter should reach `prochain_seuil`, from a least-squares fit of its "
+        "recent usage (null: fewer than 2 readings, or a usage that does not grow).",
+    )
     derniere_date: datetime | None
+    compteur_id: int | None = None
+    compteur: CompteurEmbed | None = None
+    intervalle: float | None = None
+    prochain_seuil: float | None = Field(default=None, description="usage: the accumulated usage of the next crossing.")
+    usage_actuel: float | None = Field(default=None, description="usage: the counter's accumulated usage, if known.")
+    operateur: Operateur | None = None
+    seuil: float | None = None
+    duree_minutes: int | None = None
+    priorite: Priorite | None = None
+    titre: str | None = None
+    episode_en_cours: bool | None = Field(
+        default=None, description="seuil, variation: an episode triggered and has not yet returned to normal."
+    )
     statut: StatutPlan
     commentaire: str | None
     technicien_id: int | None
     technicien: TechnicienEmbed | None
+    checklist_id: int | None = Field(default=None, description="Its checklist template, if any.")
     date_creation: datetime
     date_modification: datetime
 
     @staticmethod
-    def jours(frequence: str) -> int:
-        return JOURS[Frequence(frequence)]
+    def jours(frequence: str | None) -> int | None:
+        return JOURS[Frequence(frequence)] if frequence is not None else None
 
 
 class PlanHistoriqueOut(BaseModel):
@@ -288,7 +351,8 @@ class CalendrierEntree(BaseModel):
     fin: datetime
     statut: str = Field(
         description=(
-            "occurrence: prevue (to come), generee (emitted), realisee (its intervention closed), annulee (its"
+            "occurrence: prevue (to come), estimee (a usage plan's next crossing, at its forecast date),"
+            " generee (emitted), realisee (its intervention closed), annulee (its"
             " intervention cancelled), en_retard (overdue); intervention: its statut."
         )
     )

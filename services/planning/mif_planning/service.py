@@ -3,8 +3,8 @@
 The business rules live in one module per concept (the only places that write outbox events; they
 flush, never commit): `techniciens` (profiles, their competences, availability, calendar feeds,
 recommendation), `competences` (the catalogue), `plans` (preventive plans and their history),
-`occurrences` (the scheduler's steps), `owners` (asking auth and assets on a replica miss) and
-`replicas` (other services' facts: users, equipment, interventions).
+`occurrences` (the scheduler's steps), `checklists` (checklist templates), `owners` (asking auth and
+assets on a replica miss) and `replicas` (other services' facts: users, equipment, interventions).
 
 Row-level rules live in those modules: managers see and manage every technician and plan; a technician
 sees its own profile (any other is "not found"), may change only its own `disponibilite`, and sees the
@@ -29,6 +29,14 @@ class CompetenceIntrouvable(NotFound):
 
 class PlanIntrouvable(NotFound):
     slug = "planning-not-found"
+
+
+class ChecklistIntrouvable(NotFound):
+    slug = "checklist-not-found"
+
+
+class ChecklistUtilisee(Conflict):
+    slug = "checklist-in-use"
 
 
 class FluxIntrouvable(NotFound):

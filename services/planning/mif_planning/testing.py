@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from mif_common.testing.events import Deliver as Deliver
 from mif_common.testing.events import example
-from mif_planning.events import OccurrenceDue, PlanOverdue, PlanSuspended, TechnicienEvent
+from mif_planning.events import ChecklistEvent, OccurrenceDue, PlanOverdue, PlanSuspended, TechnicienEvent
 
 Headers = dict[str, str]
 Make = Callable[..., Awaitable[dict[str, Any]]]
@@ -56,11 +56,66 @@ def technicien_data(technicien_id: int, user_id: int, *, version: int = 1, **fie
     )
 
 
+# Steps of an example checklist template: one of each type, the measure bounded and feeding a meter.
+ETAPES_EXEMPLE: list[dict[str, Any]] = [
+    {"ordre": 1, "type": "verification", "libelle": "Consigner la machine", "obligatoire": True},
+    {
+        "ordre": 2,
+        "type": "mesure",
+        "libelle": "Mesurer la température",
+        "obligatoire": True,
+        "unite": "°C",
+        "min": 20.0,
+        "max": 80.0,
+        "compteur_code": "temperature",
+    },
+    {"ordre": 3, "type": "texte", "libelle": "Observations", "obligatoire": False},
+    {"ordre": 4, "type": "photo", "libelle": "Photo du joint", "obligatoire": True},
+]
+
+
+def etapes_data(etapes: list[dict[str, Any]] | None = None) -> list[dict[str, Any]]:
+    """Steps as planning's events carry them (every key present)."""
+    blank = {"unite": None, "min": None, "max": None, "compteur_code": None}
+    return [blank | e for e in (ETAPES_EXEMPLE if etapes is None else etapes)]
+
+
+def checklist_snapshot(checklist_id: int, *, nom: str = "Révision pompe", etapes: Any = None) -> dict[str, Any]:
+    """The optional `checklist` of a `planning.occurrence.due.v1` event."""
+    return {"id": checklist_id, "nom": nom, "etapes": etapes_data(etapes)}
+
+
+def checklist_data(checklist_id: int, *, version: int = 1, etapes: Any = None, **fields: Any) -> dict[str, Any]:
+    """`data` of a `planning.checklist.<verb>.v1` event, checked against `ChecklistEvent`; `etapes`
+    defaults to `ETAPES_EXEMPLE`; `fields` set any other key."""
+    return example(
+        ChecklistEvent,
+        {
+            "checklist_id": checklist_id,
+            "nom": f"Checklist {checklist_id}",
+            "description": None,
+            "etapes": etapes_data(etapes),
+            "version": version,
+            "occurred_at": datetime.now(UTC),
+        }
+        | fields,
+    )
+
+
 def occurrence_data(
-    planning_id: int, equipement_id: int, due_at: datetime, *, frequence: str = "mensuel", **fields: Any
+    planning_id: int,
+    equipement_id: int,
+    due_at: datetime,
+    *,
+    frequence: str = "mensuel",
+    checklist: dict[str, Any] | None = None,
+    **fields: Any,
 ) -> dict[str, Any]:
-    """`data` of a `planning.occurrence.due.v1` event, checked against `OccurrenceDue`; `fields` set any
-    other key."""
+    """`data` of a `planning.occurrence.due.v1` event, checked against `OccurrenceDue`; `checklist`
+    (e.g. `checklist_snapshot(...)`) is the plan's template, left out when None (as an older event);
+    `fields` set any other key."""
+    if checklist is not None:
+        fields["checklist"] = checklist
     return example(
         OccurrenceDue,
         {
@@ -117,6 +172,59 @@ def suspended_data(planning_id: int, equipement_id: int, due_at: datetime, **fie
         }
         | fields,
     )
+
+
+def compteur_data(
+    compteur_id: int,
+    equipement_id: int,
+    *,
+    code: str = "heures_marche",
+    nature: str = "compteur",
+    unite: str = "h",
+    version: int = 1,
+    **fields: Any,
+) -> dict[str, Any]:
+    """`data` of an `assets.compteur.<verb>.v1` event (the contract of issue #17, docs/planning.md);
+    `fields` set any other key."""
+    return {
+        "compteur_id": compteur_id,
+        "equipement_id": equipement_id,
+        "code": code,
+        "nom": code.replace("_", " ").capitalize(),
+        "nature": nature,
+        "unite": unite,
+        "version": version,
+        "updated_at": datetime.now(UTC).isoformat(),
+    } | fields
+
+
+def releves_data(
+    compteur: dict[str, Any],
+    releves: list[tuple[datetime, float]] | list[tuple[datetime, float, bool]],
+    *,
+    source: str = "api",
+) -> dict[str, Any]:
+    """`data` of an `assets.releves.recorded.v1` event: one batch of new readings of the meter whose
+    `compteur_data` is `compteur`, as (horodatage, valeur[, remise_a_zero]) in any order."""
+    rows = sorted((r[0], float(r[1]), bool(r[2]) if len(r) > 2 else False) for r in releves)
+    valeurs = [v for _, v, _ in rows]
+    return {
+        "compteur_id": compteur["compteur_id"],
+        "equipement_id": compteur["equipement_id"],
+        "code": compteur["code"],
+        "nature": compteur["nature"],
+        "unite": compteur["unite"],
+        "source": source,
+        "nombre": len(rows),
+        "premier": rows[0][0].isoformat(),
+        "dernier": rows[-1][0].isoformat(),
+        "min": min(valeurs),
+        "max": max(valeurs),
+        "derniere_valeur": valeurs[-1],
+        "remise_a_zero": any(z for _, _, z in rows),
+        "releves": [{"horodatage": t.isoformat(), "valeur": v, "remise_a_zero": z} for t, v, z in rows],
+        "occurred_at": datetime.now(UTC).isoformat(),
+    }
 
 
 async def outbox_envelopes(session: AsyncSession, *, type_prefix: str = "planning.") -> list[Any]:

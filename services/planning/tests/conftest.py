@@ -146,7 +146,8 @@ def make_plan(client: httpx.AsyncClient, manager: Headers, known_equipement: Cal
     async def make(**fields: Any) -> dict[str, Any]:
         if "equipement_id" not in fields:
             fields["equipement_id"] = await known_equipement()
-        body = {"frequence": "mensuel", **fields}
+        calendrier = fields.get("declencheur", "calendrier") == "calendrier"
+        body = {"frequence": "mensuel", **fields} if calendrier else fields
         response = await client.post("/api/v1/planning", json=body, headers=manager)
         assert response.status_code == 201, response.text
         created: dict[str, Any] = response.json()

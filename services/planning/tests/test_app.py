@@ -23,6 +23,8 @@ async def test_probes_metrics_and_openapi(client: httpx.AsyncClient) -> None:
         "/api/v1/techniciens/{technicien_id}/ical-token",
         "/api/v1/planning",
         "/api/v1/planning/calendrier",
+        "/api/v1/planning/checklists",
+        "/api/v1/planning/checklists/{checklist_id}",
         "/api/v1/planning/ical/{token}",
         "/api/v1/planning/{plan_id}",
         "/api/v1/planning/{plan_id}/dates",

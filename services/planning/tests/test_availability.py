@@ -57,7 +57,7 @@ def test_every_interventions_verb_and_the_user_and_equipment_events_have_a_handl
     }
     assert {t for t in HANDLERS if t.startswith("assets.")} == {
         f"assets.equipement.{v}.v1" for v in ("created", "updated", "status_changed", "retired", "deleted")
-    }
+    } | {f"assets.compteur.{v}.v1" for v in ("created", "updated", "deleted")} | {"assets.releves.recorded.v1"}
 
 
 async def test_busy_while_an_assigned_intervention_is_in_progress(

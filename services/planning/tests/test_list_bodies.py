@@ -17,10 +17,10 @@ from fastapi.encoders import jsonable_encoder
 from fastapi.responses import JSONResponse
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from mif_common.listing import like_pattern
 from mif_common.pagination import PageParams, fetch_page, order_by
 from mif_planning.models import Competence, Plan, PlanHistorique, Technicien
 from mif_planning.plans import plans_out
-from mif_planning.repository import like_pattern
 from mif_planning.schemas import CompetenceOut, PlanHistoriqueOut
 from mif_planning.techniciens import techniciens_out
 from mif_planning.techniciens_api import _COMPETENCE_SORT

@@ -355,6 +355,7 @@ async def test_a_plan_history_says_who_changed_what(
         "statut": "actif",
         "commentaire": None,
         "technicien_id": tech.id,
+        "checklist_id": None,
     }
     assert rows[1]["detail"] == {
         "avant": {"frequence": "mensuel", "commentaire": None},

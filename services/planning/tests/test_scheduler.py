@@ -79,6 +79,12 @@ async def test_a_due_plan_emits_one_event_and_moves_on(
         "frequence": "mensuel",
         "commentaire": "Graissage",
         "occurred_at": iso(T0),
+        # A meter rule's fields (issue #17): null on a calendar occurrence.
+        "type": None,
+        "priorite": None,
+        "titre": None,
+        "regle": None,
+        "checklist": None,  # the plan has no checklist template
     }
     state = await plan_state(client, manager, plan["id"])
     assert state["derniere_date"] == iso(T0)

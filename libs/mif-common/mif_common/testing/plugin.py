@@ -202,8 +202,10 @@ def service_engine(
 ) -> AsyncEngine:
     engine = _mif_engines_per_service.get(mif_service.name)
     if engine is None:
+        # Kept for the whole session, one per service and worker: one idle connection each (tests/support.py
+        # counts the run's connections); the overflow serves a test that holds a few at once.
         engine = _mif_engines_per_service[mif_service.name] = make_engine(
-            mif_settings.database_url, schema=mif_service.info.schema, pool_size=5
+            mif_settings.database_url, schema=mif_service.info.schema, pool_size=1, max_overflow=5
         )
     return engine
 

@@ -20,14 +20,40 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def bound_socket(port: int = 0) -> socket.socket:
+    """A TCP socket bound on loopback (not listening): its port is ours until it is closed."""
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", port))
+    return sock
+
+
 @dataclass
 class ServiceProcess:
+    """A service as a uvicorn process. Its port is held from construction to launch by a bound socket the
+    process inherits (`mif_common.testing.serve_socket`): a port taken from `free_port()` and bound later by
+    the child could be taken meanwhile by a process of another suite started in parallel (two xdist
+    workers), whose health check would then answer for this one. The parent closes its copy once the child
+    has it, so a stopped service refuses connections as a crashed one does; a relaunch binds the same port
+    again."""
+
     name: str
     factory: str  # "mif_auth.main:create_app"
     env: dict[str, str]
     log_dir: Path
-    port: int = field(default_factory=free_port)
+    port: int = 0
     process: subprocess.Popen[bytes] | None = None
+    _socket: socket.socket | None = field(default=None, repr=False)
+
+    def __post_init__(self) -> None:
+        if self.port == 0:
+            self._socket = bound_socket()
+            self.port = int(self._socket.getsockname()[1])
+
+    def _take_socket(self) -> socket.socket:
+        """The reserved socket (or, for a relaunch, a new one on the same port)."""
+        sock, self._socket = self._socket, None
+        return sock if sock is not None else bound_socket(self.port)
 
     @property
     def url(self) -> str:
@@ -50,26 +76,24 @@ class ServiceProcess:
         """Start the process without waiting (launch several, then `wait_ready` each: faster start-up)."""
         self.log_dir.mkdir(parents=True, exist_ok=True)
         log = self.log_path.open("ab")
-        self.process = subprocess.Popen(  # noqa: S603 - fixed argv
-            [
-                sys.executable,
-                "-m",
-                "uvicorn",
-                "--factory",
-                self.factory,
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(self.port),
-                "--no-access-log",
-                "--no-proxy-headers",  # as in the Procfile: the gateway decides the client address itself
-                "--lifespan",
-                "on",
-            ],
-            env={**os.environ, **self.env},
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
+        sock = self._take_socket()
+        try:
+            self.process = subprocess.Popen(  # noqa: S603 - fixed argv
+                [
+                    sys.executable,
+                    "-m",
+                    "mif_common.testing.serve_socket",
+                    "--fd",
+                    str(sock.fileno()),
+                    self.factory,
+                ],
+                env={**os.environ, **self.env},
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                pass_fds=(sock.fileno(),),
+            )
+        finally:
+            sock.close()
         return self
 
     def wait_ready(self, *, timeout: float = 90.0) -> ServiceProcess:

@@ -1,0 +1,195 @@
+"""Each KPI's formula against the hand-computed month of tests/dataset.py, delivered through the real
+consumer path; the same figures whatever the order and however often the events arrive.
+
+The month (Africa/Casablanca is UTC+1 in November 2026; every instant below is UTC):
+- #1 corrective E1/A/T1 haute: created 2 Nov 08:00, due 3 Nov 08:00, started 09:00, closed 11:00, 120 min
+  worked, parts 100 MAD then 20 MAD returned (80 MAD). Work 120 min, resolution 180 min, on time.
+- #2 corrective E1/A/T1 urgente: created 10 Nov 08:00 (within 30 days of #1's closure: #1 was not a
+  first-time fix), due 12:00, started 10:00, closed 14:00, 240 min. Work 240, resolution 360, late.
+- #3 preventive E2/B/T2 normale: created 1 Nov 08:00, due 5 Nov 17:00, started 5 Nov 08:00, closed 10:00,
+  120 min. Work 120, resolution 4 d 2 h = 5,880 min, on time.
+- #4 preventive E2/B/T2: created 1 Nov, due 20 Nov, never closed: due and missed; in the backlog.
+- #5 corrective E2/B basse: created 25 Nov, open. #6 corrective E1/A: created 15 Nov, cancelled 16 Nov (a
+  cancelled request does not make #2 a repeat: #2 stays a first-time fix).
+- E1 in `panne` 3 h on 2 Nov and 6 h on 10 Nov; E2 never.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable
+from typing import Any
+
+import httpx
+import pytest
+
+from mif_common.testing.events import Deliver, envelope
+from mif_reports.testing import CLIENT_A, CLIENT_B, E1, E2, USER_1, month_of_november
+
+Headers = dict[str, str]
+NOVEMBER = {"du": "2026-11-01", "au": "2026-11-30", "pas": "mois"}
+
+
+async def deliver_all(deliver: Deliver, events: list[tuple[str, dict[str, Any]]]) -> None:
+    for event_type, data in events:
+        await deliver(event_type, data)
+
+
+async def kpi(client: httpx.AsyncClient, headers: Headers, name: str, **params: Any) -> dict[str, Any]:
+    response = await client.get(f"/api/v1/kpis/{name}", params={**NOVEMBER, **params}, headers=headers)
+    assert response.status_code == 200, response.text
+    answer: dict[str, Any] = response.json()
+    assert answer["formule"]
+    return answer
+
+
+@pytest.fixture
+async def november(deliver: Deliver) -> None:
+    await deliver_all(deliver, month_of_november())
+
+
+@pytest.mark.usefixtures("november")
+async def test_mttr_per_type(client: httpx.AsyncClient, manager: Headers) -> None:
+    answer = await kpi(client, manager, "mttr")
+    # work: (120 + 240 + 120) / 3 = 160; resolution: (180 + 360 + 5,880) / 3 = 2,140
+    assert answer["valeur"] == {"cloturees": 3, "mttr_travaux_minutes": 160.0, "mttr_resolution_minutes": 2140.0}
+    assert answer["par_type"]["corrective"] == {
+        "cloturees": 2,
+        "mttr_travaux_minutes": 180.0,
+        "mttr_resolution_minutes": 270.0,
+    }
+    assert answer["par_type"]["preventive"]["mttr_resolution_minutes"] == 5880.0
+    assert [s["periode"] for s in answer["series"]] == ["2026-11-01"]
+
+
+@pytest.mark.usefixtures("november")
+async def test_sla_per_priority_preventive_compliance_and_first_time_fix(
+    client: httpx.AsyncClient, manager: Headers
+) -> None:
+    sla = await kpi(client, manager, "sla")
+    assert (sla["sla_respectees"], sla["sla_evaluees"], sla["valeur"]) == (2, 3, 0.6667)
+    assert {p: v["valeur"] for p, v in sla["par_priorite"].items()} == {"haute": 1.0, "normale": 1.0, "urgente": 0.0}
+    preventive = await kpi(client, manager, "conformite-preventive")
+    assert (preventive["preventives_a_temps"], preventive["preventives_dues"], preventive["valeur"]) == (1, 2, 0.5)
+    ftf = await kpi(client, manager, "premiere-resolution")
+    assert (ftf["correctives_cloturees"], ftf["correctives_refaites"], ftf["valeur"]) == (2, 1, 0.5)
+
+
+@pytest.mark.usefixtures("november")
+async def test_backlog_and_its_ages(client: httpx.AsyncClient, manager: Headers) -> None:
+    answer = await kpi(client, manager, "backlog")
+    # created 6, left 4 (#1, #2, #3 closed, #6 cancelled): #4 (29 days old at the end) and #5 (5 days)
+    assert answer["valeur"] == 2
+    assert answer["ages"] == {"0-7": 1, "8-30": 1, "31-90": 0, "91+": 0}
+    weekly = await kpi(client, manager, "backlog", pas="semaine", du="2026-11-02", au="2026-11-15")
+    # end of the week of 2 Nov (Sunday 8th): #4 (#1 and #3 closed); of 9 Nov: #4 and #6 (cancelled on the 16th)
+    assert [(s["periode"], s["valeur"]) for s in weekly["series"]] == [("2026-11-02", 1), ("2026-11-09", 2)]
+
+
+@pytest.mark.usefixtures("november")
+async def test_costs_and_utilisation(client: httpx.AsyncClient, manager: Headers) -> None:
+    costs = await kpi(client, manager, "couts", par="client")
+    # labour 480 min × 250 MAD/h = 2,000 MAD; parts 80 MAD
+    assert costs["valeur"] == {"cloturees": 3, "main_oeuvre": 200_000, "pieces": 8_000, "total": 208_000}
+    assert [(g["client_id"], g["total"]) for g in costs["groupes"]] == [(CLIENT_A, 158_000), (CLIENT_B, 50_000)]
+    utilisation = await kpi(client, manager, "utilisation")
+    # 21 working days in November 2026 × 480 min × 2 technicians = 20,160 available minutes
+    assert (utilisation["minutes_travaillees"], utilisation["minutes_disponibles"]) == (480, 20_160)
+    assert utilisation["valeur"] == round(480 / 20_160, 4)
+
+
+@pytest.mark.usefixtures("november")
+async def test_mtbf_and_availability(client: httpx.AsyncClient, manager: Headers) -> None:
+    answer = await kpi(client, manager, "mtbf")
+    by_id = {e["equipement_id"]: e for e in answer["equipements"]}
+    # November is 720 h: E1 down 9 h over 2 breakdowns
+    assert by_id[E1] | {"nom": None} == {
+        "equipement_id": E1,
+        "nom": None,
+        "pannes": 2,
+        "heures_arret": 9.0,
+        "mtbf_heures": 355.5,
+        "disponibilite": round(711 / 720, 4),
+    }
+    assert (by_id[E2]["pannes"], by_id[E2]["mtbf_heures"], by_id[E2]["disponibilite"]) == (0, None, 1.0)
+    assert answer["valeur"]["mtbf_heures"] == 715.5 and answer["valeur"]["disponibilite"] == round(1431 / 1440, 4)
+    filtered = await kpi(client, manager, "disponibilite", type_equipement="pompe")
+    assert [e["equipement_id"] for e in filtered["equipements"]] == [E2]
+
+
+async def test_same_figures_whatever_the_order_and_duplicates(
+    client: httpx.AsyncClient, manager: Headers, deliver: Deliver
+) -> None:
+    events = month_of_november()
+    shuffled = events[:]
+    random.Random(20261204).shuffle(shuffled)
+    envelopes = [envelope(event_type, data) for event_type, data in shuffled]
+    for event in envelopes:
+        await deliver(event)
+    # the same deliveries again (the inbox skips them) and the same facts under new ids (the read model
+    # keeps the newest and ignores what it already holds)
+    for event in envelopes[::2]:
+        assert await deliver(event) is False
+    await deliver_all(deliver, list(reversed(events)))
+    figures = {}
+    for name in ("mttr", "sla", "conformite-preventive", "premiere-resolution", "backlog", "couts", "mtbf"):
+        figures[name] = (await kpi(client, manager, name))["valeur"]
+    assert figures["mttr"]["mttr_resolution_minutes"] == 2140.0
+    assert figures["sla"] == 0.6667 and figures["conformite-preventive"] == 0.5
+    assert figures["premiere-resolution"] == 0.5 and figures["backlog"] == 2
+    assert figures["couts"]["total"] == 208_000 and figures["mtbf"]["mtbf_heures"] == 715.5
+
+
+@pytest.mark.usefixtures("november")
+async def test_a_client_sees_only_its_organisation(
+    client: httpx.AsyncClient, client_user: Callable[[int], Headers]
+) -> None:
+    own = client_user(CLIENT_A)
+    mttr = await kpi(client, own, "mttr")
+    assert mttr["valeur"]["cloturees"] == 2 and mttr["filtres"] == {"client_id": CLIENT_A}
+    costs = await kpi(client, own, "couts", par="client")
+    assert [g["client_id"] for g in costs["groupes"]] == [CLIENT_A]
+    mtbf = await kpi(client, own, "mtbf")
+    assert [e["equipement_id"] for e in mtbf["equipements"]] == [E1]
+    refused = await client.get("/api/v1/kpis/sla", params={"client_id": CLIENT_B}, headers=own)
+    assert refused.status_code == 403
+    assert refused.headers["content-type"].startswith("application/problem+json")
+
+
+@pytest.mark.usefixtures("november")
+async def test_a_technician_sees_its_own_interventions(
+    client: httpx.AsyncClient, auth_headers: Callable[..., Headers]
+) -> None:
+    tech = auth_headers("technicien", user_id=USER_1)
+    mttr = await kpi(client, tech, "mttr")
+    assert mttr["valeur"]["cloturees"] == 2  # #1 and #2
+    unknown = auth_headers("technicien", user_id=9_999)
+    assert (await kpi(client, unknown, "mttr"))["valeur"]["cloturees"] == 0
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"du": "2026-12-01", "au": "2026-11-01"},
+        {"du": "2000-01-01", "au": "2026-11-01", "pas": "jour"},
+        {"pas": "annee"},
+        {"du": "not-a-date"},
+        {"client_id": "0"},
+        {"type": "unknown"},
+        {"du": "0001-01-01", "au": "0001-01-02"},
+        {"du": "9999-12-30", "au": "9999-12-31"},
+    ],
+)
+async def test_bad_questions_are_422(client: httpx.AsyncClient, manager: Headers, params: dict[str, str]) -> None:
+    response = await client.get("/api/v1/kpis/mttr", params=params, headers=manager)
+    assert response.status_code == 422, response.text
+    assert response.headers["content-type"].startswith("application/problem+json")
+
+
+async def test_the_list_of_kpis_has_every_formula(client: httpx.AsyncClient, manager: Headers) -> None:
+    response = await client.get("/api/v1/kpis", headers=manager)
+    assert response.status_code == 200
+    assert {k["kpi"] for k in response.json()} == {
+        "mttr", "mtbf", "disponibilite", "backlog", "conformite-preventive", "sla", "premiere-resolution",
+        "utilisation", "couts",
+    }  # fmt: skip
