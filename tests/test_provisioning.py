@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Iterator
+from urllib.parse import urlsplit
 
 import aio_pika
 import asyncpg
@@ -87,5 +89,42 @@ def test_setup_declares_every_consumer_queue_before_any_service_starts(
                 await declare_consumer_queue(
                     await connection.channel(), "mif.assets", routing_keys=[], delivery_limit=5
                 )
+
+    asyncio.run(scenario())
+
+
+def test_setup_retries_a_broker_that_drops_its_first_handshake(own_vhost: str) -> None:
+    """A busy or starting broker that closes the first connection does not cost the queues' head start."""
+    upstream = urlsplit(own_vhost)
+    accepted = 0
+
+    async def flaky_proxy(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        nonlocal accepted
+        accepted += 1
+        if accepted == 1:
+            writer.close()  # EOF before the broker's first frame, as the overloaded broker did
+            return
+        up_reader, up_writer = await asyncio.open_connection(upstream.hostname, upstream.port)
+
+        async def pump(src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
+            with contextlib.suppress(ConnectionError):
+                while data := await src.read(65536):
+                    dst.write(data)
+                    await dst.drain()
+            dst.close()
+
+        await asyncio.gather(pump(reader, up_writer), pump(up_reader, writer))
+
+    async def scenario() -> None:
+        server = await asyncio.start_server(flaky_proxy, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        through_proxy = own_vhost.replace(upstream.netloc, f"{upstream.username}:{upstream.password}@127.0.0.1:{port}")
+        async with server:
+            queues = await declare_service_queues(built_services(), amqp_url=through_proxy)
+        assert "mif.interventions" in queues
+        assert accepted == 2, "one connection refused, then one connection for every queue"
+        connection = await aio_pika.connect(own_vhost)
+        async with connection:
+            await (await connection.channel()).declare_queue("mif.interventions", passive=True)
 
     asyncio.run(scenario())
