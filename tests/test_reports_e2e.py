@@ -194,6 +194,32 @@ def test_an_xlsx_export_has_typed_cells(suite: Suite, month: dict[str, Any]) -> 
     assert by_title["Délai respecté"].value is True
 
 
+def test_the_plans_list_is_planning_s_plans_in_typed_cells(suite: Suite, month: dict[str, Any]) -> None:
+    """planning owns the plans: the export reads them through its API, as the caller, and types their cells."""
+    equipement = month["equipement"]
+    body = {"equipement_id": equipement["id"], "frequence": "mensuel", "prochaine_date": "2099-03-15T08:00:00Z"}
+    with suite.client() as http:
+        created = http.post("/api/v1/planning", json=body, headers=month["manager"])
+        assert created.status_code == 201, created.text
+        plan = created.json()
+        exported = http.post(
+            "/api/v1/rapports/exports", json={"rapport": "plans", "format": "xlsx"}, headers=month["manager"]
+        )
+        as_client = {"rapport": "plans", "format": "csv"}
+        refused = http.post("/api/v1/rapports/exports", json=as_client, headers=month["client"])
+    assert exported.status_code == 200, exported.text
+    sheet = openpyxl.load_workbook(io.BytesIO(exported.content)).active
+    assert sheet is not None
+    header = [cell.value for cell in sheet[1]]
+    rows = {row[0].value: dict(zip(header, row, strict=True)) for row in sheet.iter_rows(min_row=2)}
+    row = rows[plan["id"]]
+    assert row["Équipement"].value == equipement["nom"]
+    assert (row["Déclencheur"].value, row["Fréquence"].value) == (plan["declencheur"], plan["frequence"])
+    assert row["Prochaine date"].value == datetime(2099, 3, 15, 9, 0)  # Casablanca's wall clock (UTC+1)
+    assert row["Prochaine date"].number_format.startswith("dd/mm/yyyy")
+    assert refused.status_code == 403
+
+
 def test_the_work_order_pdf_has_the_timeline_and_the_totals(suite: Suite, month: dict[str, Any]) -> None:
     urgent = month["urgent"]
     body = {"rapport": "bon_intervention", "format": "pdf", "intervention_id": urgent["id"]}

@@ -21,10 +21,11 @@ import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from mif_reports.models import METRIQUES, InterventionFait, agregat_jour, agregat_jour_global
+from mif_reports.models import AXES_MOIS, METRIQUES, InterventionFait, agregat_jour, agregat_jour_global, agregat_mois
 
-# (jour, client_id, equipement_id, technicien_id, type, priorite); ids are 0 when absent.
-Key = tuple[date, int, int, int, str, str]
+# (jour, client_id, equipement_id, technicien_id, type, priorite, type_equipement); ids are 0 and the
+# equipment type '' when absent.
+Key = tuple[date, int, int, int, str, str, str]
 Contribution = dict[Key, Counter[str]]
 
 
@@ -34,6 +35,7 @@ class Etat:
 
     client_id: int | None
     equipement_id: int | None
+    type_equipement: str | None
     technicien_id: int | None
     type: str | None
     priorite: str | None
@@ -52,6 +54,7 @@ class Etat:
         return cls(
             client_id=fait.client_id,
             equipement_id=fait.equipement_id,
+            type_equipement=fait.type_equipement,
             technicien_id=fait.technicien_id,
             type=fait.type,
             priorite=fait.priorite,
@@ -76,7 +79,14 @@ def contribution(etat: Etat | None, fuseau: ZoneInfo) -> Contribution:
     out: Contribution = defaultdict(Counter)
     if etat is None or etat.date_creation is None or etat.type is None or etat.priorite is None:
         return out
-    dims = (etat.client_id or 0, etat.equipement_id or 0, etat.technicien_id or 0, etat.type, etat.priorite)
+    dims = (
+        etat.client_id or 0,
+        etat.equipement_id or 0,
+        etat.technicien_id or 0,
+        etat.type,
+        etat.priorite,
+        etat.type_equipement or "",
+    )
 
     def day(moment: datetime) -> Counter[str]:
         return out[(moment.astimezone(fuseau).date(), *dims)]
@@ -130,21 +140,43 @@ def _upsert(table: sa.Table, keys: tuple[str, ...]) -> Any:
 
 _FINE_KEYS = ("jour", "client_id", "equipement_id", "technicien_id", "type", "priorite")
 _GLOBAL_KEYS = ("jour", "type", "priorite")
+_MONTH_KEYS = ("axe", "valeur", "mois", "type", "priorite")
 _ADD_FINE = _upsert(agregat_jour, _FINE_KEYS)
 _ADD_GLOBAL = _upsert(agregat_jour_global, _GLOBAL_KEYS)
+_ADD_MONTH = _upsert(agregat_mois, _MONTH_KEYS)
+# Where each monthly axis reads its value in a Key.
+_AXIS_INDEX = {"tout": None, "client": 1, "technicien": 3, "type_equipement": 6}
+assert _AXIS_INDEX.keys() == AXES_MOIS.keys()
+
+
+def _rows(sums: Mapping[tuple[Any, ...], Counter[str]], names: tuple[str, ...]) -> list[dict[str, Any]]:
+    """Upsert rows, keys sorted, the ones whose every metric nets to zero left out."""
+    return [
+        dict(zip(names, key, strict=True), **{m: sums[key][m] for m in METRIQUES})
+        for key in sorted(sums)
+        if any(sums[key][m] for m in METRIQUES)
+    ]
 
 
 async def add(session: AsyncSession, deltas: Mapping[Key, Mapping[str, int]]) -> None:
-    """Add the deltas to both tables. Keys are sorted so that two transactions adding to the same days
+    """Add the deltas to every table. Keys are sorted so that two transactions adding to the same days
     lock their rows in the same order (no deadlock)."""
     if not deltas:
         return
-    fine = [dict(zip(_FINE_KEYS, key, strict=True), **deltas[key]) for key in sorted(deltas)]
-    coarse: dict[tuple[date, str, str], Counter[str]] = defaultdict(Counter)
+    fine: dict[tuple[Any, ...], Counter[str]] = defaultdict(Counter)
+    coarse: dict[tuple[Any, ...], Counter[str]] = defaultdict(Counter)
+    monthly: dict[tuple[Any, ...], Counter[str]] = defaultdict(Counter)
     for key, delta in deltas.items():
+        fine[key[:6]].update(delta)
         coarse[(key[0], key[4], key[5])].update(delta)
-    totals = [
-        dict(zip(_GLOBAL_KEYS, key, strict=True), **{m: coarse[key][m] for m in METRIQUES}) for key in sorted(coarse)
-    ]
-    await session.execute(_ADD_FINE, fine)
-    await session.execute(_ADD_GLOBAL, totals)
+        mois = key[0].replace(day=1)
+        for axe, index in _AXIS_INDEX.items():
+            valeur = "" if index is None else str(key[index])
+            monthly[(axe, valeur, mois, key[4], key[5])].update(delta)
+    for statement, sums, names in (
+        (_ADD_FINE, fine, _FINE_KEYS),
+        (_ADD_GLOBAL, coarse, _GLOBAL_KEYS),
+        (_ADD_MONTH, monthly, _MONTH_KEYS),
+    ):
+        if rows := _rows(sums, names):
+            await session.execute(statement, rows)

@@ -21,7 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from mif_common.errors import Forbidden, Unprocessable
 from mif_reports import kpis, listes, rapports
-from mif_reports.kpis import Question
+from mif_reports.questions import Question, buckets
 from mif_reports.tabular import Column, csv_chunks, write_xlsx
 
 Rapport = Literal["interventions", "equipements", "pieces", "plans", "kpis", "bon_intervention", "rapport_mensuel"]
@@ -69,7 +69,7 @@ async def kpi_rows(session: AsyncSession, q: Question, settings: Settings) -> li
     backlog = await kpis.backlog(session, q)
     costs = await kpis.couts(session, q, taux_horaire=settings.taux_horaire, par=None)
     rows = []
-    for i, b in enumerate(kpis.buckets(q)):
+    for i, b in enumerate(buckets(q)):
         rows.append(
             {
                 "periode": b,

@@ -53,15 +53,18 @@ async def on_parts_costed(session: AsyncSession, event: CloudEvent) -> None:
 
 
 async def on_equipement(session: AsyncSession, event: CloudEvent) -> None:
-    await replicas.equipement_changed(session, fact=EquipementFact.model_validate(event.data))
+    fact = EquipementFact.model_validate(event.data)
+    await replicas.equipement_changed(session, fact=fact, fuseau=_rules()[1])
 
 
 async def on_equipement_deleted(session: AsyncSession, event: CloudEvent) -> None:
-    await replicas.equipement_changed(session, fact=EquipementFact.model_validate(event.data), supprime=True)
+    fact = EquipementFact.model_validate(event.data)
+    await replicas.equipement_changed(session, fact=fact, fuseau=_rules()[1], supprime=True)
 
 
 async def on_equipement_statut(session: AsyncSession, event: CloudEvent) -> None:
-    await replicas.equipement_statut_changed(session, fact=EquipementFact.model_validate(event.data))
+    fact = EquipementFact.model_validate(event.data)
+    await replicas.equipement_statut_changed(session, fact=fact, fuseau=_rules()[1])
 
 
 async def on_client(session: AsyncSession, event: CloudEvent) -> None:

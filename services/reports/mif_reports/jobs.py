@@ -29,9 +29,9 @@ from mif_common.jobs import PeriodicJob
 from mif_reports import exports, rapports
 from mif_reports.config import ReportsSettings
 from mif_reports.events import ExportCompleted, ExportFailed
-from mif_reports.kpis import Question
 from mif_reports.models import ExportJob, StatutJob
 from mif_reports.monthly_pdf import render_monthly_report
+from mif_reports.questions import Question
 
 logger = logging.getLogger(__name__)
 

@@ -1,5 +1,6 @@
-"""The KPIs: each a formula over the daily sums (aggregates.py) or over the breakdown episodes, for one
-question (period, filters, grouping) already narrowed to what the caller may see (scope.py).
+"""The KPIs: each a formula over the sums (aggregates.py keeps them, sums.py reads them) or over the
+breakdown episodes, for one question (period, filters, grouping) already narrowed to what the caller may
+see (questions.py, scope.py).
 
 Every formula is written once, in `FORMULES`: the OpenAPI descriptions and docs/reports.md show them.
 """
@@ -7,29 +8,17 @@ Every formula is written once, in `FORMULES`: the OpenAPI descriptions and docs/
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
-from typing import Any, Literal
-from zoneinfo import ZoneInfo
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from mif_common.datetimes import now
-from mif_reports.models import (
-    METRIQUES,
-    EquipementRef,
-    InterventionFait,
-    PanneEpisode,
-    TechnicienRef,
-    agregat_jour,
-    agregat_jour_global,
-)
-
-Pas = Literal["jour", "semaine", "mois"]
-_TRUNC = {"jour": "day", "semaine": "week", "mois": "month"}
+from mif_common.statements import Statement
+from mif_reports.models import EquipementRef, InterventionFait, PanneEpisode, TechnicienRef
+from mif_reports.questions import Question, buckets, dimension_terms, equipement_filter, next_bucket
+from mif_reports.sums import Ligne, sums
 
 FORMULES: dict[str, str] = {
     "mttr": (
@@ -77,100 +66,6 @@ FORMULES: dict[str, str] = {
 }
 
 
-@dataclass(frozen=True, slots=True)
-class Question:
-    """A KPI question once scoped: the period (dates, inclusive, company time zone), the bucket size and
-    the filters. A scope that can see nothing sets `rien` (every figure is then empty)."""
-
-    du: date
-    au: date
-    pas: Pas
-    fuseau: ZoneInfo
-    client_id: int | None = None
-    equipement_id: int | None = None
-    type_equipement: str | None = None
-    localisation: str | None = None
-    technicien_id: int | None = None
-    type: str | None = None
-    priorite: str | None = None
-    rien: bool = False
-
-    @property
-    def fine(self) -> bool:
-        """Whether the question needs the per-dimension sums (else the per-day totals answer it)."""
-        return any(
-            v is not None
-            for v in (self.client_id, self.equipement_id, self.type_equipement, self.localisation, self.technicien_id)
-        )
-
-    def start(self) -> datetime:
-        return datetime.combine(self.du, time(), self.fuseau)
-
-    def end(self) -> datetime:
-        """The period's end, never after now."""
-        return min(datetime.combine(self.au + timedelta(days=1), time(), self.fuseau), now())
-
-
-def equipement_filter(q: Question) -> sa.ColumnElement[bool] | None:
-    terms = []
-    if q.type_equipement is not None:
-        terms.append(EquipementRef.type == q.type_equipement)
-    if q.localisation is not None:
-        terms.append(EquipementRef.localisation == q.localisation)
-    return sa.and_(*terms) if terms else None
-
-
-def dimension_terms(q: Question, table: Any) -> list[sa.ColumnElement[bool]]:
-    terms: list[sa.ColumnElement[bool]] = []
-    if q.client_id is not None:
-        terms.append(table.c.client_id == q.client_id)
-    if q.equipement_id is not None:
-        terms.append(table.c.equipement_id == q.equipement_id)
-    if q.technicien_id is not None:
-        terms.append(table.c.technicien_id == q.technicien_id)
-    equipement = equipement_filter(q)
-    if equipement is not None:
-        terms.append(table.c.equipement_id.in_(sa.select(EquipementRef.equipement_id).where(equipement)))
-    if q.type is not None:
-        terms.append(table.c.type == q.type)
-    if q.priorite is not None:
-        terms.append(table.c.priorite == q.priorite)
-    return terms
-
-
-Ligne = dict[str, Any]
-
-
-async def sums(
-    session: AsyncSession,
-    q: Question,
-    metriques: Sequence[str],
-    *,
-    par: str | None = None,
-    depuis_le_debut: bool = False,
-) -> list[Ligne]:
-    """Σ of `metriques` per bucket (`periode`, the bucket's first day) and, with `par`, per that dimension
-    too: rows ordered by bucket. `depuis_le_debut`: from the first day ever, not from `du` (a running sum)."""
-    if q.rien:
-        return []
-    table = agregat_jour if q.fine or par in ("client_id", "equipement_id", "technicien_id") else agregat_jour_global
-    periode = sa.func.date_trunc(_TRUNC[q.pas], table.c.jour).cast(sa.Date).label("periode")
-    group: list[Any] = [periode]
-    if par is not None:
-        group.append(table.c[par])
-    terms = [table.c.jour <= q.au, *dimension_terms(q, table)]
-    if not depuis_le_debut:
-        terms.append(table.c.jour >= q.du)
-    statement = (
-        sa.select(*group, *(sa.func.sum(table.c[m]).label(m) for m in metriques))
-        .where(*terms)
-        .group_by(*group)
-        .order_by(*group)
-    )
-    rows = (await session.execute(statement)).mappings().all()
-    return [{k: (int(v) if k in METRIQUES and v is not None else v) for k, v in row.items()} for row in rows]
-
-
 def ratio(numerateur: float, denominateur: float) -> float | None:
     return round(numerateur / denominateur, 4) if denominateur else None
 
@@ -179,40 +74,13 @@ def _minutes(secondes: int, n: int) -> float | None:
     return round(secondes / n / 60, 1) if n else None
 
 
-def buckets(q: Question) -> list[date]:
-    """The first day of every bucket the period touches."""
-    first = q.du
-    if q.pas == "semaine":
-        first = q.du - timedelta(days=q.du.weekday())
-    elif q.pas == "mois":
-        first = q.du.replace(day=1)
-    out = []
-    current = first
-    while current <= q.au:
-        out.append(current)
-        if q.pas == "jour":
-            current += timedelta(days=1)
-        elif q.pas == "semaine":
-            current += timedelta(days=7)
-        else:
-            current = (current.replace(day=28) + timedelta(days=4)).replace(day=1)
-    return out
-
-
-def _next(q: Question, bucket: date) -> date:
-    if q.pas == "jour":
-        return bucket + timedelta(days=1)
-    if q.pas == "semaine":
-        return bucket + timedelta(days=7)
-    return (bucket.replace(day=28) + timedelta(days=4)).replace(day=1)
-
-
 # --- the KPIs ---------------------------------------------------------------------------------------------
 
 
 async def mttr(session: AsyncSession, q: Question) -> dict[str, Any]:
     metrics = ("cloturees", "demarrees", "secondes_travaux", "secondes_resolution")
     rows = await sums(session, q, metrics, par="type")
+    by_bucket = _par_periode(rows)
     series: dict[date, dict[str, Any]] = defaultdict(lambda: {"par_type": {}})
     totals: dict[str, dict[str, int]] = defaultdict(lambda: dict.fromkeys(metrics, 0))
     for row in rows:
@@ -224,14 +92,18 @@ async def mttr(session: AsyncSession, q: Question) -> dict[str, Any]:
         "valeur": _mttr_figures(overall),
         "par_type": {t: _mttr_figures(v) for t, v in sorted(totals.items())},
         "series": [
-            {"periode": b, **_mttr_figures({m: sum(v[m] for v in _raw(rows, b)) for m in metrics}), **series[b]}
+            {"periode": b, **_mttr_figures({m: sum(v[m] for v in by_bucket[b]) for m in metrics}), **series[b]}
             for b in buckets(q)
         ],
     }
 
 
-def _raw(rows: list[Ligne], bucket: date) -> list[Ligne]:
-    return [r for r in rows if r["periode"] == bucket]
+def _par_periode(rows: list[Ligne]) -> dict[date, list[Ligne]]:
+    """The rows of each bucket (grouped once: a series looks each bucket up)."""
+    grouped: dict[date, list[Ligne]] = defaultdict(list)
+    for row in rows:
+        grouped[row["periode"]].append(row)
+    return grouped
 
 
 def _mttr_figures(row: Ligne) -> dict[str, Any]:
@@ -246,6 +118,7 @@ async def _ratio_kpi(
     session: AsyncSession, q: Question, numerateur: str, denominateur: str, *, par: str | None = None
 ) -> dict[str, Any]:
     rows = await sums(session, q, (numerateur, denominateur), par=par)
+    by_bucket = _par_periode(rows)
     num = sum(r[numerateur] for r in rows)
     den = sum(r[denominateur] for r in rows)
     answer: dict[str, Any] = {
@@ -255,9 +128,9 @@ async def _ratio_kpi(
         "series": [
             {
                 "periode": b,
-                "valeur": ratio(sum(r[numerateur] for r in _raw(rows, b)), sum(r[denominateur] for r in _raw(rows, b))),
-                numerateur: sum(r[numerateur] for r in _raw(rows, b)),
-                denominateur: sum(r[denominateur] for r in _raw(rows, b)),
+                "valeur": ratio(sum(r[numerateur] for r in by_bucket[b]), sum(r[denominateur] for r in by_bucket[b])),
+                numerateur: sum(r[numerateur] for r in by_bucket[b]),
+                denominateur: sum(r[denominateur] for r in by_bucket[b]),
             }
             for b in buckets(q)
         ],
@@ -283,6 +156,7 @@ async def sla(session: AsyncSession, q: Question) -> dict[str, Any]:
 
 async def premiere_resolution(session: AsyncSession, q: Question) -> dict[str, Any]:
     rows = await sums(session, q, ("correctives_cloturees", "correctives_refaites"))
+    by_bucket = _par_periode(rows)
 
     def figures(closed: int, redone: int) -> dict[str, Any]:
         return {
@@ -297,8 +171,8 @@ async def premiere_resolution(session: AsyncSession, q: Question) -> dict[str, A
             {
                 "periode": b,
                 **figures(
-                    sum(r["correctives_cloturees"] for r in _raw(rows, b)),
-                    sum(r["correctives_refaites"] for r in _raw(rows, b)),
+                    sum(r["correctives_cloturees"] for r in by_bucket[b]),
+                    sum(r["correctives_refaites"] for r in by_bucket[b]),
                 ),
             }
             for b in buckets(q)
@@ -353,16 +227,15 @@ def _working_days(start: date, end: date) -> int:
 
 
 async def utilisation(session: AsyncSession, q: Question, *, minutes_par_jour: int) -> dict[str, Any]:
-    rows = await sums(session, q, ("minutes_travaillees",), par="technicien_id")
+    rows = await sums(session, q, ("minutes_travaillees",), par="technicien_id", separes=True)
+    per_bucket = {r["periode"]: r["minutes_travaillees"] for r in rows if r["periode"] is not None}
+    per_technicien = {
+        r["technicien_id"]: r["minutes_travaillees"] for r in rows if r["periode"] is None and r["technicien_id"]
+    }
     if q.technicien_id is not None:
         techniciens = 0 if q.rien else 1
     else:
-        techniciens = int(
-            await session.scalar(
-                sa.select(sa.func.count()).select_from(TechnicienRef).where(TechnicienRef.is_active.is_(True))
-            )
-            or 0
-        )
+        techniciens = (await _ACTIVE_TECHNICIANS.fetch(await session.connection(), {}))[0][0]
     today = q.end().astimezone(q.fuseau).date()
 
     def available(start: date, end: date) -> int:
@@ -370,17 +243,13 @@ async def utilisation(session: AsyncSession, q: Question, *, minutes_par_jour: i
 
     series = []
     for b in buckets(q):
-        worked = sum(r["minutes_travaillees"] for r in _raw(rows, b))
-        dispo = available(b, _next(q, b)) * minutes_par_jour * techniciens
+        worked = per_bucket.get(b, 0)
+        dispo = available(b, next_bucket(q, b)) * minutes_par_jour * techniciens
         series.append(
             {"periode": b, "valeur": ratio(worked, dispo), "minutes_travaillees": worked, "minutes_disponibles": dispo}
         )
-    worked = sum(r["minutes_travaillees"] for r in rows)
+    worked = sum(per_bucket.values())
     dispo = available(q.du, q.au + timedelta(days=1)) * minutes_par_jour * techniciens
-    per_technicien: dict[int, int] = defaultdict(int)
-    for r in rows:
-        if r["technicien_id"]:
-            per_technicien[r["technicien_id"]] += r["minutes_travaillees"]
     one = available(q.du, q.au + timedelta(days=1)) * minutes_par_jour
     return {
         "valeur": ratio(worked, dispo),
@@ -395,8 +264,15 @@ async def utilisation(session: AsyncSession, q: Question, *, minutes_par_jour: i
     }
 
 
+_ACTIVE_TECHNICIANS = Statement(
+    lambda: sa.select(sa.func.count()).select_from(TechnicienRef).where(TechnicienRef.is_active.is_(True)), ()
+)
+
+
 async def couts(session: AsyncSession, q: Question, *, taux_horaire: int, par: str | None) -> dict[str, Any]:
-    rows = await sums(session, q, ("minutes_travaillees", "cout_pieces", "cloturees"), par=par)
+    rows = await sums(session, q, ("minutes_travaillees", "cout_pieces", "cloturees"), par=par, separes=True)
+    # With `par`, the rows are per bucket (`par` None) and per value (`periode` None); without, per bucket.
+    per_bucket = _par_periode([r for r in rows if r["periode"] is not None])
 
     def figures(minutes: int, pieces: int, closed: int) -> dict[str, Any]:
         labour = round(minutes * taux_horaire / 60)
@@ -410,15 +286,13 @@ async def couts(session: AsyncSession, q: Question, *, taux_horaire: int, par: s
         )
 
     answer: dict[str, Any] = {
-        "valeur": total(rows),
-        "series": [{"periode": b, **total(_raw(rows, b))} for b in buckets(q)],
+        "valeur": total([r for r in rows if r["periode"] is not None]),
+        "series": [{"periode": b, **total(per_bucket[b])} for b in buckets(q)],
     }
     if par is not None:
-        groups: dict[int, list[Ligne]] = defaultdict(list)
-        for r in rows:
-            groups[r[par]].append(r)
+        groups = [r for r in rows if r["periode"] is None]
         answer["groupes"] = sorted(
-            ({par: k or None, **total(v)} for k, v in groups.items()), key=lambda g: -int(g["total"])
+            ({par: r[par] or None, **total([r])} for r in groups), key=lambda g: -int(g["total"])
         )
     return answer
 
@@ -472,7 +346,7 @@ async def pannes(session: AsyncSession, q: Question, *, limite: int = 500) -> di
     bornes: dict[date, tuple[datetime, datetime]] = {}
     for b in buckets(q):
         lo = max(datetime.combine(b, time(), q.fuseau), start)
-        hi = min(datetime.combine(_next(q, b), time(), q.fuseau), end)
+        hi = min(datetime.combine(next_bucket(q, b), time(), q.fuseau), end)
         if hi > lo:
             bornes[b] = (lo, hi)
     par_periode: dict[datetime, Any] = {}

@@ -18,7 +18,8 @@ from mif_common.auth import CurrentPrincipal
 from mif_common.db import ReadSession
 from mif_reports import kpis
 from mif_reports.config import ReportsSettings
-from mif_reports.kpis import FORMULES, Question
+from mif_reports.kpis import FORMULES
+from mif_reports.questions import Question
 from mif_reports.scope import Filtres, filtres, question
 
 kpis_router = APIRouter(prefix="/api/v1/kpis", tags=["kpis"])

@@ -16,8 +16,8 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from mif_reports.kpis import Question, dimension_terms, equipement_filter
 from mif_reports.models import ClientRef, EquipementRef, InterventionFait, PieceRef, TechnicienRef
+from mif_reports.questions import Question, dimension_terms, equipement_filter
 from mif_reports.tabular import Column
 
 PAGE = 2_000

@@ -6,6 +6,9 @@
   old contribution is taken out and its new one put in (aggregates.py). `agregat_jour` is keyed by every
   filterable dimension an intervention carries; `agregat_jour_global` only by type and priority, so that
   an unfiltered question over two years reads a few thousand rows.
+- `agregat_mois`: the same sums per month along one axis at a time (everything, one client, one
+  technician, one equipment type), so that a monthly question over years reads a few hundred rows
+  whatever the volume; the partial months at a period's edges come from the daily sums.
 - `statut_equipement` and `panne_episode`: assets' statut changes and the breakdown episodes rebuilt from
   them (MTBF, availability).
 - Replicas for names and filters: equipment, clients, technicians, parts.
@@ -81,6 +84,25 @@ agregat_jour_global = sa.Table(
     *_metric_columns(),
 )
 
+# The axes of `agregat_mois` and the fact field each is keyed by (`valeur` is its text, '' for `tout`).
+AXES_MOIS: dict[str, str | None] = {
+    "tout": None,
+    "client": "client_id",
+    "technicien": "technicien_id",
+    "type_equipement": "type_equipement",
+}
+
+agregat_mois = sa.Table(
+    "agregat_mois",
+    Base.metadata,
+    sa.Column("axe", sa.String(20), primary_key=True),
+    sa.Column("valeur", sa.String(100), primary_key=True),
+    sa.Column("mois", sa.Date, primary_key=True),
+    sa.Column("type", sa.String(20), primary_key=True),
+    sa.Column("priorite", sa.String(20), primary_key=True),
+    *_metric_columns(),
+)
+
 
 class InterventionFait(Base):
     __tablename__ = "intervention_fait"
@@ -88,6 +110,9 @@ class InterventionFait(Base):
     intervention_id: Mapped[int] = mapped_column(sa.BigInteger, primary_key=True, autoincrement=False)
     # NULL until the first snapshot arrives (a parts cost may come first): such a row counts nowhere.
     equipement_id: Mapped[int | None] = mapped_column(sa.BigInteger)
+    # The equipment's type as assets last said (kept in step by equipment events: the monthly sums'
+    # `type_equipement` axis follows it).
+    type_equipement: Mapped[str | None] = mapped_column(sa.String(100))
     client_id: Mapped[int | None] = mapped_column(sa.BigInteger)
     technicien_id: Mapped[int | None] = mapped_column(sa.BigInteger)
     type: Mapped[str | None] = mapped_column(sa.String(20))

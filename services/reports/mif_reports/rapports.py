@@ -13,11 +13,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from mif_common.datetimes import now
 from mif_common.errors import NotFound
 from mif_reports import kpis
+from mif_reports import sums as kpi_sums
 from mif_reports.formats import duree_fr, montant_fr, pourcentage_fr
-from mif_reports.kpis import Question
 from mif_reports.models import ClientRef, EquipementRef, InterventionFait, TechnicienRef
 from mif_reports.monthly_pdf import LigneIntervention, PointMensuel, RapportMensuel
 from mif_reports.owners import DocumentsClient, EtapeLigne, InterventionsClient
+from mif_reports.questions import Question, buckets
 from mif_reports.work_order_pdf import BonIntervention, DocumentJoint, EtapeChecklist, LigneHistorique, LignePiece
 
 _ACTIONS = {
@@ -224,7 +225,7 @@ async def rapport_mensuel(
     year_q = Question(du=first, au=month_q.au, pas="mois", fuseau=q.fuseau, client_id=q.client_id)
     sums = {
         r["periode"]: r
-        for r in await kpis.sums(session, year_q, ("creees", "cloturees", "sla_evaluees", "sla_respectees"))
+        for r in await kpi_sums.sums(session, year_q, ("creees", "cloturees", "sla_evaluees", "sla_respectees"))
     }
     backlog_year = {s["periode"]: s["valeur"] for s in (await kpis.backlog(session, year_q))["series"]}
     serie = [
@@ -236,7 +237,7 @@ async def rapport_mensuel(
             sla_respectes=sums.get(b, {}).get("sla_respectees", 0),
             sla_total=sums.get(b, {}).get("sla_evaluees", 0),
         )
-        for b in kpis.buckets(year_q)
+        for b in buckets(year_q)
     ]
     f, e = InterventionFait, EquipementRef
     rows = (

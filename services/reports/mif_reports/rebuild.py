@@ -48,12 +48,14 @@ from mif_reports.models import (
     TechnicienRef,
     agregat_jour,
     agregat_jour_global,
+    agregat_mois,
 )
 
 PAGE = 500
 READ_MODEL: tuple[Any, ...] = (
     agregat_jour,
     agregat_jour_global,
+    agregat_mois,
     InterventionFait.__table__,
     StatutEquipement.__table__,
     PanneEpisode.__table__,
@@ -129,7 +131,7 @@ async def rebuild(
         fact = EquipementFact.model_validate(
             {**row, "equipement_id": row["id"], "version": 0, "updated_at": row["date_creation"]}
         )
-        await replicas.equipement_changed(session, fact=fact)
+        await replicas.equipement_changed(session, fact=fact, fuseau=fuseau)
         equipment_ids.append(row["id"])
 
     async def technicien(session: AsyncSession, row: dict[str, Any]) -> None:

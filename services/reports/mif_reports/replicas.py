@@ -159,6 +159,11 @@ async def intervention_changed(
     before = aggregates.contribution(Etat.of(fait), fuseau)
     was = _repeat_key(fait)
     fait.date_fin = _date_fin(fait, fact)
+    if fact.equipement_id != fait.equipement_id or fait.type_equipement is None:
+        # Once known it follows the equipment's own events (equipement_type_changed), not this read.
+        fait.type_equipement = await session.scalar(
+            sa.select(EquipementRef.type).where(EquipementRef.equipement_id == fact.equipement_id)
+        )
     fait.equipement_id = fact.equipement_id
     fait.client_id = fact.client_id
     fait.technicien_id = fact.technicien_id
@@ -212,13 +217,39 @@ def _equipement_values(fact: EquipementFact, *, supprime: bool = False) -> dict[
     }
 
 
-async def equipement_changed(session: AsyncSession, *, fact: EquipementFact, supprime: bool = False) -> bool:
-    return await EQUIPEMENTS.upsert(session, _equipement_values(fact, supprime=supprime)) is not None
+async def equipement_changed(
+    session: AsyncSession, *, fact: EquipementFact, fuseau: ZoneInfo, supprime: bool = False
+) -> bool:
+    if await EQUIPEMENTS.upsert(session, _equipement_values(fact, supprime=supprime)) is None:
+        return False
+    await _equipement_type_followed(session, fact.equipement_id, fact.type, fuseau)
+    return True
 
 
-async def equipement_statut_changed(session: AsyncSession, *, fact: EquipementFact) -> None:
+async def _equipement_type_followed(session: AsyncSession, equipement_id: int, type_: str, fuseau: ZoneInfo) -> None:
+    """The monthly sums' equipment-type axis moved for the equipment's interventions whose fact has another
+    type (the equipment was retyped, or its interventions arrived before it). Usually none."""
+    faits = (
+        await session.scalars(
+            sa.select(InterventionFait)
+            .where(
+                InterventionFait.equipement_id == equipement_id,
+                InterventionFait.type_equipement.is_distinct_from(type_),
+            )
+            .order_by(InterventionFait.intervention_id)
+            .with_for_update()
+        )
+    ).all()
+    for fait in faits:
+        before = aggregates.contribution(Etat.of(fait), fuseau)
+        fait.type_equipement = type_
+        await aggregates.add(session, aggregates.difference(before, aggregates.contribution(Etat.of(fait), fuseau)))
+
+
+async def equipement_statut_changed(session: AsyncSession, *, fact: EquipementFact, fuseau: ZoneInfo) -> None:
     """`status_changed`: the equipment's snapshot, and the change for its breakdown episodes."""
-    await EQUIPEMENTS.upsert(session, _equipement_values(fact))
+    if await EQUIPEMENTS.upsert(session, _equipement_values(fact)) is not None:
+        await _equipement_type_followed(session, fact.equipement_id, fact.type, fuseau)
     await record_statut(
         session, equipement_id=fact.equipement_id, at=fact.updated_at, statut=fact.statut, ancien=fact.ancien_statut
     )

@@ -16,8 +16,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from mif_common.auth import Principal, Role
 from mif_common.errors import Forbidden, Unprocessable
 from mif_common.params import MAX_ID
-from mif_reports.kpis import Pas, Question, buckets
 from mif_reports.models import TechnicienRef
+from mif_reports.questions import Pas, Question, buckets
 
 MAX_BUCKETS = 1_000
 MAX_YEARS = 10

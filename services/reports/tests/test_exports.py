@@ -189,3 +189,30 @@ async def test_the_monthly_report_of_a_client(
     text = "\n".join(p.extract_text() for p in PdfReader(io.BytesIO(response.content)).pages).replace("\u00a0", " ")
     assert "Cimenterie Atlas" in text and "novembre 2026" in text
     assert "1 580,00 MAD" in text  # organisation A's November: 360 min × 250 MAD/h + 80 MAD of parts
+
+
+@pytest.mark.usefixtures("november")
+async def test_the_kpis_list_has_each_month_s_figures_in_typed_cells(
+    client: httpx.AsyncClient, manager: Headers
+) -> None:
+    """The figures of test_kpis.py's hand-computed November, one row per month, as numbers Excel computes
+    with (money in MAD, ratios as fractions shown as percentages)."""
+    body = {"rapport": "kpis", "format": "xlsx", "filtres": {"du": "2026-10-01", "au": "2026-11-30", "pas": "mois"}}
+    response = await client.post("/api/v1/rapports/exports", json=body, headers=manager)
+    assert response.status_code == 200, response.text
+    sheet = openpyxl.load_workbook(io.BytesIO(response.content)).active
+    assert sheet is not None
+    header = [c.value for c in sheet[1]]
+    october, november = ({h: c for h, c in zip(header, row, strict=True)} for row in sheet.iter_rows(min_row=2))
+    assert october["Clôturées"].value == 0 and october["MTTR travaux (min)"].value is None
+    figures = {h: c.value for h, c in november.items()}
+    assert figures["Période"].date().isoformat() == "2026-11-01"
+    assert figures["Clôturées"] == 3
+    assert (figures["MTTR travaux (min)"], figures["MTTR résolution (min)"]) == (160, 2140)
+    assert figures["Respect des délais"] == pytest.approx(0.6667)
+    assert november["Respect des délais"].number_format == "0.0%"
+    assert (figures["Conformité préventive"], figures["Résolution du premier coup"]) == (0.5, 0.5)
+    assert figures["Backlog (fin de période)"] == 2
+    # 480 min × 250 MAD/h = 2,000 MAD of labour; 80 MAD of parts
+    assert (figures["Main-d'œuvre"], figures["Pièces"], figures["Coût total"]) == (2000, 80, 2080)
+    assert "MAD" in november["Coût total"].number_format

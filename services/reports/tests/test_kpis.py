@@ -23,8 +23,9 @@ from typing import Any
 import httpx
 import pytest
 
+from mif_assets.testing import equipement_data
 from mif_common.testing.events import Deliver, envelope
-from mif_reports.testing import CLIENT_A, CLIENT_B, E1, E2, USER_1, month_of_november
+from mif_reports.testing import CLIENT_A, CLIENT_B, E1, E2, TECH_1, USER_1, month_of_november, t
 
 Headers = dict[str, str]
 NOVEMBER = {"du": "2026-11-01", "au": "2026-11-30", "pas": "mois"}
@@ -138,6 +139,52 @@ async def test_same_figures_whatever_the_order_and_duplicates(
     assert figures["sla"] == 0.6667 and figures["conformite-preventive"] == 0.5
     assert figures["premiere-resolution"] == 0.5 and figures["backlog"] == 2
     assert figures["couts"]["total"] == 208_000 and figures["mtbf"]["mtbf_heures"] == 715.5
+    # The monthly sums' equipment-type axis, whichever came first, the equipment or its interventions.
+    assert (await kpi(client, manager, "mttr", type_equipement="compresseur"))["valeur"]["cloturees"] == 2
+    assert (await kpi(client, manager, "mttr", type_equipement="pompe"))["valeur"]["cloturees"] == 1
+
+
+# A period whose edges cut months: October and December from the daily sums, November from the monthly.
+ACROSS = {"du": "2026-10-20", "au": "2026-12-03"}
+ALL_KPIS: list[tuple[str, dict[str, Any]]] = [
+    ("mttr", {}),
+    ("sla", {}),
+    ("conformite-preventive", {}),
+    ("premiere-resolution", {}),
+    ("backlog", {}),
+    ("utilisation", {}),
+    ("couts", {"par": "client"}),
+    ("couts", {"par": "technicien"}),
+]
+
+
+@pytest.mark.usefixtures("november")
+async def test_a_monthly_answer_is_the_sum_of_its_days(
+    client: httpx.AsyncClient, manager: Headers, deliver: Deliver
+) -> None:
+    """Monthly questions read the monthly sums, daily ones the daily sums: both agree, for every axis, after
+    an equipment is retyped (its interventions' sums follow it to the new type)."""
+    retyped = equipement_data(
+        E1, client_id=CLIENT_A, type="surpresseur", localisation="Casablanca", version=10, updated_at=t(20, 8)
+    )
+    await deliver("assets.equipement.updated.v1", retyped)
+    filters: list[dict[str, Any]] = [
+        {},
+        {"client_id": CLIENT_A},
+        {"technicien_id": TECH_1},
+        {"type_equipement": "surpresseur"},
+        {"type_equipement": "compresseur"},
+        {"client_id": CLIENT_B, "type_equipement": "pompe"},  # two axes: the daily sums answer both
+    ]
+    for name, extra in ALL_KPIS:
+        for filtre in filters:
+            monthly = await kpi(client, manager, name, **ACROSS, pas="mois", **extra, **filtre)
+            daily = await kpi(client, manager, name, **ACROSS, pas="jour", **extra, **filtre)
+            assert monthly["valeur"] == daily["valeur"], (name, extra, filtre)
+            assert monthly.get("groupes") == daily.get("groupes"), (name, extra, filtre)
+    mttr = await kpi(client, manager, "mttr", **ACROSS, type_equipement="surpresseur")
+    assert mttr["valeur"]["cloturees"] == 2
+    assert (await kpi(client, manager, "mttr", **ACROSS, type_equipement="compresseur"))["valeur"]["cloturees"] == 0
 
 
 @pytest.mark.usefixtures("november")

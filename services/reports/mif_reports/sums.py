@@ -1,0 +1,184 @@
+"""Reading the KPI sums (aggregates.py keeps them): which table answers a question, and its statement.
+
+A monthly question whose filters fit one axis of `agregat_mois` (none, or one of client, technician,
+equipment type; type and priority on top) reads its whole months there and only the partial months at
+its edges from the daily sums: a few hundred rows whatever the volume. Any other question reads the daily
+sums: the per-day totals when it filters by type or priority only, else the per-dimension sums.
+
+A question's statement depends only on its *shape* (which filters are set, the grouping, the metrics, the
+table): each shape is built and compiled once, then run with the question's values as asyncpg's prepared
+statement (mif_common.statements). Building the union and letting SQLAlchemy find it in its cache cost
+more CPU than PostgreSQL spent answering.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from mif_common.statements import CompiledSql, fetch
+from mif_reports.models import EquipementRef, agregat_jour, agregat_jour_global, agregat_mois
+from mif_reports.questions import TRUNC, Pas, Question
+
+Ligne = dict[str, Any]
+
+# The filters a question may set, as they are bound in the statements.
+_FILTRES = ("client_id", "equipement_id", "technicien_id", "type_equipement", "localisation", "type", "priorite")
+# The monthly sums' axis for each `par` dimension that has one.
+_AXE_DE_PAR = {"client_id": "client", "technicien_id": "technicien"}
+
+
+@dataclass(frozen=True, slots=True)
+class Forme:
+    """What shapes a question's statement; its values are bound at each run."""
+
+    pas: Pas
+    metriques: tuple[str, ...]
+    par: str | None
+    filtres: frozenset[str]
+    fine: bool  # the per-dimension daily sums (else the per-day totals)
+    mensuel: bool  # whole months from `agregat_mois`
+    valeur: bool  # one value of the monthly axis (else every value, grouped by `par`)
+    depuis_le_debut: bool
+    separes: bool  # per bucket and per `par` value apart, not per bucket × value
+
+
+async def sums(
+    session: AsyncSession,
+    q: Question,
+    metriques: Sequence[str],
+    *,
+    par: str | None = None,
+    depuis_le_debut: bool = False,
+    separes: bool = False,
+) -> list[Ligne]:
+    """Σ of `metriques` per bucket (`periode`, the bucket's first day) and, with `par`, per that dimension
+    too: rows ordered by bucket. `depuis_le_debut`: from the first day ever, not from `du` (a running sum).
+    `separes` (with `par`): one row per bucket (`par` None) and one per value of `par` over the whole
+    period (`periode` None), for a KPI that never shows the two crossed (a few dozen rows, not hundreds)."""
+    if q.rien:
+        return []
+    values: dict[str, Any] = {"du": q.du, "au": q.au}
+    values.update((name, getattr(q, name)) for name in _FILTRES if getattr(q, name) is not None)
+    axe = _axe_mois(q, par)
+    if axe is not None:
+        values["axe"], values["valeur"] = axe
+        # Whole months: from the first that starts on or after `du` to the last that ends by `au`.
+        values["premier"] = q.du if q.du.day == 1 else _next_month(q.du)
+        values["coupure"] = (q.au + timedelta(days=1)).replace(day=1)
+    forme = Forme(
+        pas=q.pas,
+        metriques=tuple(metriques),
+        par=par,
+        filtres=frozenset(name for name in _FILTRES if getattr(q, name) is not None),
+        fine=q.fine or par in ("client_id", "equipement_id", "technicien_id"),
+        mensuel=axe is not None,
+        valeur=axe is not None and axe[1] is not None,
+        depuis_le_debut=depuis_le_debut,
+        separes=separes and par is not None,
+    )
+    compiled = _COMPILED.get(forme)
+    connection = await session.connection()
+    if compiled is None:
+        compiled = _COMPILED[forme] = CompiledSql.of(_statement(forme), connection.dialect, _PARAMETRES)
+    return [dict(record) for record in await fetch(connection, compiled, values)]
+
+
+_COMPILED: dict[Forme, CompiledSql] = {}
+_PARAMETRES = ("du", "au", "axe", "valeur", "premier", "coupure", *_FILTRES)
+
+
+def _axe_mois(q: Question, par: str | None) -> tuple[str, str | None] | None:
+    """(axe, valeur) of the monthly sums that answer the question (valeur None: every value, grouped by
+    `par`), or None when only the daily sums can (another grouping, a filter on equipment or place, or
+    filters on two axes)."""
+    if q.pas != "mois" or q.equipement_id is not None or q.localisation is not None:
+        return None
+    filtres = {
+        axe: str(valeur)
+        for axe, valeur in (
+            ("client", q.client_id),
+            ("technicien", q.technicien_id),
+            ("type_equipement", q.type_equipement),
+        )
+        if valeur is not None
+    }
+    if len(filtres) > 1:
+        return None
+    if par is None or par in ("type", "priorite"):
+        return next(iter(filtres.items()), ("tout", ""))
+    axe = _AXE_DE_PAR.get(par)
+    if axe is None or (filtres and axe not in filtres):
+        return None
+    return axe, filtres.get(axe)
+
+
+def _statement(f: Forme) -> sa.Select[Any]:
+    table = agregat_jour if f.fine else agregat_jour_global
+    jour = table.c.jour
+    periode = sa.func.date_trunc(TRUNC[f.pas], jour).cast(sa.Date).label("periode")
+    daily = [jour <= _date("au"), *_dimension_terms(f.filtres, table)]
+    if not f.depuis_le_debut:
+        daily.append(jour >= _date("du"))
+    parts = []
+    if f.mensuel:
+        mois = agregat_mois.c.mois
+        monthly = [agregat_mois.c.axe == sa.bindparam("axe", type_=sa.String), mois < _date("coupure")]
+        monthly += _dimension_terms(f.filtres & {"type", "priorite"}, agregat_mois)
+        if f.valeur:
+            monthly.append(agregat_mois.c.valeur == sa.bindparam("valeur", type_=sa.String))
+        if f.depuis_le_debut:
+            daily.append(jour >= _date("coupure"))
+        else:
+            monthly.append(mois >= _date("premier"))
+            daily.append(sa.or_(jour < _date("premier"), jour >= _date("coupure")))
+        parts.append(_part(agregat_mois, mois.label("periode"), f, monthly))
+    parts.append(_part(table, periode, f, daily))
+    both = (sa.union_all(*parts) if len(parts) > 1 else parts[0]).subquery()
+    group: list[Any] = [both.c.periode] + ([both.c[f.par]] if f.par is not None else [])
+    grouping = [sa.func.grouping_sets(*(sa.tuple_(column) for column in group))] if f.separes else group
+    return (
+        sa.select(*group, *(sa.func.sum(both.c[m]).cast(sa.BigInteger).label(m) for m in f.metriques))
+        .group_by(*grouping)
+        .order_by(*group)
+    )
+
+
+def _date(name: str) -> sa.BindParameter[date]:
+    return sa.bindparam(name, type_=sa.Date)
+
+
+def _dimension_terms(filtres: frozenset[str], table: Any) -> list[sa.ColumnElement[bool]]:
+    """The filters set, each bound by name (the same as `questions.dimension_terms`, shaped once)."""
+    terms: list[sa.ColumnElement[bool]] = []
+    for name in ("client_id", "equipement_id", "technicien_id"):
+        if name in filtres:
+            terms.append(table.c[name] == sa.bindparam(name, type_=sa.BigInteger))
+    equipement = [
+        getattr(EquipementRef, column) == sa.bindparam(name, type_=sa.String)
+        for name, column in (("type_equipement", "type"), ("localisation", "localisation"))
+        if name in filtres
+    ]
+    if equipement:
+        terms.append(table.c.equipement_id.in_(sa.select(EquipementRef.equipement_id).where(*equipement)))
+    for name in ("type", "priorite"):
+        if name in filtres:
+            terms.append(table.c[name] == sa.bindparam(name, type_=sa.String))
+    return terms
+
+
+def _part(table: Any, periode: Any, f: Forme, terms: list[Any]) -> sa.Select[Any]:
+    columns: list[Any] = [periode]
+    if f.par is not None:
+        column = table.c[f.par] if f.par in table.c else table.c.valeur.cast(sa.BigInteger)
+        columns.append(column.label(f.par))
+    return sa.select(*columns, *(table.c[m] for m in f.metriques)).where(*terms)
+
+
+def _next_month(day: date) -> date:
+    return (day.replace(day=28) + timedelta(days=4)).replace(day=1)
