@@ -1,4 +1,5 @@
-"""Statements of fixed shape run on the asyncpg connection under a SQLAlchemy connection or session.
+"""Statements of fixed shape (or of a few shapes) run on the asyncpg connection under a SQLAlchemy
+connection or session.
 
 The hot paths (lists, replica upserts, the inbox claim, the outbox insert) build their statement once,
 compile it once for the dialect, and run its SQL text as asyncpg's prepared statement: building a select
@@ -9,9 +10,9 @@ transaction.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Hashable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import Any, Generic, TypeVar, cast
 
 import asyncpg
 import sqlalchemy as sa
@@ -20,6 +21,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql.compiler import SQLCompiler
 
 from mif_common.db import DRIVER_ERRORS, driver_error
+
+K = TypeVar("K", bound=Hashable)
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,3 +93,20 @@ class Statement:
         if self._compiled is None:
             self._compiled = CompiledSql.of(self._build(), connection.dialect, self._parameters)
         return await fetch(connection, self._compiled, values)
+
+
+class Shapes(Generic[K]):
+    """Statements whose shape depends on a key (which filters a question sets, its grouping, ...): each
+    shape is built (`build(key)`) and compiled once, then run on the asyncpg connection like `Statement`.
+    The keys must be few (a combination of flags), as every shape stays compiled."""
+
+    def __init__(self, build: Callable[[K], sa.ClauseElement], parameters: Iterable[str]) -> None:
+        self._build = build
+        self._parameters = frozenset(parameters)
+        self._compiled: dict[K, CompiledSql] = {}
+
+    async def fetch(self, connection: AsyncConnection, shape: K, values: Mapping[str, Any]) -> list[asyncpg.Record]:
+        compiled = self._compiled.get(shape)
+        if compiled is None:
+            compiled = self._compiled[shape] = CompiledSql.of(self._build(shape), connection.dialect, self._parameters)
+        return await fetch(connection, compiled, values)

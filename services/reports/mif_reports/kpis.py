@@ -8,17 +8,16 @@ Every formula is written once, in `FORMULES`: the OpenAPI descriptions and docs/
 from __future__ import annotations
 
 from collections import defaultdict
-from datetime import date, datetime, time, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from mif_common.statements import Statement
-from mif_reports.models import EquipementRef, InterventionFait, PanneEpisode, TechnicienRef
-from mif_reports.questions import Question, buckets, dimension_terms, equipement_filter, next_bucket
-from mif_reports.sums import Ligne, sums
+from mif_common.statements import Shapes, Statement
+from mif_reports.models import InterventionFait, TechnicienRef
+from mif_reports.questions import Question, buckets, next_bucket
+from mif_reports.sums import FILTRES, Ligne, bound_dimension_terms, filter_values, sums
 
 FORMULES: dict[str, str] = {
     "mttr": (
@@ -204,16 +203,25 @@ _AGES = (("0-7", 0, 7), ("8-30", 8, 30), ("31-90", 31, 90), ("91+", 91, None))
 async def _backlog_ages(session: AsyncSession, q: Question, moment: datetime) -> dict[str, int]:
     if q.rien:
         return {label: 0 for label, *_ in _AGES}
+    values = filter_values(q)
+    records = await _AGES_STATEMENTS.fetch(await session.connection(), frozenset(values), {"moment": moment, **values})
+    return {label: int(records[0][label]) for label, *_ in _AGES}
+
+
+def _ages_statement(filtres: frozenset[str]) -> Any:
+    """How many interventions were open at `moment`, per age bucket (the GiST index on their open interval)."""
     fait = InterventionFait
-    age = sa.func.floor(sa.extract("epoch", sa.literal(moment) - fait.date_creation) / 86400)
+    moment = sa.bindparam("moment", type_=sa.DateTime(timezone=True))
+    age = sa.func.floor(sa.extract("epoch", moment - fait.date_creation) / 86400)
     columns = [
         sa.func.count().filter(age >= low if high is None else age.between(low, high)).label(label)
         for label, low, high in _AGES
     ]
-    terms: list[sa.ColumnElement[Any]] = [fait.ouverte_pendant.op("@>")(sa.literal(moment, sa.DateTime(timezone=True)))]
-    terms.extend(dimension_terms(q, fait.__table__))
-    row = (await session.execute(sa.select(*columns).where(*terms))).mappings().one()
-    return {label: int(row[label]) for label, *_ in _AGES}
+    terms = [fait.ouverte_pendant.op("@>")(moment), *bound_dimension_terms(filtres, fait.__table__)]
+    return sa.select(*columns).where(*terms)
+
+
+_AGES_STATEMENTS = Shapes(_ages_statement, ("moment", *FILTRES))
 
 
 def _working_days(start: date, end: date) -> int:
@@ -295,121 +303,3 @@ async def couts(session: AsyncSession, q: Question, *, taux_horaire: int, par: s
             ({par: r[par] or None, **total([r])} for r in groups), key=lambda g: -int(g["total"])
         )
     return answer
-
-
-async def pannes(session: AsyncSession, q: Question, *, limite: int = 500) -> dict[str, Any]:
-    """MTBF and availability: per equipment over the period, and per bucket over every equipment counted."""
-    start, end = q.start(), q.end()
-    if q.rien or end <= start:
-        return {"valeur": {}, "equipements": [], "series": []}
-    equipements = sa.select(EquipementRef.equipement_id, EquipementRef.nom).where(EquipementRef.supprime.is_(False))
-    if q.client_id is not None:
-        equipements = equipements.where(EquipementRef.client_id == q.client_id)
-    if q.equipement_id is not None:
-        equipements = equipements.where(EquipementRef.equipement_id == q.equipement_id)
-    equipement = equipement_filter(q)
-    if equipement is not None:
-        equipements = equipements.where(equipement)
-    if q.technicien_id is not None:  # a technician: the equipment of its interventions
-        equipements = equipements.where(
-            EquipementRef.equipement_id.in_(
-                sa.select(InterventionFait.equipement_id).where(InterventionFait.technicien_id == q.technicien_id)
-            )
-        )
-    scope = equipements.cte("scope")
-    p = PanneEpisode
-    fin = sa.func.coalesce(p.fin, sa.literal(end))
-
-    def downtime(lo: Any, hi: Any) -> Any:
-        return sa.func.coalesce(
-            sa.func.sum(sa.extract("epoch", sa.func.least(fin, hi) - sa.func.greatest(p.debut, lo))).filter(
-                p.debut < hi, fin > lo
-            ),
-            0,
-        )
-
-    per_equipement = (
-        sa.select(
-            scope.c.equipement_id,
-            scope.c.nom,
-            sa.func.count(p.debut).filter(p.debut >= start, p.debut < end).label("pannes"),
-            downtime(sa.literal(start), sa.literal(end)).label("secondes_arret"),
-        )
-        .select_from(scope.outerjoin(p, sa.and_(p.equipement_id == scope.c.equipement_id, p.debut < end, fin > start)))
-        .group_by(scope.c.equipement_id, scope.c.nom)
-        .order_by(sa.desc("secondes_arret"), scope.c.equipement_id)
-    )
-    rows = (await session.execute(per_equipement)).mappings().all()
-    duration = (end - start).total_seconds()
-    equipment = [_pannes_figures(r["pannes"], float(r["secondes_arret"]), duration) for r in rows]
-    n = len(rows)
-    bornes: dict[date, tuple[datetime, datetime]] = {}
-    for b in buckets(q):
-        lo = max(datetime.combine(b, time(), q.fuseau), start)
-        hi = min(datetime.combine(next_bucket(q, b), time(), q.fuseau), end)
-        if hi > lo:
-            bornes[b] = (lo, hi)
-    par_periode: dict[datetime, Any] = {}
-    if bornes:
-        # Every bucket in one statement (its shape does not depend on how many there are, so it is
-        # compiled once): the buckets' bounds as two arrays, each episode counted in those it overlaps.
-        instants = ARRAY(sa.DateTime(timezone=True))
-        periode = (
-            sa.func.unnest(
-                sa.literal([lo for lo, _ in bornes.values()], instants),
-                sa.literal([hi for _, hi in bornes.values()], instants),
-            )
-            .table_valued("lo", "hi")
-            .render_derived(name="periode")
-        )
-        lo_c, hi_c = periode.c.lo, periode.c.hi
-        per_bucket = (
-            sa.select(
-                lo_c,
-                sa.func.count(p.debut).filter(p.debut >= lo_c).label("pannes"),
-                sa.func.coalesce(
-                    sa.func.sum(sa.extract("epoch", sa.func.least(fin, hi_c) - sa.func.greatest(p.debut, lo_c))), 0
-                ).label("secondes_arret"),
-            )
-            .select_from(
-                periode.outerjoin(
-                    p,
-                    sa.and_(p.equipement_id.in_(sa.select(scope.c.equipement_id)), p.debut < hi_c, fin > lo_c),
-                )
-            )
-            .group_by(lo_c)
-        )
-        par_periode = {r["lo"]: r for r in (await session.execute(per_bucket)).mappings()}
-    series = []
-    for b in buckets(q):
-        if b not in bornes:
-            series.append({"periode": b, **_pannes_figures(0, 0.0, 0.0)})
-            continue
-        lo, hi = bornes[b]
-        row = par_periode[lo]
-        series.append(
-            {
-                "periode": b,
-                **_pannes_figures(row["pannes"], float(row["secondes_arret"]), (hi - lo).total_seconds() * n),
-            }
-        )
-    return {
-        "valeur": _pannes_figures(
-            sum(r["pannes"] for r in rows), sum(float(r["secondes_arret"]) for r in rows), duration * n
-        ),
-        "equipements": [
-            {"equipement_id": r["equipement_id"], "nom": r["nom"], **figures}
-            for r, figures in list(zip(rows, equipment, strict=True))[:limite]
-        ],
-        "series": series,
-    }
-
-
-def _pannes_figures(pannes: int, secondes_arret: float, secondes: float) -> dict[str, Any]:
-    uptime = max(0.0, secondes - secondes_arret)
-    return {
-        "pannes": pannes,
-        "heures_arret": round(secondes_arret / 3600, 2),
-        "mtbf_heures": round(uptime / pannes / 3600, 2) if pannes else None,
-        "disponibilite": round(uptime / secondes, 4) if secondes else None,
-    }

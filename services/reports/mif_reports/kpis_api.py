@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict
 
 from mif_common.auth import CurrentPrincipal
 from mif_common.db import ReadSession
-from mif_reports import kpis
+from mif_reports import kpis, pannes
 from mif_reports.config import ReportsSettings
 from mif_reports.kpis import FORMULES
 from mif_reports.questions import Question
@@ -98,8 +98,8 @@ def _route(name: str, summary: str, compute: Compute) -> None:
 
 
 _route("mttr", "Mean time to repair, per intervention type", lambda s, q, _: kpis.mttr(s, q))
-_route("mtbf", "Mean time between failures, per equipment", lambda s, q, _: kpis.pannes(s, q))
-_route("disponibilite", "Availability, per equipment", lambda s, q, _: kpis.pannes(s, q))
+_route("mtbf", "Mean time between failures, per equipment", lambda s, q, _: pannes.pannes(s, q))
+_route("disponibilite", "Availability, per equipment", lambda s, q, _: pannes.pannes(s, q))
 _route("backlog", "Open interventions over time, and their ages", lambda s, q, _: kpis.backlog(s, q))
 _route("conformite-preventive", "Preventive compliance", lambda s, q, _: kpis.conformite_preventive(s, q))
 _route("sla", "SLA compliance, per priority", lambda s, q, _: kpis.sla(s, q))

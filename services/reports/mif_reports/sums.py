@@ -21,14 +21,14 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from mif_common.statements import CompiledSql, fetch
+from mif_common.statements import Shapes
 from mif_reports.models import EquipementRef, agregat_jour, agregat_jour_global, agregat_mois
 from mif_reports.questions import TRUNC, Pas, Question
 
 Ligne = dict[str, Any]
 
 # The filters a question may set, as they are bound in the statements.
-_FILTRES = ("client_id", "equipement_id", "technicien_id", "type_equipement", "localisation", "type", "priorite")
+FILTRES = ("client_id", "equipement_id", "technicien_id", "type_equipement", "localisation", "type", "priorite")
 # The monthly sums' axis for each `par` dimension that has one.
 _AXE_DE_PAR = {"client_id": "client", "technicien_id": "technicien"}
 
@@ -63,8 +63,7 @@ async def sums(
     period (`periode` None), for a KPI that never shows the two crossed (a few dozen rows, not hundreds)."""
     if q.rien:
         return []
-    values: dict[str, Any] = {"du": q.du, "au": q.au}
-    values.update((name, getattr(q, name)) for name in _FILTRES if getattr(q, name) is not None)
+    values: dict[str, Any] = {"du": q.du, "au": q.au, **filter_values(q)}
     axe = _axe_mois(q, par)
     if axe is not None:
         values["axe"], values["valeur"] = axe
@@ -75,22 +74,15 @@ async def sums(
         pas=q.pas,
         metriques=tuple(metriques),
         par=par,
-        filtres=frozenset(name for name in _FILTRES if getattr(q, name) is not None),
+        filtres=frozenset(filter_values(q)),
         fine=q.fine or par in ("client_id", "equipement_id", "technicien_id"),
         mensuel=axe is not None,
         valeur=axe is not None and axe[1] is not None,
         depuis_le_debut=depuis_le_debut,
         separes=separes and par is not None,
     )
-    compiled = _COMPILED.get(forme)
-    connection = await session.connection()
-    if compiled is None:
-        compiled = _COMPILED[forme] = CompiledSql.of(_statement(forme), connection.dialect, _PARAMETRES)
-    return [dict(record) for record in await fetch(connection, compiled, values)]
-
-
-_COMPILED: dict[Forme, CompiledSql] = {}
-_PARAMETRES = ("du", "au", "axe", "valeur", "premier", "coupure", *_FILTRES)
+    records = await _STATEMENTS.fetch(await session.connection(), forme, values)
+    return [dict(record) for record in records]
 
 
 def _axe_mois(q: Question, par: str | None) -> tuple[str, str | None] | None:
@@ -122,23 +114,26 @@ def _statement(f: Forme) -> sa.Select[Any]:
     table = agregat_jour if f.fine else agregat_jour_global
     jour = table.c.jour
     periode = sa.func.date_trunc(TRUNC[f.pas], jour).cast(sa.Date).label("periode")
-    daily = [jour <= _date("au"), *_dimension_terms(f.filtres, table)]
+    daily = [jour <= _date("au"), *bound_dimension_terms(f.filtres, table)]
     if not f.depuis_le_debut:
         daily.append(jour >= _date("du"))
     parts = []
     if f.mensuel:
         mois = agregat_mois.c.mois
         monthly = [agregat_mois.c.axe == sa.bindparam("axe", type_=sa.String), mois < _date("coupure")]
-        monthly += _dimension_terms(f.filtres & {"type", "priorite"}, agregat_mois)
+        monthly += bound_dimension_terms(f.filtres & {"type", "priorite"}, agregat_mois)
         if f.valeur:
             monthly.append(agregat_mois.c.valeur == sa.bindparam("valeur", type_=sa.String))
-        if f.depuis_le_debut:
-            daily.append(jour >= _date("coupure"))
-        else:
+        if not f.depuis_le_debut:
             monthly.append(mois >= _date("premier"))
-            daily.append(sa.or_(jour < _date("premier"), jour >= _date("coupure")))
         parts.append(_part(agregat_mois, mois.label("periode"), f, monthly))
-    parts.append(_part(table, periode, f, daily))
+        # The edges as two ranges of days, not one range with an OR: an OR across the period made
+        # PostgreSQL walk every day of it in the index and filter.
+        parts.append(_part(table, periode, f, [*daily, jour >= _date("coupure")]))
+        if not f.depuis_le_debut:
+            parts.append(_part(table, periode, f, [*daily, jour < _date("premier")]))
+    else:
+        parts.append(_part(table, periode, f, daily))
     both = (sa.union_all(*parts) if len(parts) > 1 else parts[0]).subquery()
     group: list[Any] = [both.c.periode] + ([both.c[f.par]] if f.par is not None else [])
     grouping = [sa.func.grouping_sets(*(sa.tuple_(column) for column in group))] if f.separes else group
@@ -149,12 +144,20 @@ def _statement(f: Forme) -> sa.Select[Any]:
     )
 
 
+def filter_values(q: Question) -> dict[str, Any]:
+    """The filters the question sets, by the names `bound_dimension_terms` binds them."""
+    return {name: value for name in FILTRES if (value := getattr(q, name)) is not None}
+
+
+_STATEMENTS = Shapes(_statement, ("du", "au", "axe", "valeur", "premier", "coupure", *FILTRES))
+
+
 def _date(name: str) -> sa.BindParameter[date]:
     return sa.bindparam(name, type_=sa.Date)
 
 
-def _dimension_terms(filtres: frozenset[str], table: Any) -> list[sa.ColumnElement[bool]]:
-    """The filters set, each bound by name (the same as `questions.dimension_terms`, shaped once)."""
+def bound_dimension_terms(filtres: frozenset[str], table: Any) -> list[sa.ColumnElement[bool]]:
+    """The filters set, each bound by name (`questions.dimension_terms` for a statement built once)."""
     terms: list[sa.ColumnElement[bool]] = []
     for name in ("client_id", "equipement_id", "technicien_id"):
         if name in filtres:

@@ -65,7 +65,7 @@ def t(day: int, hour: int, month: int = 11) -> datetime:
 Event = tuple[str, dict[str, Any]]
 
 
-def _snapshots(
+def snapshots(
     intervention_id: int,
     *,
     equipement_id: int,
@@ -168,25 +168,25 @@ def month_of_november() -> list[Event]:
         )
     a: dict[str, Any] = {"equipement_id": E1, "client_id": CLIENT_A}
     b: dict[str, Any] = {"equipement_id": E2, "client_id": CLIENT_B}
-    events += _snapshots(
+    events += snapshots(
         1, **a, technicien_id=TECH_1, type_="corrective", priorite="haute", created=t(2, 8), limite=t(3, 8),
         started=t(2, 9), closed=t(2, 11), duree=120,
     )  # fmt: skip
-    events += _snapshots(
+    events += snapshots(
         2, **a, technicien_id=TECH_1, type_="corrective", priorite="urgente", created=t(10, 8), limite=t(10, 12),
         started=t(10, 10), closed=t(10, 14), duree=240,
     )  # fmt: skip
-    events += _snapshots(
+    events += snapshots(
         3, **b, technicien_id=TECH_2, type_="preventive", priorite="normale", created=t(1, 8), limite=t(5, 17),
         started=t(5, 8), closed=t(5, 10), duree=120,
     )  # fmt: skip
-    events += _snapshots(
+    events += snapshots(
         4, **b, technicien_id=TECH_2, type_="preventive", priorite="normale", created=t(1, 8), limite=t(20, 17),
     )  # fmt: skip
-    events += _snapshots(
+    events += snapshots(
         5, **b, technicien_id=None, type_="corrective", priorite="basse", created=t(25, 8), limite=None,
     )  # fmt: skip
-    events += _snapshots(
+    events += snapshots(
         6, **a, technicien_id=TECH_1, type_="corrective", priorite="normale", created=t(15, 8), limite=None,
         cancelled=t(16, 8),
     )  # fmt: skip

@@ -25,7 +25,7 @@ import pytest
 
 from mif_assets.testing import equipement_data
 from mif_common.testing.events import Deliver, envelope
-from mif_reports.testing import CLIENT_A, CLIENT_B, E1, E2, TECH_1, USER_1, month_of_november, t
+from mif_reports.testing import CLIENT_A, CLIENT_B, E1, E2, TECH_1, USER_1, month_of_november, snapshots, t
 
 Headers = dict[str, str]
 NOVEMBER = {"du": "2026-11-01", "au": "2026-11-30", "pas": "mois"}
@@ -155,6 +155,7 @@ ALL_KPIS: list[tuple[str, dict[str, Any]]] = [
     ("utilisation", {}),
     ("couts", {"par": "client"}),
     ("couts", {"par": "technicien"}),
+    ("mtbf", {}),
 ]
 
 
@@ -168,6 +169,14 @@ async def test_a_monthly_answer_is_the_sum_of_its_days(
         E1, client_id=CLIENT_A, type="surpresseur", localisation="Casablanca", version=10, updated_at=t(20, 8)
     )
     await deliver("assets.equipement.updated.v1", retyped)
+    # In the edge months: 9 October is before the period (never counted), 25 October and 2 December in it.
+    a = {"equipement_id": E1, "client_id": CLIENT_A, "technicien_id": TECH_1, "priorite": "haute", "limite": None}
+    for iid, day, month in ((901, 9, 10), (902, 25, 10), (903, 2, 12)):
+        for event_type, data in snapshots(
+            iid, **a, type_="corrective", created=t(day, 8, month), started=t(day, 9, month),
+            closed=t(day, 11, month), duree=60,
+        ):  # fmt: skip
+            await deliver(event_type, data)
     filters: list[dict[str, Any]] = [
         {},
         {"client_id": CLIENT_A},
@@ -181,9 +190,10 @@ async def test_a_monthly_answer_is_the_sum_of_its_days(
             monthly = await kpi(client, manager, name, **ACROSS, pas="mois", **extra, **filtre)
             daily = await kpi(client, manager, name, **ACROSS, pas="jour", **extra, **filtre)
             assert monthly["valeur"] == daily["valeur"], (name, extra, filtre)
-            assert monthly.get("groupes") == daily.get("groupes"), (name, extra, filtre)
+            for part in ("groupes", "par_technicien", "equipements"):
+                assert monthly.get(part) == daily.get(part), (name, extra, filtre, part)
     mttr = await kpi(client, manager, "mttr", **ACROSS, type_equipement="surpresseur")
-    assert mttr["valeur"]["cloturees"] == 2
+    assert mttr["valeur"]["cloturees"] == 4  # #1 and #2 in November, 902 and 903 at the edges
     assert (await kpi(client, manager, "mttr", **ACROSS, type_equipement="compresseur"))["valeur"]["cloturees"] == 0
 
 
