@@ -1,9 +1,11 @@
-"""The KPI sums per day, kept incrementally.
+"""The KPI sums per day (every dimension; type and priority only) and per month (one axis at a time),
+kept incrementally.
 
 An intervention's *contribution* is a pure function of its current state: +1 `creees` on its creation day,
 +1 `sorties` on the day it left the backlog, its closure figures on its closure day, and for a preventive
 +1 `preventives_dues` on its deadline day. When a fact changes the state, the difference between the old
-contribution and the new one is added to the sums (one upsert per table, run for each changed day). So a
+contribution and the new one is added to the sums (one upsert per table, run for each changed day or
+month). So a
 duplicate or an older event (ignored before it gets here) changes nothing, and events in any order end in
 the same sums: the sums only ever depend on the latest state of each intervention.
 """

@@ -160,7 +160,7 @@ async def intervention_changed(
     was = _repeat_key(fait)
     fait.date_fin = _date_fin(fait, fact)
     if fact.equipement_id != fait.equipement_id or fait.type_equipement is None:
-        # Once known it follows the equipment's own events (equipement_type_changed), not this read.
+        # Once known it follows the equipment's own events (`_equipement_type_followed`), not this read.
         fait.type_equipement = await session.scalar(
             sa.select(EquipementRef.type).where(EquipementRef.equipement_id == fact.equipement_id)
         )
