@@ -19,6 +19,10 @@ ensure_uv() {
     done
   fi
   command -v uv >/dev/null 2>&1 || { echo "uv was installed but is not on PATH" >&2; return 1; }
+  # Trust the system's certificate store, as pip and curl do: uv otherwise uses its own bundled roots and
+  # refuses a registry reached through a proxy whose CA only the system knows (a shell without
+  # SSL_CERT_FILE then cannot build the workspace). UV_NATIVE_TLS is the older uv's name for it.
+  export UV_SYSTEM_CERTS="${UV_SYSTEM_CERTS:-1}" UV_NATIVE_TLS="${UV_NATIVE_TLS:-1}"
 }
 
 ensure_postgres() {
