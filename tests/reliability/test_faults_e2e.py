@@ -65,12 +65,17 @@ SETTLE_SECONDS = 120.0 if CHAOS else 60.0  # for every outbox row published and 
 REQUEST_TIMEOUT = 15.0  # the client's; the gateway answers 504 after its upstream timeout (below) first
 KILL_VICTIMS = ("interventions", "notifications", "planning") if CHAOS else ("interventions", "notifications")
 
+# Debian installs it in /usr/sbin, which a user's (or `env -i`'s) PATH may not hold.
+RABBITMQCTL = shutil.which("rabbitmqctl") or next(
+    (path for path in ("/usr/sbin/rabbitmqctl",) if os.access(path, os.X_OK)), None
+)
+
 pytestmark = [
     pytest.mark.e2e,
     pytest.mark.xdist_group("own-suite"),  # tests/conftest.py: one suite of their own at a time
     pytest.mark.timeout(1800 if CHAOS else 300),
     pytest.mark.skipif(
-        os.environ.get("MIF_TEST_CONTAINERS") == "1" or shutil.which("rabbitmqctl") is None,
+        os.environ.get("MIF_TEST_CONTAINERS") == "1" or RABBITMQCTL is None,
         reason="fault injection drives the local RabbitMQ with rabbitmqctl",
     ),
 ]
@@ -176,8 +181,8 @@ def connection_usage(database: TestDatabase) -> str:
 
 
 def rabbitmqctl(*args: str) -> str:
-    exe = shutil.which("rabbitmqctl") or "/usr/sbin/rabbitmqctl"
-    done = subprocess.run([exe, "-q", *args], check=True, capture_output=True, text=True, timeout=60)
+    assert RABBITMQCTL is not None
+    done = subprocess.run([RABBITMQCTL, "-q", *args], check=True, capture_output=True, text=True, timeout=60)
     return done.stdout
 
 
@@ -189,10 +194,10 @@ def close_broker_connections(vhost: str) -> int:
     """rabbitmqctl close_connection for every connection of the vhost (in parallel); how many."""
     listed = json.loads(rabbitmqctl("list_connections", "name", "vhost", "--formatter", "json") or "[]")
     names = [c["name"] for c in listed if c["vhost"] == vhost]
-    exe = shutil.which("rabbitmqctl") or "/usr/sbin/rabbitmqctl"
+    assert RABBITMQCTL is not None
     closing = [
         subprocess.Popen(
-            [exe, "-q", "close_connection", name, "fault injection (tests/reliability)"],
+            [RABBITMQCTL, "-q", "close_connection", name, "fault injection (tests/reliability)"],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
@@ -607,7 +612,8 @@ def pids(suite: Suite) -> dict[str, int | None]:
 def test_scheduled_in_its_xdist_group(request: pytest.FixtureRequest, pytestconfig: pytest.Config) -> None:
     """With `--dist loadgroup` (make test), xdist must keep this module and the fuzz suite on one worker, one
     suite of their own at a time: pytest 9.2 silently broke that (pyproject.toml pins below it)."""
-    if not pytestconfig.getvalue("loadgroup"):
+    # xdist sets the option only when it distributes (`-n`): a plain `pytest` run has no such option.
+    if not getattr(pytestconfig.option, "loadgroup", False):
         pytest.skip("not run with --dist loadgroup")
     assert request.node.nodeid.endswith("@own-suite"), request.node.nodeid
 
