@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import time
 from collections.abc import AsyncIterator
 from typing import Any, ClassVar
 
@@ -246,17 +245,12 @@ async def test_a_body_over_the_limit_is_left_to_the_size_limit(app: FastAPI) -> 
     assert status == 413
 
 
-def test_json_inspection_cost_is_small() -> None:
-    """The common case: a small JSON body, nothing to walk (the figure quoted in mif_common.guard)."""
+def test_a_small_plain_json_body_passes() -> None:
+    """The common case: a small JSON body with nothing to refuse (its cost is in bench/, not timed here)."""
     body = json.dumps(
         {"titre": "Fuite d'huile compresseur", "type": "corrective", "priorite": "haute", "equipement_id": 12}
     ).encode()
-    runs = 20_000
-    start = time.perf_counter()
-    for _ in range(runs):
-        assert json_refusal(body) is None
-    per_call = (time.perf_counter() - start) / runs
-    assert per_call < 50e-6, per_call  # ~1-2 µs on a laptop; generous for slow CI machines
+    assert json_refusal(body) is None
 
 
 # --- helpers -----------------------------------------------------------------------------------------

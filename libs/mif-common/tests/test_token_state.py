@@ -6,7 +6,6 @@ dependency of every service using it."""
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -193,20 +192,15 @@ async def test_the_question_to_auth_over_http() -> None:
             await lookup(6)
 
 
-async def test_a_known_user_costs_a_dict_lookup_and_no_io() -> None:
+async def test_a_known_user_is_answered_from_memory_without_asking_auth() -> None:
+    # How fast that is belongs to bench/ (a timed bound here failed on a loaded CI machine).
     auth = FakeAuth()
     states = TokenStates(lookup=auth)
     for user_id in range(1, 10_001):
         states.apply_event(user_id, is_active=True, token_version=1)
-    principal = who(4242, tv=1)
-    rounds = 50_000
-    started = time.perf_counter()
-    for _ in range(rounds):
-        await states.check(principal)
-    per_check = (time.perf_counter() - started) / rounds
+    for _ in range(1_000):
+        await states.check(who(4242, tv=1))
     assert auth.asked == []
-    # About 0.2 µs on the build machine; the bound only catches an accidental I/O or a scan.
-    assert per_check < 20e-6, f"{per_check * 1e6:.2f} µs per check"
 
 
 # --- a bounded memory of questions ------------------------------------------------------------------

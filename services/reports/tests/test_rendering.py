@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import io
-import time
 from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -280,15 +279,11 @@ def _rapport(lignes: int) -> RapportMensuel:
 
 def test_monthly_report_pages_text_and_charts() -> None:
     out = io.BytesIO()
-
-    started = time.perf_counter()
     pages = render_monthly_report(_rapport(600), out)
-    elapsed = time.perf_counter() - started
 
     reader, text = _text(out.getvalue())
     assert pages == len(reader.pages)
     assert pages > 5
-    assert elapsed < 5
     assert "Rapport mensuel de maintenance — Atlas Industries — novembre 2026" in text.replace("\n", " ")
     for value in ("MTTR", "3 h 10", "Disponibilité", "98,2 %", "123 456,00 MAD"):
         assert value in text
