@@ -4,6 +4,7 @@ a 100,000-row XLSX and a monthly PDF as jobs, the service's peak RSS meanwhile.
     .venv/bin/python bench/reports.py                                   # 100,000 interventions, 10 s per KPI
     .venv/bin/python bench/reports.py --interventions 5000 --seconds 3  # a short first try
     .venv/bin/python bench/reports.py --via direct --json out.json
+    .venv/bin/python bench/reports.py --reuse --exports ''            # the KPIs again, on the last run's data
 
 Runs here on loopback: a database `mif_bench_reports` made afresh by `python -m mif_common.cli setup`
 (every service's schema, as `make run` does), a RabbitMQ vhost of its own (deleted at the end; the queues
@@ -392,11 +393,12 @@ async def start(procs: Processes, args: argparse.Namespace, amqp_url: str, jwks_
     from mif_common.provision import service_database_url
     from mif_common.suite import ALL_SERVICES, built_services, service
 
-    conn = await asyncpg.connect(args.admin_dsn)
-    try:
-        await conn.execute(f'DROP DATABASE IF EXISTS "{DATABASE}" WITH (FORCE)')
-    finally:
-        await conn.close()
+    if not args.reuse:
+        conn = await asyncpg.connect(args.admin_dsn)
+        try:
+            await conn.execute(f'DROP DATABASE IF EXISTS "{DATABASE}" WITH (FORCE)')
+        finally:
+            await conn.close()
     env = {
         "MIF_ENVIRONMENT": "development",
         "MIF_LOG_LEVEL": "WARNING",
@@ -840,8 +842,12 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         urls = await start(procs, args, amqp_url, jwks_base)
         pids = urls["pids"]
         rss0 = RssSampler(pids["reports"])._status("VmRSS") / 2**20
-        print(f"==> loading {args.interventions:,} interventions through {QUEUE} (reports RSS {rss0:.0f} MB)")
-        ds, results["load"] = await load_events(args, amqp_url, pids["reports"])
+        if args.reuse:  # the read model of an earlier run, migrated by setup to this tree's schema
+            print(f"==> reusing {DATABASE} as an earlier run left it (reports RSS {rss0:.0f} MB)", flush=True)
+            ds = generate(args.interventions)
+        else:
+            print(f"==> loading {args.interventions:,} interventions through {QUEUE} (reports RSS {rss0:.0f} MB)")
+            ds, results["load"] = await load_events(args, amqp_url, pids["reports"])
         results["reports_rss_after_load_mb"] = RssSampler(pids["reports"])._status("VmRSS") / 2**20
         print(f"==> KPIs at c={args.concurrency}, {args.seconds:g} s each, two years, pas=mois", flush=True)
         results["kpis"] = []
@@ -884,6 +890,11 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=10.0, help="per KPI and target")
     parser.add_argument("--via", default="direct,gateway", help="direct, gateway or both")
     parser.add_argument("--exports", default="xlsx,pdf", help="xlsx, pdf, both or '' (none)")
+    parser.add_argument(
+        "--reuse",
+        action="store_true",
+        help="no load: query the database an earlier run left (same --interventions), after this tree's migrations",
+    )
     parser.add_argument("--keep-logs", action="store_true")
     parser.add_argument("--json", type=Path, default=None, help="also write the results here")
     add_admin_dsn(parser)
