@@ -1,5 +1,5 @@
-"""The KPI sums per day (every dimension; type and priority only) and per month (one axis at a time),
-kept incrementally.
+"""The KPI sums per day (every dimension; type and priority only), per month (one axis at a time) and per
+day and month along one axis with type and priority summed away, kept incrementally.
 
 An intervention's *contribution* is a pure function of its current state: +1 `creees` on its creation day,
 +1 `sorties` on the day it left the backlog, its closure figures on its closure day, and for a preventive
@@ -23,7 +23,16 @@ import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from mif_reports.models import AXES_MOIS, METRIQUES, InterventionFait, agregat_jour, agregat_jour_global, agregat_mois
+from mif_reports.models import (
+    AXES_MOIS,
+    METRIQUES,
+    InterventionFait,
+    agregat_jour,
+    agregat_jour_global,
+    agregat_mois,
+    agregat_total_jour,
+    agregat_total_mois,
+)
 
 # (jour, client_id, equipement_id, technicien_id, type, priorite, type_equipement); ids are 0 and the
 # equipment type '' when absent.
@@ -143,9 +152,13 @@ def _upsert(table: sa.Table, keys: tuple[str, ...]) -> Any:
 _FINE_KEYS = ("jour", "client_id", "equipement_id", "technicien_id", "type", "priorite")
 _GLOBAL_KEYS = ("jour", "type", "priorite")
 _MONTH_KEYS = ("axe", "valeur", "mois", "type", "priorite")
+_TOTAL_DAY_KEYS = ("axe", "valeur", "jour")
+_TOTAL_MONTH_KEYS = ("axe", "valeur", "mois")
 _ADD_FINE = _upsert(agregat_jour, _FINE_KEYS)
 _ADD_GLOBAL = _upsert(agregat_jour_global, _GLOBAL_KEYS)
 _ADD_MONTH = _upsert(agregat_mois, _MONTH_KEYS)
+_ADD_TOTAL_DAY = _upsert(agregat_total_jour, _TOTAL_DAY_KEYS)
+_ADD_TOTAL_MONTH = _upsert(agregat_total_mois, _TOTAL_MONTH_KEYS)
 # Where each monthly axis reads its value in a Key.
 _AXIS_INDEX = {"tout": None, "client": 1, "technicien": 3, "type_equipement": 6}
 assert _AXIS_INDEX.keys() == AXES_MOIS.keys()
@@ -168,6 +181,8 @@ async def add(session: AsyncSession, deltas: Mapping[Key, Mapping[str, int]]) ->
     fine: dict[tuple[Any, ...], Counter[str]] = defaultdict(Counter)
     coarse: dict[tuple[Any, ...], Counter[str]] = defaultdict(Counter)
     monthly: dict[tuple[Any, ...], Counter[str]] = defaultdict(Counter)
+    total_daily: dict[tuple[Any, ...], Counter[str]] = defaultdict(Counter)
+    total_monthly: dict[tuple[Any, ...], Counter[str]] = defaultdict(Counter)
     for key, delta in deltas.items():
         fine[key[:6]].update(delta)
         coarse[(key[0], key[4], key[5])].update(delta)
@@ -175,10 +190,14 @@ async def add(session: AsyncSession, deltas: Mapping[Key, Mapping[str, int]]) ->
         for axe, index in _AXIS_INDEX.items():
             valeur = "" if index is None else str(key[index])
             monthly[(axe, valeur, mois, key[4], key[5])].update(delta)
+            total_daily[(axe, valeur, key[0])].update(delta)
+            total_monthly[(axe, valeur, mois)].update(delta)
     for statement, sums, names in (
         (_ADD_FINE, fine, _FINE_KEYS),
         (_ADD_GLOBAL, coarse, _GLOBAL_KEYS),
         (_ADD_MONTH, monthly, _MONTH_KEYS),
+        (_ADD_TOTAL_DAY, total_daily, _TOTAL_DAY_KEYS),
+        (_ADD_TOTAL_MONTH, total_monthly, _TOTAL_MONTH_KEYS),
     ):
         if rows := _rows(sums, names):
             await session.execute(statement, rows)

@@ -9,15 +9,18 @@
 - `agregat_mois`: the same sums per month along one axis at a time (everything, one client, one
   technician, one equipment type), so that a monthly question over years reads a few hundred rows
   whatever the volume; the partial months at a period's edges come from the daily sums.
+- `agregat_total_jour` / `agregat_total_mois`: the same per axis with type and priority summed away, for
+  the questions that filter on neither.
 - `statut_equipement` and `panne_episode`: assets' statut changes and the breakdown episodes rebuilt from
-  them (MTBF, availability).
+  them (MTBF, availability); `panne_mois`: the closed episodes' count and downtime per equipment and month.
 - Replicas for names and filters: equipment, clients, technicians, parts.
 - `export_job`: the export jobs and their files.
 """
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
+from decimal import Decimal
 from enum import StrEnum
 from typing import Any
 
@@ -103,6 +106,28 @@ agregat_mois = sa.Table(
     *_metric_columns(),
 )
 
+# The same sums once more with type and priority summed away, per axis, per day and per month: what a
+# question that filters on neither (most do) reads. A technician's month is one row, not sixteen, and the
+# partial months at a period's edges read a row per day and value instead of every dimension's rows.
+agregat_total_jour = sa.Table(
+    "agregat_total_jour",
+    Base.metadata,
+    sa.Column("axe", sa.String(20), primary_key=True),
+    sa.Column("valeur", sa.String(100), primary_key=True),
+    sa.Column("jour", sa.Date, primary_key=True),
+    *_metric_columns(),
+    sa.Index("ix_agregat_total_jour_axe_jour", "axe", "jour"),
+)
+
+agregat_total_mois = sa.Table(
+    "agregat_total_mois",
+    Base.metadata,
+    sa.Column("axe", sa.String(20), primary_key=True),
+    sa.Column("valeur", sa.String(100), primary_key=True),
+    sa.Column("mois", sa.Date, primary_key=True),
+    *_metric_columns(),
+)
+
 
 class InterventionFait(Base):
     __tablename__ = "intervention_fait"
@@ -163,6 +188,9 @@ class StatutEquipement(Base):
     ancien_statut: Mapped[str | None] = mapped_column(sa.String(20))
 
 
+PANNE_PERIODE_SQL = "CASE WHEN fin IS NULL THEN tstzrange(debut, NULL) ELSE tstzrange(debut, greatest(fin, debut)) END"
+
+
 class PanneEpisode(Base):
     """A breakdown: from a change to `panne` to the next change away from it (open while `fin` is NULL).
     Rebuilt for one equipment from its statut changes whenever one arrives."""
@@ -172,6 +200,24 @@ class PanneEpisode(Base):
     equipement_id: Mapped[int] = mapped_column(sa.BigInteger, primary_key=True)
     debut: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True), primary_key=True)
     fin: Mapped[datetime | None] = mapped_column(sa.DateTime(timezone=True))
+    # [debut, fin), unbounded while it runs: "which breakdowns overlap this stretch" through a GiST index.
+    periode: Mapped[Any] = mapped_column(TSTZRANGE, sa.Computed(PANNE_PERIODE_SQL, persisted=True), nullable=False)
+
+    __table_args__ = (sa.Index("ix_panne_episode_periode", "periode", postgresql_using="gist"),)
+
+
+class PanneMois(Base):
+    """The closed breakdowns of one equipment per month (company time zone): how many began in it, and the
+    downtime that fell within it. Rebuilt with the equipment's episodes (replicas.record_statut), so that a
+    monthly MTBF reads a row per equipment and month, and the episodes only at its partial edge months and
+    for the breakdowns still running."""
+
+    __tablename__ = "panne_mois"
+
+    equipement_id: Mapped[int] = mapped_column(sa.BigInteger, primary_key=True)
+    mois: Mapped[date] = mapped_column(sa.Date, primary_key=True)
+    pannes: Mapped[int] = mapped_column(sa.Integer)
+    secondes_arret: Mapped[Decimal] = mapped_column(sa.Numeric(20, 6))
 
 
 class EquipementRef(Base):

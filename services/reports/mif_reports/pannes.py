@@ -1,27 +1,80 @@
 """MTBF and availability: per equipment over the period, and per bucket over every equipment counted, from
-the breakdown episodes (`panne_episode`, replicas.py rebuilds them from assets' statut changes).
+the breakdown episodes (`panne_episode`, replicas.py rebuilds them from assets' statut changes) and their
+sums per equipment and month (`panne_mois`, rebuilt with them).
+
+The period is cut in *segments*: the whole months inside it, whose closed breakdowns the monthly sums
+answer, and the rest (the partial months at its edges, or buckets that are not months), where the
+episodes overlapping it are read through the GiST index on their period. A breakdown still running is
+always read from the episodes. So an MTBF over two years reads a row per equipment and month plus the
+episodes of two partial months, not every episode joined with every bucket.
 
 The equipment counted are those the question's filters select (a technician's: the equipment of its
 interventions). Both statements depend only on which filters are set: each shape is compiled once and run
-with the question's values (mif_common.statements.Shapes), the buckets' bounds passed as two arrays.
+with the question's values (mif_common.statements.Shapes), the segments passed as arrays.
 """
 
 from __future__ import annotations
 
-from datetime import date, datetime, time
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta
+from decimal import Decimal
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mif_common.statements import Shapes
-from mif_reports.models import EquipementRef, InterventionFait, PanneEpisode
+from mif_reports.models import EquipementRef, InterventionFait, PanneEpisode, PanneMois
 from mif_reports.questions import Question, buckets, next_bucket
 
 # The filters that select equipment (type and priority are the interventions', not the equipment's).
 _FILTRES = ("client_id", "equipement_id", "type_equipement", "localisation", "technicien_id")
 _INSTANT = sa.DateTime(timezone=True)
+# A segment of the period: [lo, hi), and whether every episode overlapping it is read (else only the running
+# ones: the closed ones are in the monthly sums of `mois`).
+Segment = tuple[datetime, datetime, bool, date | None]
+
+
+def per_month(episodes: Iterable[tuple[datetime, datetime]], fuseau: ZoneInfo) -> dict[date, tuple[int, Decimal]]:
+    """Closed episodes ([debut, fin)) as `panne_mois` holds them: per month of the company's calendar, how
+    many began in it and the seconds of downtime within it (exact to the microsecond, as PostgreSQL's)."""
+    out: dict[date, tuple[int, Decimal]] = {}
+    for debut, fin in episodes:
+        first = _month_of(debut, fuseau)
+        n, secondes = out.get(first, (0, Decimal(0)))
+        out[first] = (n + 1, secondes)
+        lo = debut
+        while lo < fin:
+            mois = _month_of(lo, fuseau)
+            hi = min(fin, datetime.combine(_next_month(mois), time(), fuseau))
+            n, secondes = out.get(mois, (0, Decimal(0)))
+            out[mois] = (n, secondes + _exact_seconds(hi - lo))
+            lo = hi
+    return out
+
+
+def _month_of(instant: datetime, fuseau: ZoneInfo) -> date:
+    return instant.astimezone(fuseau).date().replace(day=1)
+
+
+def _next_month(day: date) -> date:
+    return (day.replace(day=28) + timedelta(days=4)).replace(day=1)
+
+
+def _exact_seconds(delta: timedelta) -> Decimal:
+    return Decimal(delta.days * 86_400 + delta.seconds) + Decimal(delta.microseconds) / 1_000_000
+
+
+def _whole_months(q: Question, start: datetime, end: datetime) -> tuple[date, date] | None:
+    """[premier, coupure): the months wholly inside the period, None if there is none."""
+    premier = q.du if q.du.day == 1 else _next_month(q.du)
+    coupure = _month_of(end, q.fuseau)
+    if datetime.combine(coupure, time(), q.fuseau) < start or premier >= coupure:
+        return None
+    return premier, coupure
 
 
 async def pannes(session: AsyncSession, q: Question, *, limite: int = 500) -> dict[str, Any]:
@@ -31,26 +84,38 @@ async def pannes(session: AsyncSession, q: Question, *, limite: int = 500) -> di
     filtres = {name: value for name in _FILTRES if (value := getattr(q, name)) is not None}
     shape = frozenset(filtres)
     connection = await session.connection()
-    rows = await _PER_EQUIPEMENT.fetch(connection, shape, {"debut": start, "fin": end, **filtres})
+    whole = _whole_months(q, start, end)
+    if whole is None:
+        segments: list[Segment] = [(start, end, True, None)]
+        premier = coupure = q.du
+    else:
+        premier, coupure = whole
+        lo, hi = (datetime.combine(d, time(), q.fuseau) for d in whole)
+        segments = [s for s in ((start, lo, True, None), (lo, hi, False, None), (hi, end, True, None)) if s[0] < s[1]]
+    values = {**_arrays(segments), "fin": end, "premier": premier, "coupure": coupure, **filtres}
+    rows = await _PER_EQUIPEMENT.fetch(connection, shape, values)
     duration = (end - start).total_seconds()
     n = len(rows)
-    bornes: dict[date, tuple[datetime, datetime]] = {}
+    bornes: dict[date, Segment] = {}
     for b in buckets(q):
-        lo = max(datetime.combine(b, time(), q.fuseau), start)
-        hi = min(datetime.combine(next_bucket(q, b), time(), q.fuseau), end)
+        lo = datetime.combine(b, time(), q.fuseau)
+        hi = datetime.combine(next_bucket(q, b), time(), q.fuseau)
+        entier = q.pas == "mois" and whole is not None and premier <= b < coupure
+        lo, hi = max(lo, start), min(hi, end)
         if hi > lo:
-            bornes[b] = (lo, hi)
+            bornes[b] = (lo, hi, not entier, b if entier else None)
     par_periode: dict[datetime, Any] = {}
     if bornes:
-        values = {"los": [lo for lo, _ in bornes.values()], "his": [hi for _, hi in bornes.values()], "fin": end}
-        records = await _PER_BUCKET.fetch(connection, shape, {**values, **filtres})
+        values = {**_arrays(list(bornes.values())), "fin": end, **filtres}
+        values["entiers"] = [mois for *_, mois in bornes.values() if mois is not None]
+        records = await _PER_BUCKET.fetch(connection, shape, values)
         par_periode = {r["lo"]: r for r in records}
     series = []
     for b in buckets(q):
         if b not in bornes:
             series.append({"periode": b, **_figures(0, 0.0, 0.0)})
             continue
-        lo, hi = bornes[b]
+        lo, hi, *_ = bornes[b]
         row = par_periode[lo]
         series.append(
             {"periode": b, **_figures(row["pannes"], float(row["secondes_arret"]), (hi - lo).total_seconds() * n)}
@@ -66,6 +131,15 @@ async def pannes(session: AsyncSession, q: Question, *, limite: int = 500) -> di
             for r in rows[:limite]
         ],
         "series": series,
+    }
+
+
+def _arrays(segments: list[Segment]) -> dict[str, list[Any]]:
+    return {
+        "los": [s[0] for s in segments],
+        "his": [s[1] for s in segments],
+        "tous": [s[2] for s in segments],
+        "moiss": [s[3] for s in segments],
     }
 
 
@@ -100,58 +174,116 @@ def _scope(filtres: frozenset[str]) -> Any:
     return equipements.cte("scope")
 
 
-def _fin() -> Any:
-    """An episode's end; one still running ends at the period's end."""
-    return sa.func.coalesce(PanneEpisode.fin, sa.bindparam("fin", type_=_INSTANT))
+def _segments() -> Any:
+    columns = (
+        ("los", _INSTANT, "lo"),
+        ("his", _INSTANT, "hi"),
+        ("tous", sa.Boolean, "tous"),
+        ("moiss", sa.Date, "mois"),
+    )
+    return (
+        sa.func.unnest(*(sa.bindparam(name, type_=ARRAY(type_)) for name, type_, _ in columns))
+        .table_valued(*(label for *_, label in columns))
+        .render_derived(name="segment")
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class _Live:
+    """The episodes that overlap a segment (every one, or only the running ones) and, per group of those
+    rows, the breakdowns that began in the segment and the downtime within it."""
+
+    scope: Any  # the equipment counted (CTE)
+    segment: Any
+    joined: Any  # the join condition of segment and episode
+    columns: list[Any]
+
+
+def _live(filtres: frozenset[str]) -> _Live:
+    scope, p, segment = _scope(filtres), PanneEpisode, _segments()
+    lo, hi = segment.c.lo, segment.c.hi
+    fin = sa.func.coalesce(p.fin, sa.bindparam("fin", type_=_INSTANT))
+    overlap = sa.extract("epoch", sa.func.least(fin, hi) - sa.func.greatest(p.debut, lo))
+    joined = sa.and_(
+        _in_scope(scope, p.equipement_id),
+        p.periode.op("&&")(sa.func.tstzrange(lo, hi)),
+        sa.or_(segment.c.tous, p.fin.is_(None)),
+    )
+    columns = [
+        sa.func.count(p.debut).filter(p.debut >= lo).label("pannes"),
+        # A segment no episode overlaps still has its row (outer join): its overlap would be the whole segment.
+        sa.func.coalesce(sa.func.sum(overlap).filter(p.debut.is_not(None)), 0).label("secondes_arret"),
+    ]
+    return _Live(scope, segment, joined, columns)
+
+
+def _in_scope(scope: Any, column: Any) -> Any:
+    return column.in_(sa.select(scope.c.equipement_id))
 
 
 def _per_equipement(filtres: frozenset[str]) -> sa.Select[Any]:
-    scope, p, fin = _scope(filtres), PanneEpisode, _fin()
-    start, end = sa.bindparam("debut", type_=_INSTANT), sa.bindparam("fin", type_=_INSTANT)
-    downtime = sa.func.coalesce(
-        sa.func.sum(sa.extract("epoch", sa.func.least(fin, end) - sa.func.greatest(p.debut, start))).filter(
-            p.debut < end, fin > start
-        ),
-        0,
+    p, each = PanneEpisode, _live(filtres)
+    scope = each.scope
+    live = (
+        sa.select(p.equipement_id, *each.columns)
+        .select_from(each.segment.join(p, each.joined))
+        .group_by(p.equipement_id)
+        .subquery()
     )
+    m = PanneMois
+    between = (m.mois >= sa.bindparam("premier", type_=sa.Date), m.mois < sa.bindparam("coupure", type_=sa.Date))
+    monthly = (
+        sa.select(
+            m.equipement_id, sa.func.sum(m.pannes).label("pannes"), sa.func.sum(m.secondes_arret).label("secondes")
+        )
+        .where(_in_scope(scope, m.equipement_id), *between)
+        .group_by(m.equipement_id)
+        .subquery()
+    )
+    downtime = sa.func.coalesce(live.c.secondes_arret, 0) + sa.func.coalesce(monthly.c.secondes, 0)
     return (
         sa.select(
             scope.c.equipement_id,
             scope.c.nom,
-            sa.func.count(p.debut).filter(p.debut >= start, p.debut < end).label("pannes"),
+            (sa.func.coalesce(live.c.pannes, 0) + sa.func.coalesce(monthly.c.pannes, 0)).label("pannes"),
             downtime.label("secondes_arret"),
         )
-        .select_from(scope.outerjoin(p, sa.and_(p.equipement_id == scope.c.equipement_id, p.debut < end, fin > start)))
-        .group_by(scope.c.equipement_id, scope.c.nom)
+        .select_from(
+            scope.outerjoin(live, live.c.equipement_id == scope.c.equipement_id).outerjoin(
+                monthly, monthly.c.equipement_id == scope.c.equipement_id
+            )
+        )
         .order_by(sa.desc("secondes_arret"), scope.c.equipement_id)
     )
 
 
 def _per_bucket(filtres: frozenset[str]) -> sa.Select[Any]:
-    """Every bucket in one statement: the buckets' bounds as two arrays, each episode counted in those it
-    overlaps."""
-    scope, p, fin = _scope(filtres), PanneEpisode, _fin()
-    instants = ARRAY(_INSTANT)
-    periode = (
-        sa.func.unnest(sa.bindparam("los", type_=instants), sa.bindparam("his", type_=instants))
-        .table_valued("lo", "hi")
-        .render_derived(name="periode")
+    """Every bucket in one statement: each a segment, the whole months' closed breakdowns from `panne_mois`."""
+    p, each = PanneEpisode, _live(filtres)
+    lo, mois = each.segment.c.lo, each.segment.c.mois
+    live = (
+        sa.select(lo, mois, *each.columns)
+        .select_from(each.segment.outerjoin(p, each.joined))
+        .group_by(lo, mois)
+        .subquery()
     )
-    lo, hi = periode.c.lo, periode.c.hi
-    overlap = sa.extract("epoch", sa.func.least(fin, hi) - sa.func.greatest(p.debut, lo))
-    return (
-        sa.select(
-            lo,
-            sa.func.count(p.debut).filter(p.debut >= lo).label("pannes"),
-            sa.func.coalesce(sa.func.sum(overlap), 0).label("secondes_arret"),
+    m = PanneMois
+    monthly = (
+        sa.select(m.mois, sa.func.sum(m.pannes).label("pannes"), sa.func.sum(m.secondes_arret).label("secondes"))
+        .where(
+            _in_scope(each.scope, m.equipement_id),
+            m.mois == sa.func.any(sa.bindparam("entiers", type_=ARRAY(sa.Date))),
         )
-        .select_from(
-            periode.outerjoin(p, sa.and_(p.equipement_id.in_(sa.select(scope.c.equipement_id)), p.debut < hi, fin > lo))
-        )
-        .group_by(lo)
+        .group_by(m.mois)
+        .subquery()
     )
+    return sa.select(
+        live.c.lo,
+        (live.c.pannes + sa.func.coalesce(monthly.c.pannes, 0)).label("pannes"),
+        (live.c.secondes_arret + sa.func.coalesce(monthly.c.secondes, 0)).label("secondes_arret"),
+    ).select_from(live.outerjoin(monthly, monthly.c.mois == live.c.mois))
 
 
-_PARAMETRES = ("debut", "fin", "los", "his", *_FILTRES)
+_PARAMETRES = ("los", "his", "tous", "moiss", "entiers", "fin", "premier", "coupure", *_FILTRES)
 _PER_EQUIPEMENT = Shapes(_per_equipement, _PARAMETRES)
 _PER_BUCKET = Shapes(_per_bucket, _PARAMETRES)

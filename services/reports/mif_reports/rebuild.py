@@ -43,12 +43,15 @@ from mif_reports.models import (
     EquipementRef,
     InterventionFait,
     PanneEpisode,
+    PanneMois,
     PieceRef,
     StatutEquipement,
     TechnicienRef,
     agregat_jour,
     agregat_jour_global,
     agregat_mois,
+    agregat_total_jour,
+    agregat_total_mois,
 )
 
 PAGE = 500
@@ -56,9 +59,12 @@ READ_MODEL: tuple[Any, ...] = (
     agregat_jour,
     agregat_jour_global,
     agregat_mois,
+    agregat_total_jour,
+    agregat_total_mois,
     InterventionFait.__table__,
     StatutEquipement.__table__,
     PanneEpisode.__table__,
+    PanneMois.__table__,
     EquipementRef.__table__,
     ClientRef.__table__,
     TechnicienRef.__table__,
@@ -179,6 +185,7 @@ async def rebuild(
                     at=datetime.fromisoformat(change["horodatage"]),
                     statut=change["nouveau_statut"],
                     ancien=change["ancien_statut"],
+                    fuseau=fuseau,
                 )
         avancement.faits["historiques"] = avancement.faits.get("historiques", 0) + 1
         progress.update(task, advance=1)

@@ -8,7 +8,7 @@ Each fact carries what orders it (`occurred_at`, `version`, a movement id): an o
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
@@ -16,7 +16,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mif_common.replicas import Replica
-from mif_reports import aggregates
+from mif_reports import aggregates, pannes
 from mif_reports.aggregates import Etat
 from mif_reports.facts import (
     ClientFact,
@@ -33,6 +33,7 @@ from mif_reports.models import (
     EquipementRef,
     InterventionFait,
     PanneEpisode,
+    PanneMois,
     PieceRef,
     StatutEquipement,
     TechnicienRef,
@@ -251,15 +252,20 @@ async def equipement_statut_changed(session: AsyncSession, *, fact: EquipementFa
     if await EQUIPEMENTS.upsert(session, _equipement_values(fact)) is not None:
         await _equipement_type_followed(session, fact.equipement_id, fact.type, fuseau)
     await record_statut(
-        session, equipement_id=fact.equipement_id, at=fact.updated_at, statut=fact.statut, ancien=fact.ancien_statut
+        session,
+        equipement_id=fact.equipement_id,
+        at=fact.updated_at,
+        statut=fact.statut,
+        ancien=fact.ancien_statut,
+        fuseau=fuseau,
     )
 
 
 async def record_statut(
-    session: AsyncSession, *, equipement_id: int, at: datetime, statut: str, ancien: str | None
+    session: AsyncSession, *, equipement_id: int, at: datetime, statut: str, ancien: str | None, fuseau: ZoneInfo
 ) -> None:
-    """Record the change (once per instant) and rebuild the equipment's breakdown episodes from all of its
-    changes in time order, so that a change arriving late lands in its place."""
+    """Record the change (once per instant) and rebuild the equipment's breakdown episodes, and their sums
+    per month, from all of its changes in time order, so that a change arriving late lands in its place."""
     # One rebuild at a time per equipment (two replicas of the service may take two of its events).
     await session.execute(sa.select(sa.func.pg_advisory_xact_lock(7_301, equipement_id)))
     await session.execute(
@@ -282,8 +288,16 @@ async def record_statut(
         elif changed_to != "panne" and en_panne:
             episodes[-1]["fin"] = occurred_at
     await session.execute(sa.delete(PanneEpisode).where(PanneEpisode.equipement_id == equipement_id))
+    await session.execute(sa.delete(PanneMois).where(PanneMois.equipement_id == equipement_id))
     if episodes:
         await session.execute(pg_insert(PanneEpisode).values(episodes))
+        closed = [(cast(datetime, e["debut"]), cast(datetime, e["fin"])) for e in episodes if e["fin"] is not None]
+        if months := pannes.per_month(closed, fuseau):
+            rows = [
+                {"equipement_id": equipement_id, "mois": mois, "pannes": n, "secondes_arret": secondes}
+                for mois, (n, secondes) in sorted(months.items())
+            ]
+            await session.execute(pg_insert(PanneMois).values(rows))
 
 
 async def client_changed(session: AsyncSession, *, fact: ClientFact) -> bool:

@@ -1,9 +1,11 @@
 """Reading the KPI sums (aggregates.py keeps them): which table answers a question, and its statement.
 
-A monthly question whose filters fit one axis of `agregat_mois` (none, or one of client, technician,
-equipment type; type and priority on top) reads its whole months there and only the partial months at
-its edges from the daily sums: a few hundred rows whatever the volume. Any other question reads the daily
-sums: the per-day totals when it filters by type or priority only, else the per-dimension sums.
+A question whose filters fit one axis (none, or one of client, technician, equipment type) and that
+neither filters nor groups by type or priority reads the totals of that axis: `agregat_total_mois` for
+the whole months of a monthly question, `agregat_total_jour` for its partial edge months and for any other
+bucket size; a row per value and day or month. With type or priority as well, a monthly question reads its
+whole months in `agregat_mois` and the edges in the daily sums. Any other question reads the daily sums:
+the per-day totals when it filters by type or priority only, else the per-dimension sums.
 
 A question's statement depends only on its *shape* (which filters are set, the grouping, the metrics, the
 table): each shape is built and compiled once, then run with the question's values as asyncpg's prepared
@@ -22,7 +24,14 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mif_common.statements import Shapes
-from mif_reports.models import EquipementRef, agregat_jour, agregat_jour_global, agregat_mois
+from mif_reports.models import (
+    EquipementRef,
+    agregat_jour,
+    agregat_jour_global,
+    agregat_mois,
+    agregat_total_jour,
+    agregat_total_mois,
+)
 from mif_reports.questions import TRUNC, Pas, Question
 
 Ligne = dict[str, Any]
@@ -41,9 +50,9 @@ class Forme:
     metriques: tuple[str, ...]
     par: str | None
     filtres: frozenset[str]
-    fine: bool  # the per-dimension daily sums (else the per-day totals)
-    mensuel: bool  # whole months from `agregat_mois`
-    valeur: bool  # one value of the monthly axis (else every value, grouped by `par`)
+    jour: str  # the daily sums read, a key of _TABLES_JOUR
+    mensuel: bool  # whole months from the monthly sums of the axis
+    valeur: bool  # one value of the axis (else every value, grouped by `par`)
     depuis_le_debut: bool
     separes: bool  # per bucket and per `par` value apart, not per bucket × value
 
@@ -64,19 +73,24 @@ async def sums(
     if q.rien:
         return []
     values: dict[str, Any] = {"du": q.du, "au": q.au, **filter_values(q)}
-    axe = _axe_mois(q, par)
-    if axe is not None:
+    axe = _axe(q, par)
+    totaux = axe is not None and q.type is None and q.priorite is None and par not in ("type", "priorite")
+    mensuel = axe is not None and q.pas == "mois"
+    if totaux or mensuel:
+        assert axe is not None
         values["axe"], values["valeur"] = axe
+    if mensuel:
         # Whole months: from the first that starts on or after `du` to the last that ends by `au`.
         values["premier"] = q.du if q.du.day == 1 else _next_month(q.du)
         values["coupure"] = (q.au + timedelta(days=1)).replace(day=1)
+    fine = q.fine or par in ("client_id", "equipement_id", "technicien_id")
     forme = Forme(
         pas=q.pas,
         metriques=tuple(metriques),
         par=par,
         filtres=frozenset(filter_values(q)),
-        fine=q.fine or par in ("client_id", "equipement_id", "technicien_id"),
-        mensuel=axe is not None,
+        jour="total" if totaux else "fin" if fine else "global",
+        mensuel=mensuel,
         valeur=axe is not None and axe[1] is not None,
         depuis_le_debut=depuis_le_debut,
         separes=separes and par is not None,
@@ -85,11 +99,11 @@ async def sums(
     return [dict(record) for record in records]
 
 
-def _axe_mois(q: Question, par: str | None) -> tuple[str, str | None] | None:
-    """(axe, valeur) of the monthly sums that answer the question (valeur None: every value, grouped by
-    `par`), or None when only the daily sums can (another grouping, a filter on equipment or place, or
-    filters on two axes)."""
-    if q.pas != "mois" or q.equipement_id is not None or q.localisation is not None:
+def _axe(q: Question, par: str | None) -> tuple[str, str | None] | None:
+    """(axe, valeur) of the per-axis sums that answer the question (valeur None: every value, grouped by
+    `par`), or None when only the per-dimension daily sums can (another grouping, a filter on equipment or
+    place, or filters on two axes)."""
+    if q.equipement_id is not None or q.localisation is not None:
         return None
     filtres = {
         axe: str(valeur)
@@ -110,23 +124,27 @@ def _axe_mois(q: Question, par: str | None) -> tuple[str, str | None] | None:
     return axe, filtres.get(axe)
 
 
+_TABLES_JOUR = {"global": agregat_jour_global, "fin": agregat_jour, "total": agregat_total_jour}
+
+
 def _statement(f: Forme) -> sa.Select[Any]:
-    table = agregat_jour if f.fine else agregat_jour_global
+    table = _TABLES_JOUR[f.jour]
     jour = table.c.jour
     periode = sa.func.date_trunc(TRUNC[f.pas], jour).cast(sa.Date).label("periode")
-    daily = [jour <= _date("au"), *bound_dimension_terms(f.filtres, table)]
+    daily = [
+        jour <= _date("au"),
+        *(_axis_terms(f, table) if f.jour == "total" else bound_dimension_terms(f.filtres, table)),
+    ]
     if not f.depuis_le_debut:
         daily.append(jour >= _date("du"))
     parts = []
     if f.mensuel:
-        mois = agregat_mois.c.mois
-        monthly = [agregat_mois.c.axe == sa.bindparam("axe", type_=sa.String), mois < _date("coupure")]
-        monthly += bound_dimension_terms(f.filtres & {"type", "priorite"}, agregat_mois)
-        if f.valeur:
-            monthly.append(agregat_mois.c.valeur == sa.bindparam("valeur", type_=sa.String))
+        monthly_table = agregat_total_mois if f.jour == "total" else agregat_mois
+        mois = monthly_table.c.mois
+        monthly = [*_axis_terms(f, monthly_table), mois < _date("coupure")]
         if not f.depuis_le_debut:
             monthly.append(mois >= _date("premier"))
-        parts.append(_part(agregat_mois, mois.label("periode"), f, monthly))
+        parts.append(_part(monthly_table, mois.label("periode"), f, monthly))
         # The edges as two ranges of days, not one range with an OR: an OR across the period made
         # PostgreSQL walk every day of it in the index and filter.
         parts.append(_part(table, periode, f, [*daily, jour >= _date("coupure")]))
@@ -142,6 +160,16 @@ def _statement(f: Forme) -> sa.Select[Any]:
         .group_by(*grouping)
         .order_by(*group)
     )
+
+
+def _axis_terms(f: Forme, table: Any) -> list[sa.ColumnElement[bool]]:
+    """The rows of the question's axis (and value) in a per-axis table; type and priority where it has them."""
+    terms = [table.c.axe == sa.bindparam("axe", type_=sa.String)]
+    if f.valeur:
+        terms.append(table.c.valeur == sa.bindparam("valeur", type_=sa.String))
+    if "type" in table.c:
+        terms += bound_dimension_terms(f.filtres & {"type", "priorite"}, table)
+    return terms
 
 
 def filter_values(q: Question) -> dict[str, Any]:

@@ -22,9 +22,12 @@ from typing import Any
 
 import httpx
 import pytest
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from mif_assets.testing import equipement_data
 from mif_common.testing.events import Deliver, envelope
+from mif_reports.models import METRIQUES
 from mif_reports.testing import CLIENT_A, CLIENT_B, E1, E2, TECH_1, USER_1, month_of_november, snapshots, t
 
 Headers = dict[str, str]
@@ -144,6 +147,7 @@ async def test_same_figures_whatever_the_order_and_duplicates(
     assert (await kpi(client, manager, "mttr", type_equipement="pompe"))["valeur"]["cloturees"] == 1
 
 
+TYPES = ("corrective", "preventive")
 # A period whose edges cut months: October and December from the daily sums, November from the monthly.
 ACROSS = {"du": "2026-10-20", "au": "2026-12-03"}
 ALL_KPIS: list[tuple[str, dict[str, Any]]] = [
@@ -161,10 +165,11 @@ ALL_KPIS: list[tuple[str, dict[str, Any]]] = [
 
 @pytest.mark.usefixtures("november")
 async def test_a_monthly_answer_is_the_sum_of_its_days(
-    client: httpx.AsyncClient, manager: Headers, deliver: Deliver
+    client: httpx.AsyncClient, manager: Headers, deliver: Deliver, db_session: AsyncSession
 ) -> None:
     """Monthly questions read the monthly sums, daily ones the daily sums: both agree, for every axis, after
-    an equipment is retyped (its interventions' sums follow it to the new type)."""
+    an equipment is retyped (its interventions' sums follow it to the new type). The per-axis totals are
+    the per-dimension sums regrouped."""
     retyped = equipement_data(
         E1, client_id=CLIENT_A, type="surpresseur", localisation="Casablanca", version=10, updated_at=t(20, 8)
     )
@@ -177,6 +182,16 @@ async def test_a_monthly_answer_is_the_sum_of_its_days(
             closed=t(day, 11, month), duree=60,
         ):  # fmt: skip
             await deliver(event_type, data)
+    # E2 breaks down across the October edge (30 Oct 10:00 to 3 Nov 10:00 UTC, 96 h) and again on 28 Nov
+    # 08:00, still down: until the period's end, 3 Dec 23:00 UTC (midnight in Casablanca), 135 h.
+    for version, (statut, at) in enumerate(
+        [("panne", t(30, 10, 10)), ("operationnel", t(3, 10)), ("panne", t(28, 8))], start=20
+    ):
+        data = equipement_data(
+            E2, statut=statut, source="event", version=version, updated_at=at, client_id=CLIENT_B, type="pompe",
+            localisation="Tanger",
+        )  # fmt: skip
+        await deliver("assets.equipement.status_changed.v1", data)
     filters: list[dict[str, Any]] = [
         {},
         {"client_id": CLIENT_A},
@@ -192,9 +207,55 @@ async def test_a_monthly_answer_is_the_sum_of_its_days(
             assert monthly["valeur"] == daily["valeur"], (name, extra, filtre)
             for part in ("groupes", "par_technicien", "equipements"):
                 assert monthly.get(part) == daily.get(part), (name, extra, filtre, part)
+    mtbf = await kpi(client, manager, "mtbf", **ACROSS)
+    # October and December from the episodes, November's closed breakdowns from the monthly sums and E2's
+    # running one from its episode: E1's 9 h; E2 37 h in October, 59 + 63 h in November, 72 h in December.
+    assert [(b["pannes"], b["heures_arret"]) for b in mtbf["series"]] == [(1, 37.0), (3, 131.0), (0, 72.0)]
+    e2 = next(e for e in mtbf["equipements"] if e["equipement_id"] == E2)
+    assert (e2["pannes"], e2["heures_arret"]) == (2, 231.0)
+    daily = await kpi(client, manager, "mtbf", **ACROSS, pas="jour")
+    assert sum(b["heures_arret"] for b in daily["series"]) == 240.0
     mttr = await kpi(client, manager, "mttr", **ACROSS, type_equipement="surpresseur")
     assert mttr["valeur"]["cloturees"] == 4  # #1 and #2 in November, 902 and 903 at the edges
     assert (await kpi(client, manager, "mttr", **ACROSS, type_equipement="compresseur"))["valeur"]["cloturees"] == 0
+    # Filtered by type as well, the same questions read agregat_mois and agregat_jour, not the totals: a
+    # figure that adds up is the sum of the two types'.
+    additive: dict[str, Callable[[dict[str, Any]], int]] = {
+        "couts": lambda answer: answer["valeur"]["total"],
+        "utilisation": lambda answer: answer["minutes_travaillees"],
+        "backlog": lambda answer: answer["valeur"],
+        "sla": lambda answer: answer["sla_evaluees"],
+    }
+    for name, figure in additive.items():
+        wholes = []
+        for filtre in ({}, {"client_id": CLIENT_A}, {"technicien_id": TECH_1}):
+            wholes.append(figure(await kpi(client, manager, name, **ACROSS, **filtre)))
+            per_type = [figure(await kpi(client, manager, name, **ACROSS, **filtre, type=k)) for k in TYPES]
+            assert wholes[-1] == sum(per_type), (name, filtre)
+        assert wholes[0] > 0, name
+    await _totals_are_the_sums_regrouped(db_session)
+
+
+def _sums(key: str, table: str, *, where: str = "") -> str:
+    """The non-zero sums of `table` per `key` (a select list naming axe, valeur and the period)."""
+    totals = ", ".join(f"sum({m})" for m in METRIQUES)
+    nonzero = " OR ".join(f"sum({m}) <> 0" for m in METRIQUES)
+    return f"SELECT {key}, {totals} FROM reports.{table} {where} GROUP BY 1, 2, 3 HAVING {nonzero}"
+
+
+async def _totals_are_the_sums_regrouped(session: AsyncSession) -> None:
+    async def rows(sql: str) -> set[tuple[Any, ...]]:
+        return {tuple(row) for row in (await session.execute(sa.text(sql))).all()}
+
+    month = "date_trunc('month', jour)::date"
+    total_mois = await rows(_sums("axe, valeur, mois", "agregat_total_mois"))
+    assert total_mois
+    assert total_mois == await rows(_sums("axe, valeur, mois", "agregat_mois"))
+    assert total_mois == await rows(_sums(f"axe, valeur, {month}", "agregat_total_jour"))
+    for axe, valeur in (("tout", "''"), ("client", "client_id::text"), ("technicien", "technicien_id::text")):
+        total_jour = await rows(_sums("axe, valeur, jour", "agregat_total_jour", where=f"WHERE axe = '{axe}'"))
+        assert total_jour
+        assert total_jour == await rows(_sums(f"'{axe}', {valeur}, jour", "agregat_jour")), axe
 
 
 @pytest.mark.usefixtures("november")
