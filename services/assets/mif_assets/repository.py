@@ -22,6 +22,7 @@ from mif_assets.schemas import ClientOut, EquipementOut
 from mif_common.listing import ListQuery, any_of, equals, like_pattern, lower_equals, model_columns, search
 from mif_common.pagination import Sortable
 from mif_common.replicas import Replica, not_older
+from mif_common.unique import holder_of
 
 # --- clients ------------------------------------------------------------------------------------
 
@@ -113,10 +114,7 @@ async def equipement_named(session: AsyncSession, nom: str, *, except_id: int | 
 async def equipement_with_serial(
     session: AsyncSession, numero_serie: str, *, except_id: int | None = None
 ) -> Equipement | None:
-    query = sa.select(Equipement).where(sa.func.lower(Equipement.numero_serie) == numero_serie.lower())
-    if except_id is not None:
-        query = query.where(Equipement.id != except_id)
-    return await session.scalar(query)
+    return await holder_of(session, Equipement, Equipement.numero_serie, numero_serie, except_id=except_id)
 
 
 def equipements_list(sort: Mapping[str, Sortable]) -> ListQuery:

@@ -6,7 +6,6 @@ from datetime import date, datetime
 from typing import Annotated
 
 from pydantic import (
-    AfterValidator,
     AwareDatetime,
     BaseModel,
     BeforeValidator,
@@ -18,24 +17,22 @@ from pydantic import (
 )
 
 from mif_assets.models import Criticite, NiveauService, SourceStatut, StatutEquipement, TypeClient
-from mif_common.bodies import RefId, Strict, blank_to_none, refuse_null, single_line, text_block
+from mif_common.bodies import (
+    Line100,
+    Line200,
+    OptBlock500,
+    OptLine100,
+    OptLine200,
+    RefId,
+    Strict,
+    blank_to_none,
+    refuse_null,
+)
 from mif_common.frequences import JoursOuFrequence
 
-Line100 = Annotated[
-    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100), AfterValidator(single_line)
-]
-Line200 = Annotated[
-    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200), AfterValidator(single_line)
-]
-Block500 = Annotated[
-    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=500), AfterValidator(text_block)
-]
 Phone = Annotated[
     str, StringConstraints(strip_whitespace=True, min_length=6, max_length=30, pattern=r"^\+?[0-9 ().-]+$")
 ]
-OptLine100 = Annotated[Line100 | None, BeforeValidator(blank_to_none)]
-OptLine200 = Annotated[Line200 | None, BeforeValidator(blank_to_none)]
-OptBlock500 = Annotated[Block500 | None, BeforeValidator(blank_to_none)]
 OptPhone = Annotated[Phone | None, BeforeValidator(blank_to_none)]
 OptEmail = Annotated[EmailStr | None, BeforeValidator(blank_to_none)]
 FrequenceJours = Annotated[

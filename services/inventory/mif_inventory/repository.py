@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from mif_common.listing import ListQuery, any_of, equals, like_pattern, lower_equals, model_columns, search
 from mif_common.pagination import Sortable
+from mif_common.unique import holder_of
 from mif_inventory.models import (
     PIECE_SEARCH_SQL,
     Emplacement,
@@ -45,10 +46,9 @@ async def piece_by_id(session: AsyncSession, piece_id: int, *, lock: bool = Fals
 
 
 async def piece_with_reference(session: AsyncSession, reference: str, *, except_id: int | None = None) -> Piece | None:
-    query = sa.select(Piece).where(sa.func.lower(Piece.reference) == reference.lower(), Piece.supprime_le.is_(None))
-    if except_id is not None:
-        query = query.where(Piece.id != except_id)
-    return await session.scalar(query)
+    return await holder_of(
+        session, Piece, Piece.reference, reference, except_id=except_id, where=[Piece.supprime_le.is_(None)]
+    )
 
 
 def _compatible() -> sa.ColumnElement[bool]:
@@ -190,10 +190,7 @@ async def emplacement_by_id(
 async def emplacement_with_code(
     session: AsyncSession, code: str, *, except_id: int | None = None
 ) -> Emplacement | None:
-    query = sa.select(Emplacement).where(sa.func.lower(Emplacement.code) == code.lower())
-    if except_id is not None:
-        query = query.where(Emplacement.id != except_id)
-    return await session.scalar(query)
+    return await holder_of(session, Emplacement, Emplacement.code, code, except_id=except_id)
 
 
 def emplacements_list(sort: Mapping[str, Sortable]) -> ListQuery:

@@ -8,41 +8,27 @@ from decimal import Decimal
 from typing import Annotated
 
 from pydantic import (
-    AfterValidator,
     AwareDatetime,
     BaseModel,
-    BeforeValidator,
     ConfigDict,
     Field,
-    StringConstraints,
     field_validator,
     model_validator,
 )
 
-from mif_common.bodies import RefId, Strict, blank_to_none, refuse_null, single_line, text_block
+from mif_common.bodies import (
+    Line40,
+    Line60,
+    Line100,
+    Line200,
+    OptBlock500,
+    OptBlock2000,
+    OptLine100,
+    RefId,
+    Strict,
+    refuse_null,
+)
 from mif_inventory.models import TypeEmplacement, TypeMouvement, Unite
-
-Line40 = Annotated[
-    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=40), AfterValidator(single_line)
-]
-Line60 = Annotated[
-    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=60), AfterValidator(single_line)
-]
-Line100 = Annotated[
-    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100), AfterValidator(single_line)
-]
-Line200 = Annotated[
-    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200), AfterValidator(single_line)
-]
-Block500 = Annotated[
-    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=500), AfterValidator(text_block)
-]
-Block2000 = Annotated[
-    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=2000), AfterValidator(text_block)
-]
-OptLine100 = Annotated[Line100 | None, BeforeValidator(blank_to_none)]
-OptBlock500 = Annotated[Block500 | None, BeforeValidator(blank_to_none)]
-OptBlock2000 = Annotated[Block2000 | None, BeforeValidator(blank_to_none)]
 
 Centimes = Annotated[int, Field(ge=0, le=10**12, description="Integer centimes (MAD).")]
 QuantitePositive = Annotated[

@@ -7,13 +7,9 @@ from typing import Annotated
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints, model_validator
 
-from mif_common.bodies import Strict, blank_to_none, single_line
+from mif_common.bodies import Line200, OptBlock1000, Strict, blank_to_none, single_line
 from mif_planning.models import TypeEtape
-from mif_planning.schemas import OptBlock1000
 
-Line200 = Annotated[
-    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200), AfterValidator(single_line)
-]
 Line255 = Annotated[
     str, StringConstraints(strip_whitespace=True, min_length=1, max_length=255), AfterValidator(single_line)
 ]

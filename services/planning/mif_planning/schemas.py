@@ -9,15 +9,20 @@ from pydantic import (
     AfterValidator,
     AwareDatetime,
     BaseModel,
-    BeforeValidator,
     ConfigDict,
     Field,
-    StringConstraints,
     field_validator,
     model_validator,
 )
 
-from mif_common.bodies import RefId, Strict, blank_to_none, refuse_null, single_line, text_block
+from mif_common.bodies import (
+    Line100,
+    OptBlock1000,
+    OptLine100,
+    RefId,
+    Strict,
+    refuse_null,
+)
 from mif_common.datetimes import DateTimeIn
 from mif_common.frequences import JOURS, Frequence, FrequenceIn
 from mif_planning.models import (
@@ -42,14 +47,6 @@ def as_utc(value: datetime | date) -> datetime:
     return value.astimezone(UTC).replace(microsecond=0)
 
 
-Line100 = Annotated[
-    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100), AfterValidator(single_line)
-]
-Block1000 = Annotated[
-    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=1000), AfterValidator(text_block)
-]
-OptLine100 = Annotated[Line100 | None, BeforeValidator(blank_to_none)]
-OptBlock1000 = Annotated[Block1000 | None, BeforeValidator(blank_to_none)]
 # A date alone ("2026-03-01") is accepted by `datetime` itself (midnight, then read as UTC); years
 # 1900-2999 (mif_common.datetimes: a date near year 9999 would overflow once moved to UTC or by a period).
 DateIn = Annotated[
