@@ -236,28 +236,40 @@ class World:
             body["technicien_id"] = self.technicien["id"]
         return self.made(self.as_(by, "POST", "/api/v1/interventions", json=body))
 
-    def new_checklist_work(self) -> tuple[Json, list[Json]]:
-        """An intervention assigned to `technicien`, started, with the module's checklist template added
-        (once interventions has heard of the template from planning's events); it and its steps."""
+    def template(self) -> Json:
+        """The module's checklist template (planning), made on first use."""
         if not self.checklist:
-            etapes = [
-                {"type": "verification", "libelle": "Consigner la machine"},
-                {"type": "mesure", "libelle": "Température", "unite": "°C", "min": 20, "max": 80},
-            ]
-            body = {"nom": unique("Checklist pompe"), "etapes": etapes}
-            self.checklist = self.made(self.as_(Who.responsable, "POST", "/api/v1/planning/checklists", json=body))
-        target = self.new_intervention(assigned=True)
+            self.checklist = self.new_template()
+        return self.checklist
+
+    def new_template(self) -> Json:
+        etapes = [
+            {"type": "verification", "libelle": "Consigner la machine"},
+            {"type": "mesure", "libelle": "Température", "unite": "°C", "min": 20, "max": 80},
+        ]
+        body = {"nom": unique("Checklist pompe"), "etapes": etapes}
+        return self.made(self.as_(Who.responsable, "POST", "/api/v1/planning/checklists", json=body))
+
+    def add_template(self, who: Who, target: Json) -> httpx.Response:
+        """`who` adds the module's template to `target`, once interventions has heard of it from planning's
+        events (422 until then)."""
         path = f"/api/v1/interventions/{target['id']}/checklist"
+        checklist_id = self.template()["id"]
 
-        def added() -> list[Json] | None:
-            answer = self.as_(Who.responsable, "POST", path, json={"checklist_id": self.checklist["id"]})
-            if answer.status_code == 422:  # not yet in interventions' replica
-                return None
-            assert answer.status_code == 201, answer.text
-            steps: list[Json] = answer.json()
-            return steps
+        def added() -> httpx.Response | None:
+            answer = self.as_(who, "POST", path, json={"checklist_id": checklist_id})
+            return None if answer.status_code == 422 else answer
 
-        steps: list[Json] = wait_for(added, what="the checklist template to reach interventions", interval=0.3)
+        answer: httpx.Response = wait_for(added, what="the checklist template to reach interventions", interval=0.3)
+        return answer
+
+    def new_checklist_work(self) -> tuple[Json, list[Json]]:
+        """An intervention assigned to `technicien`, started, with the module's checklist template added;
+        it and its steps."""
+        target = self.new_intervention(assigned=True)
+        answer = self.add_template(Who.responsable, target)
+        assert answer.status_code == 201, answer.text
+        steps: list[Json] = answer.json()
         started = self.as_(Who.responsable, "POST", f"/api/v1/interventions/{target['id']}/demarrer")
         assert started.status_code == 200, started.text
         return target, steps
@@ -1139,6 +1151,23 @@ def check_filled_step(c: Ctx, r: httpx.Response) -> None:
     assert body["rempli_par"] == c.me.id
 
 
+def add_template(c: Ctx) -> httpx.Response:
+    """A manager adds the module's template to a new intervention; the others aim at the module's."""
+    target = c.w.new_intervention(assigned=True) if c.manager else c.w.intervention
+    if not c.manager:
+        return c.post(f"/api/v1/interventions/{target['id']}/checklist", json={"checklist_id": c.w.template()["id"]})
+    return c.w.add_template(c.who, target)
+
+
+def check_added_template(c: Ctx, r: httpx.Response) -> None:
+    steps: list[Json] = r.json()
+    for step in steps:
+        has(step, *ETAPE_FIELDS)
+    wanted = [(e["ordre"], e["type"], e["libelle"]) for e in c.w.template()["etapes"]]
+    assert [(s["ordre"], s["type"], s["libelle"]) for s in steps] == wanted
+    assert not any(s["rempli"] for s in steps)
+
+
 INTERVENTION_ROWS = [
     Row(
         "GET",
@@ -1227,6 +1256,13 @@ INTERVENTION_ROWS = [
         check_checklist,
     ),
     Row(
+        "POST",
+        "/api/v1/interventions/{id}/checklist",
+        expect(201, 403, 403, other_technicien=403, other_client=403),
+        add_template,
+        check_added_template,
+    ),
+    Row(
         "PUT",
         "/api/v1/interventions/{id}/checklist/etapes/{id}",
         expect(200, 200, 403, other_technicien=404, other_client=403),
@@ -1293,6 +1329,55 @@ def check_redated(c: Ctx, r: httpx.Response) -> None:
     assert datetime.fromisoformat(body["derniere_date"]) == datetime.fromisoformat(c.notes["before"])
 
 
+CHECKLIST_FIELDS = ("id", "nom", "description", "etapes", "version", "date_creation", "date_modification")
+TEMPLATE_STEP_FIELDS = ("id", "ordre", "type", "libelle", "obligatoire", "unite", "min", "max", "compteur_code")
+
+
+def _has_template(c: Ctx, templates: list[Json]) -> None:
+    for template in templates:
+        has(template, *CHECKLIST_FIELDS)
+        for step in template["etapes"]:
+            has(step, *TEMPLATE_STEP_FIELDS)
+    assert c.w.template()["id"] in ids(templates)
+
+
+def _template_body(c: Ctx) -> Json:
+    c.notes["nom"] = unique("Graissage")
+    return {
+        "nom": c.notes["nom"],
+        "etapes": [
+            {"type": "verification", "libelle": "Arrêt et consignation"},
+            {"type": "mesure", "libelle": "Vibration", "unite": "mm/s", "max": 7.1, "compteur_code": "vibration"},
+            {"type": "photo", "libelle": "Photo du graisseur", "obligatoire": False},
+        ],
+    }
+
+
+def create_template(c: Ctx) -> httpx.Response:
+    return c.post("/api/v1/planning/checklists", json=_template_body(c))
+
+
+def check_created_template(c: Ctx, r: httpx.Response) -> None:
+    body = r.json()
+    has(body, *CHECKLIST_FIELDS)
+    assert body["nom"] == c.notes["nom"] and body["version"] == 1
+    steps = [(e["ordre"], e["type"], e["obligatoire"], e["compteur_code"]) for e in body["etapes"]]
+    assert steps == [(1, "verification", True, None), (2, "mesure", True, "vibration"), (3, "photo", False, None)]
+
+
+def replace_template(c: Ctx) -> httpx.Response:
+    """Managers replace a template of their own (the module's stays as the other rows expect it)."""
+    target = c.w.new_template() if c.manager else c.w.template()
+    c.notes["version"] = target["version"]
+    return c.put(f"/api/v1/planning/checklists/{target['id']}", json=_template_body(c))
+
+
+def check_replaced_template(c: Ctx, r: httpx.Response) -> None:
+    body = r.json()
+    assert body["nom"] == c.notes["nom"] and body["version"] == c.notes["version"] + 1
+    assert [e["libelle"] for e in body["etapes"]] == ["Arrêt et consignation", "Vibration", "Photo du graisseur"]
+
+
 PLANNING_ROWS = [
     Row(
         "GET",
@@ -1329,6 +1414,42 @@ PLANNING_ROWS = [
         lambda c: c.delete(f"/api/v1/planning/{(c.w.new_plan() if c.manager else c.w.plan)['id']}"),
     ),
     Row("PATCH", "/api/v1/planning/{id}/dates", expect(200, 403, 403), redate, check_redated),
+    Row(
+        "GET",
+        "/api/v1/planning/checklists",
+        expect(200, 200, 403, other_technicien=200, other_client=403),
+        lambda c: c.get("/api/v1/planning/checklists", params={"limit": 500, "sort": "-id"}),
+        lambda c, r: _has_template(c, bare_list(r)),
+    ),
+    Row(
+        "POST",
+        "/api/v1/planning/checklists",
+        expect(201, 403, 403),
+        create_template,
+        check_created_template,
+    ),
+    Row(
+        "GET",
+        "/api/v1/planning/checklists/{id}",
+        expect(200, 200, 403, other_technicien=200),
+        lambda c: c.get(f"/api/v1/planning/checklists/{c.w.template()['id']}"),
+        lambda c, r: _has_template(c, [r.json()]),
+    ),
+    Row(
+        "PUT",
+        "/api/v1/planning/checklists/{id}",
+        expect(200, 403, 403),
+        replace_template,
+        check_replaced_template,
+    ),
+    Row(
+        "DELETE",
+        "/api/v1/planning/checklists/{id}",
+        expect(204, 403, 403),
+        lambda c: c.delete(
+            f"/api/v1/planning/checklists/{(c.w.new_template() if c.manager else c.w.template())['id']}"
+        ),
+    ),
 ]
 
 
