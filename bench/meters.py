@@ -19,7 +19,7 @@ broker at 127.0.0.1:1883, fed by `--concurrency`'s largest number of publishers,
 message to the last reading in the database) and CPU per 1,000 readings of the worker and PostgreSQL.
 
 History: one meter holding `--year-rows` minute readings (525,600: a year), loaded with SQL (INSERT ...
-generate_series, then its hourly rollups with one INSERT ... SELECT ... GROUP BY, then VACUUM ANALYZE), then
+generate_series, then its hourly and daily rollups with INSERT ... SELECT ... GROUP BY, then VACUUM ANALYZE), then
 `GET .../releves?pas=1h` (8,760 buckets) and `?pas=1d` (365) over the whole year at c=`--history-c`
 (default 10), straight to the service and through the gateway: p50/p95 per request.
 """
@@ -103,6 +103,15 @@ async def make_meters(dsn: str, count: int, year_rows: int) -> tuple[list[tuple[
             " FROM assets.releve WHERE compteur_id = $1 GROUP BY 1, 2",
             year[1],
         )
+        # The daily rollups where the schema has them (a tree before migration 0003 of assets has not).
+        if await conn.fetchval("SELECT to_regclass('assets.releve_jour') IS NOT NULL"):
+            await conn.execute(
+                "INSERT INTO assets.releve_jour (compteur_id, jour, min, max, somme, nombre)"
+                " SELECT compteur_id, date_trunc('day', heure, 'UTC'), min(min), max(max), sum(somme), sum(nombre)"
+                " FROM assets.releve_horaire WHERE compteur_id = $1 GROUP BY 1, 2",
+                year[1],
+            )
+            await conn.execute("VACUUM ANALYZE assets.releve_jour")
         await conn.execute("VACUUM ANALYZE assets.releve")
         await conn.execute("VACUUM ANALYZE assets.releve_horaire")
         print(f"loaded {year_rows} readings and their rollups in {time.perf_counter() - started:.1f} s", flush=True)

@@ -234,17 +234,32 @@ class Releve(Base):
     __table_args__ = (sa.CheckConstraint(f"source IN {_in(SourceReleve)}", name="source"),)
 
 
-class ReleveHoraire(Base):
+class _Rollup:
+    """What a rollup row holds for its meter and period: enough for min, mean, max and count of any
+    union of periods. The meter leads the primary key (`sort_order`): every read is one meter's range."""
+
+    compteur_id: Mapped[int] = mapped_column(
+        sa.ForeignKey("compteur.id", ondelete="CASCADE"), primary_key=True, autoincrement=False, sort_order=-1
+    )
+    min: Mapped[float] = mapped_column(sa.Double)
+    max: Mapped[float] = mapped_column(sa.Double)
+    somme: Mapped[float] = mapped_column(sa.Double)
+    nombre: Mapped[int] = mapped_column(sa.Integer)
+
+
+class ReleveHoraire(_Rollup, Base):
     """Hourly rollup of a meter's readings (UTC hours), kept in the transaction that inserts them: the
     downsampled history (`pas` of whole hours) reads these rows, not the readings."""
 
     __tablename__ = "releve_horaire"
 
-    compteur_id: Mapped[int] = mapped_column(
-        sa.ForeignKey("compteur.id", ondelete="CASCADE"), primary_key=True, autoincrement=False
-    )
     heure: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True), primary_key=True)
-    min: Mapped[float] = mapped_column(sa.Double)
-    max: Mapped[float] = mapped_column(sa.Double)
-    somme: Mapped[float] = mapped_column(sa.Double)
-    nombre: Mapped[int] = mapped_column(sa.Integer)
+
+
+class ReleveJour(_Rollup, Base):
+    """Daily rollup (UTC days), kept beside the hourly one by the same statement: a history in steps of
+    whole days reads these rows (365 for a year, where the hours are 8,760)."""
+
+    __tablename__ = "releve_jour"
+
+    jour: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True), primary_key=True)

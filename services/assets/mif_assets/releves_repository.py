@@ -1,7 +1,7 @@
 """Statements of the readings: fixed SQL run as asyncpg prepared statements on the session's (or a read)
 connection, inside its transaction (`mif_common.statements`). A batch of 1,000 readings is one INSERT
-from arrays (`unnest`), with its hourly rollups upserted by the same statement: building ORM objects per
-reading would cost more CPU than PostgreSQL spends storing them.
+from arrays (`unnest`), with its hourly and daily rollups upserted by the same statement: building ORM
+objects per reading would cost more CPU than PostgreSQL spends storing them.
 
 Table names are unqualified: the connection's `search_path` is the service's schema (`mif_common.db`).
 """
@@ -71,8 +71,8 @@ _NEIGHBOURS = _sql(
     "dernier",
 )
 
-# The new readings (a reading already stored for its instant is left alone), and the hourly rollups of
-# exactly those, in one statement.
+# The new readings (a reading already stored for its instant is left alone), and the hourly and daily
+# rollups of exactly those, in one statement.
 _INSERT = _sql(
     "WITH nouveaux AS ("
     " INSERT INTO releve (compteur_id, horodatage, valeur, source, remise_a_zero)"
@@ -85,6 +85,12 @@ _INSERT = _sql(
     " count(*) FROM nouveaux GROUP BY heure"
     " ON CONFLICT (compteur_id, heure) DO UPDATE SET min = least(rh.min, excluded.min),"
     " max = greatest(rh.max, excluded.max), somme = rh.somme + excluded.somme, nombre = rh.nombre + excluded.nombre"
+    "), rollup_jour AS ("
+    " INSERT INTO releve_jour AS rj (compteur_id, jour, min, max, somme, nombre)"
+    " SELECT $1::bigint, date_trunc('day', horodatage, 'UTC') AS jour, min(valeur), max(valeur), sum(valeur),"
+    " count(*) FROM nouveaux GROUP BY jour"
+    " ON CONFLICT (compteur_id, jour) DO UPDATE SET min = least(rj.min, excluded.min),"
+    " max = greatest(rj.max, excluded.max), somme = rj.somme + excluded.somme, nombre = rj.nombre + excluded.nombre"
     ") SELECT horodatage, valeur, remise_a_zero FROM nouveaux ORDER BY horodatage",
     "compteur_id",
     "source",
@@ -126,7 +132,7 @@ _BUCKETS_RAW = _sql(
     "depuis",
     "jusqu_a",
 )
-# A step of one hour is the rollups as they are.
+# A step of one hour, or of one day, is the rollups as they are.
 _HOURS = _sql(
     "SELECT heure AS debut, min, somme / nombre AS moy, max, nombre::bigint AS nombre FROM releve_horaire"
     " WHERE compteur_id = $1 AND heure >= $2 AND heure < $3 ORDER BY heure",
@@ -134,7 +140,14 @@ _HOURS = _sql(
     "depuis",
     "jusqu_a",
 )
-_BUCKETS_ROLLUP = _sql(
+_DAYS = _sql(
+    "SELECT jour AS debut, min, somme / nombre AS moy, max, nombre::bigint AS nombre FROM releve_jour"
+    " WHERE compteur_id = $1 AND jour >= $2 AND jour < $3 ORDER BY jour",
+    "compteur_id",
+    "depuis",
+    "jusqu_a",
+)
+_BUCKETS_HOURS = _sql(
     "SELECT date_bin($2::interval, heure, $3::timestamptz) AS debut, min(min) AS min,"
     " sum(somme) / sum(nombre) AS moy, max(max) AS max, sum(nombre)::bigint AS nombre FROM releve_horaire"
     " WHERE compteur_id = $1 AND heure >= $4 AND heure < $5 GROUP BY 1 ORDER BY 1",
@@ -144,6 +157,20 @@ _BUCKETS_ROLLUP = _sql(
     "depuis",
     "jusqu_a",
 )
+_BUCKETS_DAYS = _sql(
+    "SELECT date_bin($2::interval, jour, $3::timestamptz) AS debut, min(min) AS min,"
+    " sum(somme) / sum(nombre) AS moy, max(max) AS max, sum(nombre)::bigint AS nombre FROM releve_jour"
+    " WHERE compteur_id = $1 AND jour >= $4 AND jour < $5 GROUP BY 1 ORDER BY 1",
+    "compteur_id",
+    "pas",
+    "origine",
+    "depuis",
+    "jusqu_a",
+)
+
+
+_HOUR = timedelta(hours=1)
+_DAY = timedelta(days=1)
 
 
 def _ref(row: asyncpg.Record | None) -> CompteurRef | None:
@@ -184,7 +211,7 @@ async def insert_releves(
     valeurs: Sequence[float],
     remises: Sequence[bool],
 ) -> list[asyncpg.Record]:
-    """Store the readings whose instant is new for the meter and fold them into the hourly rollups;
+    """Store the readings whose instant is new for the meter and fold them into the hourly and daily rollups;
     the stored ones, oldest first."""
     return await _run(
         session,
@@ -223,8 +250,12 @@ async def buckets(
     jusqu_a: datetime,
     from_rollups: bool,
 ) -> list[asyncpg.Record]:
-    if from_rollups and pas == timedelta(hours=1):
-        return await fetch(connection, _HOURS, {"compteur_id": compteur_id, "depuis": depuis, "jusqu_a": jusqu_a})
-    sql = _BUCKETS_ROLLUP if from_rollups else _BUCKETS_RAW
-    values = {"compteur_id": compteur_id, "pas": pas, "origine": origine, "depuis": depuis, "jusqu_a": jusqu_a}
-    return await fetch(connection, sql, values)
+    """Buckets of `pas` from the coarsest rows that add up to them: the daily rollups for whole days (the
+    buckets are aligned on UTC midnights, `origine` being one), the hourly ones for whole hours, else the
+    readings."""
+    window = {"compteur_id": compteur_id, "depuis": depuis, "jusqu_a": jusqu_a}
+    if from_rollups and pas in (_HOUR, _DAY):
+        return await fetch(connection, _HOURS if pas == _HOUR else _DAYS, window)
+    rollups = _BUCKETS_DAYS if pas % _DAY == timedelta(0) else _BUCKETS_HOURS
+    sql = rollups if from_rollups else _BUCKETS_RAW
+    return await fetch(connection, sql, window | {"pas": pas, "origine": origine})

@@ -11,6 +11,7 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from mif_assets.releves import ORIGINE
 from mif_assets.testing import Headers, Make, outbox_envelopes
 
 T0 = datetime(2024, 3, 4, 10, 0, tzinfo=UTC)
@@ -211,6 +212,58 @@ async def test_downsampled_history_matches_a_hand_computed_series(
         {"horodatage": at(30), "valeur": 3.0, "source": "api", "remise_a_zero": False},
     ]
     assert 'rel="next"' in page.headers["link"]
+
+
+async def test_steps_of_whole_days_read_the_daily_rollups_and_agree_with_the_hours(
+    client: httpx.AsyncClient, manager: Headers, meter: Any, db_session: AsyncSession
+) -> None:
+    u = await meter("vibration", "mm/s")
+    cid = int(u.split("/")[-2])
+    # Every 90 minutes over four UTC days (from 10:00 on the 4th), values going up and down, posted in
+    # three batches out of order; then the whole lot again (duplicates must not count twice).
+    readings = [r(90 * i, float((i * 7) % 11)) for i in range(56)]
+    for batch in (readings[40:], readings[:15], readings[15:40], readings):
+        assert (await client.post(u, json={"releves": batch}, headers=manager)).status_code == 201
+    span = {"depuis": "2024-03-04T00:00:00Z", "jusqu_a": "2024-03-08T00:00:00Z"}
+    hours = (await client.get(u, params=span | {"pas": "1h"}, headers=manager)).json()
+
+    def regrouped(days: int) -> list[dict[str, Any]]:
+        groups: dict[str, list[dict[str, Any]]] = {}
+        for row in hours:
+            step = timedelta(days=days)
+            first = ORIGINE + (datetime.fromisoformat(row["debut"]) - ORIGINE) // step * step
+            groups.setdefault(first.isoformat().replace("+00:00", "Z"), []).append(row)
+        return [
+            {
+                "debut": debut,
+                "min": min(row["min"] for row in rows),
+                "moy": pytest.approx(sum(row["moy"] * row["nombre"] for row in rows) / sum(x["nombre"] for x in rows)),
+                "max": max(row["max"] for row in rows),
+                "nombre": sum(row["nombre"] for row in rows),
+            }
+            for debut, rows in groups.items()
+        ]
+
+    daily = (await client.get(u, params=span | {"pas": "1d"}, headers=manager)).json()
+    assert [row["debut"][:10] for row in daily] == ["2024-03-04", "2024-03-05", "2024-03-06", "2024-03-07"]
+    assert sum(row["nombre"] for row in daily) == 56
+    assert daily == regrouped(1)
+    # Buckets of several days are aligned on the origin (2000-01-03), as every step is.
+    assert (await client.get(u, params=span | {"pas": "2d"}, headers=manager)).json() == regrouped(2)
+    assert (await client.get(u, params=span | {"pas": "48h"}, headers=manager)).json() == regrouped(2)
+    # The daily rows are exactly the hourly ones regrouped.
+    by_sql = await db_session.execute(
+        text(
+            "SELECT (SELECT array_agg(ROW(jour, min, max, somme, nombre)::text ORDER BY jour) FROM releve_jour"
+            " WHERE compteur_id = :c),"
+            " (SELECT array_agg(ROW(d, mn, mx, s, n)::text ORDER BY d) FROM (SELECT date_trunc('day', heure, 'UTC')"
+            " AS d, min(min) AS mn, max(max) AS mx, sum(somme) AS s, sum(nombre) AS n FROM releve_horaire"
+            " WHERE compteur_id = :c GROUP BY 1) AS h)"
+        ),
+        {"c": cid},
+    )
+    jours, heures = by_sql.one()
+    assert jours == heures and len(jours) == 4
 
 
 @pytest.mark.parametrize("pas", ["1", "h", "0h", "01h", "1.5h", "1 h", "1H", "1s", "1w", "-1h", "367d", "１h"])
