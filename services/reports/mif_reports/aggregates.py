@@ -1,5 +1,6 @@
-"""The KPI sums per day (every dimension; type and priority only), per month (one axis at a time) and per
-day and month along one axis with type and priority summed away, kept incrementally.
+"""The KPI sums per day (every dimension; type and priority only), per month (one axis at a time), per
+day and month along one axis with type and priority summed away, and per month along a pair of axes,
+kept incrementally.
 
 An intervention's *contribution* is a pure function of its current state: +1 `creees` on its creation day,
 +1 `sorties` on the day it left the backlog, its closure figures on its closure day, and for a preventive
@@ -26,10 +27,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from mif_reports.models import (
     AXES_MOIS,
     METRIQUES,
+    PAIRES_MOIS,
     InterventionFait,
     agregat_jour,
     agregat_jour_global,
     agregat_mois,
+    agregat_paire_mois,
     agregat_total_jour,
     agregat_total_mois,
 )
@@ -159,9 +162,18 @@ _ADD_GLOBAL = _upsert(agregat_jour_global, _GLOBAL_KEYS)
 _ADD_MONTH = _upsert(agregat_mois, _MONTH_KEYS)
 _ADD_TOTAL_DAY = _upsert(agregat_total_jour, _TOTAL_DAY_KEYS)
 _ADD_TOTAL_MONTH = _upsert(agregat_total_mois, _TOTAL_MONTH_KEYS)
+_PAIR_MONTH_KEYS = ("axe", "valeur", "par", "mois", "valeur_par")
+_ADD_PAIR_MONTH = _upsert(agregat_paire_mois, _PAIR_MONTH_KEYS)
 # Where each monthly axis reads its value in a Key.
 _AXIS_INDEX = {"tout": None, "client": 1, "technicien": 3, "type_equipement": 6}
 assert _AXIS_INDEX.keys() == AXES_MOIS.keys()
+# Each pair of axes of the pair sums, with where its two values are in a Key.
+_PAIR_INDEXES: tuple[tuple[str, int, str, int], ...] = tuple(
+    (axe, index, par, par_index)
+    for axe, par in PAIRES_MOIS
+    if (index := _AXIS_INDEX[axe]) is not None and (par_index := _AXIS_INDEX[par]) is not None
+)
+assert len(_PAIR_INDEXES) == len(PAIRES_MOIS)
 
 
 def _rows(sums: Mapping[tuple[Any, ...], Counter[str]], names: tuple[str, ...]) -> list[dict[str, Any]]:
@@ -183,6 +195,7 @@ async def add(session: AsyncSession, deltas: Mapping[Key, Mapping[str, int]]) ->
     monthly: dict[tuple[Any, ...], Counter[str]] = defaultdict(Counter)
     total_daily: dict[tuple[Any, ...], Counter[str]] = defaultdict(Counter)
     total_monthly: dict[tuple[Any, ...], Counter[str]] = defaultdict(Counter)
+    paired: dict[tuple[Any, ...], Counter[str]] = defaultdict(Counter)
     for key, delta in deltas.items():
         fine[key[:6]].update(delta)
         coarse[(key[0], key[4], key[5])].update(delta)
@@ -192,12 +205,15 @@ async def add(session: AsyncSession, deltas: Mapping[Key, Mapping[str, int]]) ->
             monthly[(axe, valeur, mois, key[4], key[5])].update(delta)
             total_daily[(axe, valeur, key[0])].update(delta)
             total_monthly[(axe, valeur, mois)].update(delta)
+        for axe, index, par, par_index in _PAIR_INDEXES:
+            paired[(axe, str(key[index]), par, mois, key[par_index])].update(delta)
     for statement, sums, names in (
         (_ADD_FINE, fine, _FINE_KEYS),
         (_ADD_GLOBAL, coarse, _GLOBAL_KEYS),
         (_ADD_MONTH, monthly, _MONTH_KEYS),
         (_ADD_TOTAL_DAY, total_daily, _TOTAL_DAY_KEYS),
         (_ADD_TOTAL_MONTH, total_monthly, _TOTAL_MONTH_KEYS),
+        (_ADD_PAIR_MONTH, paired, _PAIR_MONTH_KEYS),
     ):
         if rows := _rows(sums, names):
             await session.execute(statement, rows)

@@ -10,7 +10,8 @@
   technician, one equipment type), so that a monthly question over years reads a few hundred rows
   whatever the volume; the partial months at a period's edges come from the daily sums.
 - `agregat_total_jour` / `agregat_total_mois`: the same per axis with type and priority summed away, for
-  the questions that filter on neither.
+  the questions that filter on neither; `agregat_paire_mois`: per month, one axis and a client or a
+  technician, for a question filtered on the one and grouped by the other.
 - `statut_equipement` and `panne_episode`: assets' statut changes and the breakdown episodes rebuilt from
   them (MTBF, availability); `panne_mois`: the closed episodes' count and downtime per equipment and month.
 - Replicas for names and filters: equipment, clients, technicians, parts.
@@ -128,6 +129,28 @@ agregat_total_mois = sa.Table(
     *_metric_columns(),
 )
 
+# The sums per month along one axis and per value of another: a question filtered on one axis and grouped
+# by another (a client's month per technician, an equipment type's per client) reads a row per value of
+# the second and month, not the first one's every daily row. Only the pairs a question can ask for: `par`
+# is a client or a technician (`valeur_par` its id, 0 when absent).
+PAIRES_MOIS: tuple[tuple[str, str], ...] = (
+    ("client", "technicien"),
+    ("technicien", "client"),
+    ("type_equipement", "client"),
+    ("type_equipement", "technicien"),
+)
+
+agregat_paire_mois = sa.Table(
+    "agregat_paire_mois",
+    Base.metadata,
+    sa.Column("axe", sa.String(20), primary_key=True),
+    sa.Column("valeur", sa.String(100), primary_key=True),
+    sa.Column("par", sa.String(20), primary_key=True),
+    sa.Column("mois", sa.Date, primary_key=True),
+    sa.Column("valeur_par", sa.BigInteger, primary_key=True),
+    *_metric_columns(),
+)
+
 
 class InterventionFait(Base):
     __tablename__ = "intervention_fait"
@@ -173,6 +196,8 @@ class InterventionFait(Base):
         sa.Index("ix_intervention_fait_equipement_cloture", "equipement_id", "date_cloture"),
         sa.Index("ix_intervention_fait_equipement_creation", "equipement_id", "date_creation"),
         sa.Index("ix_intervention_fait_client_creation", "client_id", "date_creation"),
+        # A technician's equipment (the MTBF of a technician's scope) from the index alone.
+        sa.Index("ix_intervention_fait_technicien_equipement", "technicien_id", "equipement_id"),
         sa.Index("ix_intervention_fait_creation", "date_creation"),
     )
 

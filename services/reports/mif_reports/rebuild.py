@@ -50,6 +50,7 @@ from mif_reports.models import (
     agregat_jour,
     agregat_jour_global,
     agregat_mois,
+    agregat_paire_mois,
     agregat_total_jour,
     agregat_total_mois,
 )
@@ -61,6 +62,7 @@ READ_MODEL: tuple[Any, ...] = (
     agregat_mois,
     agregat_total_jour,
     agregat_total_mois,
+    agregat_paire_mois,
     InterventionFait.__table__,
     StatutEquipement.__table__,
     PanneEpisode.__table__,

@@ -4,8 +4,10 @@ A question whose filters fit one axis (none, or one of client, technician, equip
 neither filters nor groups by type or priority reads the totals of that axis: `agregat_total_mois` for
 the whole months of a monthly question, `agregat_total_jour` for its partial edge months and for any other
 bucket size; a row per value and day or month. With type or priority as well, a monthly question reads its
-whole months in `agregat_mois` and the edges in the daily sums. Any other question reads the daily sums:
-the per-day totals when it filters by type or priority only, else the per-dimension sums.
+whole months in `agregat_mois` and the edges in the daily sums. A monthly question filtered on one axis and
+grouped by a client or a technician (neither type nor priority) reads its whole months in
+`agregat_paire_mois` and its edges in the per-dimension daily sums. Any other question reads the daily
+sums: the per-day totals when it filters by type or priority only, else the per-dimension sums.
 
 A question's statement depends only on its *shape* (which filters are set, the grouping, the metrics, the
 table): each shape is built and compiled once, then run with the question's values as asyncpg's prepared
@@ -25,10 +27,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from mif_common.statements import Shapes
 from mif_reports.models import (
+    METRIQUES,
+    PAIRES_MOIS,
     EquipementRef,
     agregat_jour,
     agregat_jour_global,
     agregat_mois,
+    agregat_paire_mois,
     agregat_total_jour,
     agregat_total_mois,
 )
@@ -55,6 +60,7 @@ class Forme:
     valeur: bool  # one value of the axis (else every value, grouped by `par`)
     depuis_le_debut: bool
     separes: bool  # per bucket and per `par` value apart, not per bucket × value
+    paire: bool = False  # whole months from the pair sums (one axis's value, per value of `par`)
 
 
 async def sums(
@@ -75,10 +81,12 @@ async def sums(
     values: dict[str, Any] = {"du": q.du, "au": q.au, **filter_values(q)}
     axe = _axe(q, par)
     totaux = axe is not None and q.type is None and q.priorite is None and par not in ("type", "priorite")
-    mensuel = axe is not None and q.pas == "mois"
-    if totaux or mensuel:
-        assert axe is not None
+    paire = _paire(q, par) if axe is None and q.pas == "mois" else None
+    if paire is not None:
+        values["axe"], values["valeur"], values["par_axe"] = paire
+    elif axe is not None and (totaux or q.pas == "mois"):
         values["axe"], values["valeur"] = axe
+    mensuel = "axe" in values and q.pas == "mois"
     if mensuel:
         # Whole months: from the first that starts on or after `du` to the last that ends by `au`.
         values["premier"] = q.du if q.du.day == 1 else _next_month(q.du)
@@ -91,9 +99,10 @@ async def sums(
         filtres=frozenset(filter_values(q)),
         jour="total" if totaux else "fin" if fine else "global",
         mensuel=mensuel,
-        valeur=axe is not None and axe[1] is not None,
+        valeur=paire is not None or (axe is not None and axe[1] is not None),
         depuis_le_debut=depuis_le_debut,
         separes=separes and par is not None,
+        paire=paire is not None,
     )
     records = await _STATEMENTS.fetch(await session.connection(), forme, values)
     return [dict(record) for record in records]
@@ -124,7 +133,31 @@ def _axe(q: Question, par: str | None) -> tuple[str, str | None] | None:
     return axe, filtres.get(axe)
 
 
+def _paire(q: Question, par: str | None) -> tuple[str, str, str] | None:
+    """(axe, valeur, axe of `par`) of the pair sums that answer a question filtered on one axis only and
+    grouped by a client or a technician, neither filtering nor grouping by type or priority; else None."""
+    if par not in _AXE_DE_PAR or q.type is not None or q.priorite is not None:
+        return None
+    if q.equipement_id is not None or q.localisation is not None:
+        return None
+    filtres = [
+        (axe, str(valeur))
+        for axe, valeur in (
+            ("client", q.client_id),
+            ("technicien", q.technicien_id),
+            ("type_equipement", q.type_equipement),
+        )
+        if valeur is not None
+    ]
+    if len(filtres) != 1 or (filtres[0][0], _AXE_DE_PAR[par]) not in PAIRES_MOIS:
+        return None
+    return (*filtres[0], _AXE_DE_PAR[par])
+
+
 _TABLES_JOUR = {"global": agregat_jour_global, "fin": agregat_jour, "total": agregat_total_jour}
+# The whole months of a monthly question: the per-axis totals, the pair sums, or the per-axis sums by type
+# and priority (the per-dimension daily sums have no monthly counterpart of their own).
+_TABLES_MOIS = {"total": agregat_total_mois, "paire": agregat_paire_mois, "fin": agregat_mois, "global": agregat_mois}
 
 
 def _statement(f: Forme) -> sa.Select[Any]:
@@ -139,9 +172,14 @@ def _statement(f: Forme) -> sa.Select[Any]:
         daily.append(jour >= _date("du"))
     parts = []
     if f.mensuel:
-        monthly_table = agregat_total_mois if f.jour == "total" else agregat_mois
+        monthly_table = _TABLES_MOIS["paire" if f.paire else f.jour]
         mois = monthly_table.c.mois
         monthly = [*_axis_terms(f, monthly_table), mois < _date("coupure")]
+        if f.paire:
+            # A row every figure of which went to zero is a value the axis lost (an equipment retyped takes
+            # its sums to its new type): the daily sums, read through the equipment's type, never show it.
+            live = sa.or_(*(monthly_table.c[m] != 0 for m in METRIQUES))
+            monthly += [monthly_table.c.par == sa.bindparam("par_axe", type_=sa.String), live]
         if not f.depuis_le_debut:
             monthly.append(mois >= _date("premier"))
         parts.append(_part(monthly_table, mois.label("periode"), f, monthly))
@@ -177,7 +215,7 @@ def filter_values(q: Question) -> dict[str, Any]:
     return {name: value for name in FILTRES if (value := getattr(q, name)) is not None}
 
 
-_STATEMENTS = Shapes(_statement, ("du", "au", "axe", "valeur", "premier", "coupure", *FILTRES))
+_STATEMENTS = Shapes(_statement, ("du", "au", "axe", "valeur", "par_axe", "premier", "coupure", *FILTRES))
 
 
 def _date(name: str) -> sa.BindParameter[date]:
@@ -206,7 +244,10 @@ def bound_dimension_terms(filtres: frozenset[str], table: Any) -> list[sa.Column
 def _part(table: Any, periode: Any, f: Forme, terms: list[Any]) -> sa.Select[Any]:
     columns: list[Any] = [periode]
     if f.par is not None:
-        column = table.c[f.par] if f.par in table.c else table.c.valeur.cast(sa.BigInteger)
+        if f.par in table.c:
+            column = table.c[f.par]
+        else:
+            column = table.c.valeur_par if "valeur_par" in table.c else table.c.valeur.cast(sa.BigInteger)
         columns.append(column.label(f.par))
     return sa.select(*columns, *(table.c[m] for m in f.metriques)).where(*terms)
 

@@ -256,6 +256,23 @@ async def _totals_are_the_sums_regrouped(session: AsyncSession) -> None:
         total_jour = await rows(_sums("axe, valeur, jour", "agregat_total_jour", where=f"WHERE axe = '{axe}'"))
         assert total_jour
         assert total_jour == await rows(_sums(f"'{axe}', {valeur}, jour", "agregat_jour")), axe
+    # The pair sums: a client's or a technician's month per technician or client is the per-dimension sums
+    # regrouped; an axis's month over every value of the other is that axis's monthly total.
+    for axe, valeur, par, valeur_par in (
+        ("client", "client_id", "technicien", "technicien_id"),
+        ("technicien", "technicien_id", "client", "client_id"),
+    ):
+        paires = await rows(
+            _sums("valeur, mois, valeur_par", "agregat_paire_mois", where=f"WHERE axe = '{axe}' AND par = '{par}'")
+        )
+        assert paires
+        assert paires == await rows(_sums(f"{valeur}::text, {month}, {valeur_par}", "agregat_jour")), axe
+    for par in ("client", "technicien"):
+        where = f"WHERE axe = 'type_equipement' AND par = '{par}'"
+        per_type = await rows(_sums("axe, valeur, mois", "agregat_paire_mois", where=where))
+        assert per_type
+        by_type = "WHERE axe = 'type_equipement'"
+        assert per_type == await rows(_sums("axe, valeur, mois", "agregat_total_mois", where=by_type))
 
 
 @pytest.mark.usefixtures("november")

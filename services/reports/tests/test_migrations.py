@@ -23,7 +23,7 @@ from mif_reports.config import ReportsSettings
 from mif_reports.handlers import HANDLERS
 from mif_reports.testing import CLIENT_B, E2, month_of_november, t
 
-NEW_TABLES = ("agregat_total_jour", "agregat_total_mois", "panne_mois")
+NEW_TABLES = ("agregat_total_jour", "agregat_total_mois", "panne_mois", "agregat_paire_mois")
 
 
 async def test_the_new_sums_are_filled_as_the_consumer_keeps_them(
