@@ -212,9 +212,19 @@ def _ages_statement(filtres: frozenset[str]) -> Any:
     """How many interventions were open at `moment`, per age bucket (the GiST index on their open interval)."""
     fait = InterventionFait
     moment = sa.bindparam("moment", type_=sa.DateTime(timezone=True))
-    age = sa.func.floor(sa.extract("epoch", moment - fait.date_creation) / 86400)
+
+    def days_before(days: int) -> Any:
+        return moment - sa.literal_column(f"interval '{days} days'")
+
+    # Whole days of age between low and high ⇔ created in (moment − (high + 1) days, moment − low days]:
+    # timestamps compared, not an age computed in numeric for each open intervention.
     columns = [
-        sa.func.count().filter(age >= low if high is None else age.between(low, high)).label(label)
+        sa.func.count()
+        .filter(
+            fait.date_creation <= days_before(low),
+            *(() if high is None else (fait.date_creation > days_before(high + 1),)),
+        )
+        .label(label)
         for label, low, high in _AGES
     ]
     terms = [fait.ouverte_pendant.op("@>")(moment), *bound_dimension_terms(filtres, fait.__table__)]

@@ -228,7 +228,13 @@ class PanneEpisode(Base):
     # [debut, fin), unbounded while it runs: "which breakdowns overlap this stretch" through a GiST index.
     periode: Mapped[Any] = mapped_column(TSTZRANGE, sa.Computed(PANNE_PERIODE_SQL, persisted=True), nullable=False)
 
-    __table_args__ = (sa.Index("ix_panne_episode_periode", "periode", postgresql_using="gist"),)
+    __table_args__ = (
+        sa.Index("ix_panne_episode_periode", "periode", postgresql_using="gist"),
+        # The running breakdowns over a period's whole months (the closed ones are in panne_mois).
+        sa.Index(
+            "ix_panne_episode_en_cours", "periode", postgresql_using="gist", postgresql_where=sa.text("fin IS NULL")
+        ),
+    )
 
 
 class PanneMois(Base):

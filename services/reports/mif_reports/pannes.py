@@ -204,10 +204,17 @@ def _live(filtres: frozenset[str]) -> _Live:
     lo, hi = segment.c.lo, segment.c.hi
     fin = sa.func.coalesce(p.fin, sa.bindparam("fin", type_=_INSTANT))
     overlap = sa.extract("epoch", sa.func.least(fin, hi) - sa.func.greatest(p.debut, lo))
+    segment_range = sa.func.tstzrange(lo, hi)
+    # Every episode over an edge segment, only the running ones over whole months: each side its own GiST
+    # index (a BitmapOr), so that the whole months do not fetch their thousands of closed episodes only to
+    # filter them out. A whole month's segment probes the first index with an empty range.
+    edges_only = sa.case((segment.c.tous, segment_range), else_=sa.literal_column("'empty'::tstzrange"))
     joined = sa.and_(
         _in_scope(scope, p.equipement_id),
-        p.periode.op("&&")(sa.func.tstzrange(lo, hi)),
-        sa.or_(segment.c.tous, p.fin.is_(None)),
+        sa.or_(
+            p.periode.op("&&")(edges_only),
+            sa.and_(p.fin.is_(None), p.periode.op("&&")(segment_range)),
+        ),
     )
     columns = [
         sa.func.count(p.debut).filter(p.debut >= lo).label("pannes"),

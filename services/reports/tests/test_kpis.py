@@ -18,7 +18,9 @@ from __future__ import annotations
 
 import random
 from collections.abc import Callable
+from datetime import datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
@@ -88,6 +90,27 @@ async def test_backlog_and_its_ages(client: httpx.AsyncClient, manager: Headers)
     weekly = await kpi(client, manager, "backlog", pas="semaine", du="2026-11-02", au="2026-11-15")
     # end of the week of 2 Nov (Sunday 8th): #4 (#1 and #3 closed); of 9 Nov: #4 and #6 (cancelled on the 16th)
     assert [(s["periode"], s["valeur"]) for s in weekly["series"]] == [("2026-11-02", 1), ("2026-11-09", 2)]
+
+
+async def test_backlog_ages_at_their_bounds(client: httpx.AsyncClient, manager: Headers, deliver: Deliver) -> None:
+    """A bucket's bounds are whole days of age at the period's end (1 Dec 00:00 in Casablanca)."""
+    end = datetime(2026, 12, 1, tzinfo=ZoneInfo("Africa/Casablanca"))
+    ages = {
+        9701: timedelta(days=8) - timedelta(seconds=1),  # 7 days old: 0-7
+        9702: timedelta(days=8),  # 8: 8-30
+        9703: timedelta(days=31) - timedelta(seconds=1),  # 30: 8-30
+        9704: timedelta(days=31),  # 31: 31-90
+        9705: timedelta(days=91) - timedelta(seconds=1),  # 90: 31-90
+        9706: timedelta(days=91),  # 91: 91+
+    }
+    for iid, age in ages.items():
+        for event_type, data in snapshots(
+            iid, equipement_id=E1, client_id=CLIENT_A, technicien_id=TECH_1, type_="corrective", priorite="basse",
+            created=end - age, limite=None,
+        ):  # fmt: skip
+            await deliver(event_type, data)
+    answer = await kpi(client, manager, "backlog")
+    assert answer["ages"] == {"0-7": 1, "8-30": 2, "31-90": 2, "91+": 1}
 
 
 @pytest.mark.usefixtures("november")
