@@ -845,6 +845,12 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         if args.reuse:  # the read model of an earlier run, migrated by setup to this tree's schema
             print(f"==> reusing {DATABASE} as an earlier run left it (reports RSS {rss0:.0f} MB)", flush=True)
             ds = generate(args.interventions)
+            # Tables a migration just filled have no statistics yet; a load ends with the same.
+            conn = await asyncpg.connect(database_dsn(args.admin_dsn, DATABASE))
+            try:
+                await conn.execute("VACUUM ANALYZE")
+            finally:
+                await conn.close()
         else:
             print(f"==> loading {args.interventions:,} interventions through {QUEUE} (reports RSS {rss0:.0f} MB)")
             ds, results["load"] = await load_events(args, amqp_url, pids["reports"])

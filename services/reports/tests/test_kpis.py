@@ -351,3 +351,17 @@ async def test_the_list_of_kpis_has_every_formula(client: httpx.AsyncClient, man
         "mttr", "mtbf", "disponibilite", "backlog", "conformite-preventive", "sla", "premiere-resolution",
         "utilisation", "couts",
     }  # fmt: skip
+
+
+def test_working_days_are_monday_to_friday() -> None:
+    from datetime import date
+
+    from mif_reports.kpis import working_days
+
+    for offset in range(14):
+        start = date(2026, 11, 2) + timedelta(days=offset)  # a Monday, then every weekday twice
+        for length in range(-2, 45):
+            end = start + timedelta(days=length)
+            expected = sum((start + timedelta(days=i)).weekday() < 5 for i in range(max(0, length)))
+            assert working_days(start, end) == expected, (start, end)
+    assert working_days(date(2024, 12, 6), date(2026, 12, 7)) == 521

@@ -67,6 +67,8 @@ def upgrade() -> None:
             " FROM agregat_jour j LEFT JOIN equipement_ref e ON e.equipement_id = j.equipement_id"
             " GROUP BY valeur, mois, valeur_par"
         )
+    # Filled in bulk: its statistics now, or the planner guesses a few dozen rows until autovacuum comes.
+    op.execute("ANALYZE agregat_paire_mois")
 
 
 def downgrade() -> None:
