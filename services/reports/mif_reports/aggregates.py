@@ -21,9 +21,9 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
-from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from mif_common.statements import CompiledSql, fetch
 from mif_reports.models import (
     AXES_MOIS,
     METRIQUES,
@@ -141,29 +141,22 @@ def difference(old: Contribution, new: Contribution) -> dict[Key, dict[str, int]
     return deltas
 
 
-def _upsert(table: sa.Table, keys: tuple[str, ...]) -> Any:
-    """One row's upsert, built once: run with a list of rows (executemany), its compiled form is reused
-    by every event (a multi-row VALUES changes shape with the number of rows, and was compiled afresh
-    each time: a third of the consumer's time)."""
-    insert = pg_insert(table)
-    return insert.on_conflict_do_update(
-        index_elements=[table.c[k] for k in keys],
-        set_={m: table.c[m] + insert.excluded[m] for m in METRIQUES},
-    )
-
-
 _FINE_KEYS = ("jour", "client_id", "equipement_id", "technicien_id", "type", "priorite")
 _GLOBAL_KEYS = ("jour", "type", "priorite")
 _MONTH_KEYS = ("axe", "valeur", "mois", "type", "priorite")
 _TOTAL_DAY_KEYS = ("axe", "valeur", "jour")
 _TOTAL_MONTH_KEYS = ("axe", "valeur", "mois")
-_ADD_FINE = _upsert(agregat_jour, _FINE_KEYS)
-_ADD_GLOBAL = _upsert(agregat_jour_global, _GLOBAL_KEYS)
-_ADD_MONTH = _upsert(agregat_mois, _MONTH_KEYS)
-_ADD_TOTAL_DAY = _upsert(agregat_total_jour, _TOTAL_DAY_KEYS)
-_ADD_TOTAL_MONTH = _upsert(agregat_total_mois, _TOTAL_MONTH_KEYS)
 _PAIR_MONTH_KEYS = ("axe", "valeur", "par", "mois", "valeur_par")
-_ADD_PAIR_MONTH = _upsert(agregat_paire_mois, _PAIR_MONTH_KEYS)
+# Every table the deltas go to, with the key its rows are summed by (its primary key), in the order
+# `add` gives them.
+_TABLES: tuple[tuple[sa.Table, tuple[str, ...]], ...] = (
+    (agregat_jour, _FINE_KEYS),
+    (agregat_jour_global, _GLOBAL_KEYS),
+    (agregat_mois, _MONTH_KEYS),
+    (agregat_total_jour, _TOTAL_DAY_KEYS),
+    (agregat_total_mois, _TOTAL_MONTH_KEYS),
+    (agregat_paire_mois, _PAIR_MONTH_KEYS),
+)
 # Where each monthly axis reads its value in a Key.
 _AXIS_INDEX = {"tout": None, "client": 1, "technicien": 3, "type_equipement": 6}
 assert _AXIS_INDEX.keys() == AXES_MOIS.keys()
@@ -176,18 +169,34 @@ _PAIR_INDEXES: tuple[tuple[str, int, str, int], ...] = tuple(
 assert len(_PAIR_INDEXES) == len(PAIRES_MOIS)
 
 
-def _rows(sums: Mapping[tuple[Any, ...], Counter[str]], names: tuple[str, ...]) -> list[dict[str, Any]]:
-    """Upsert rows, keys sorted, the ones whose every metric nets to zero left out."""
-    return [
-        dict(zip(names, key, strict=True), **{m: sums[key][m] for m in METRIQUES})
-        for key in sorted(sums)
-        if any(sums[key][m] for m in METRIQUES)
-    ]
+def _add_to_every_table() -> CompiledSql:
+    """One statement adds an event's deltas to every table: per table, an upsert of its rows passed as one
+    array per column (`unnest`), so the statement has one shape whatever the number of rows, is prepared
+    once, and costs one round trip per event (an upsert per table and per row, through the ORM, had cost
+    the consumer more than PostgreSQL spent)."""
+    parts, names = [], []
+    for table, keys in _TABLES:
+        columns = (*keys, *METRIQUES)
+        arrays = []
+        for column in columns:
+            names.append(f"{table.name}.{column}")
+            arrays.append(f"${len(names)}::{table.c[column].type}[]")  # DATE, BIGINT, VARCHAR(20)
+        added = ", ".join(f"{m} = t.{m} + excluded.{m}" for m in METRIQUES)
+        parts.append(
+            f"add_{table.name} AS (INSERT INTO {table.name} AS t ({', '.join(columns)})"  # noqa: S608 - fixed names
+            f" SELECT * FROM unnest({', '.join(arrays)})"
+            f" ON CONFLICT ({', '.join(keys)}) DO UPDATE SET {added})"
+        )
+    return CompiledSql(f"WITH {', '.join(parts)} SELECT 1", tuple(names), {})
+
+
+_ADD = _add_to_every_table()
 
 
 async def add(session: AsyncSession, deltas: Mapping[Key, Mapping[str, int]]) -> None:
-    """Add the deltas to every table. Keys are sorted so that two transactions adding to the same days
-    lock their rows in the same order (no deadlock)."""
+    """Add the deltas to every table. Rows are sorted by key, so that two transactions adding to the same
+    days lock their rows in the same order (no deadlock); a row whose every metric nets to zero is left
+    out."""
     if not deltas:
         return
     fine: dict[tuple[Any, ...], Counter[str]] = defaultdict(Counter)
@@ -207,13 +216,11 @@ async def add(session: AsyncSession, deltas: Mapping[Key, Mapping[str, int]]) ->
             total_monthly[(axe, valeur, mois)].update(delta)
         for axe, index, par, par_index in _PAIR_INDEXES:
             paired[(axe, str(key[index]), par, mois, key[par_index])].update(delta)
-    for statement, sums, names in (
-        (_ADD_FINE, fine, _FINE_KEYS),
-        (_ADD_GLOBAL, coarse, _GLOBAL_KEYS),
-        (_ADD_MONTH, monthly, _MONTH_KEYS),
-        (_ADD_TOTAL_DAY, total_daily, _TOTAL_DAY_KEYS),
-        (_ADD_TOTAL_MONTH, total_monthly, _TOTAL_MONTH_KEYS),
-        (_ADD_PAIR_MONTH, paired, _PAIR_MONTH_KEYS),
-    ):
-        if rows := _rows(sums, names):
-            await session.execute(statement, rows)
+    values: dict[str, list[Any]] = {}
+    for (table, keys), sums in zip(_TABLES, (fine, coarse, monthly, total_daily, total_monthly, paired), strict=True):
+        rows = sorted(key for key, sums_of in sums.items() if any(sums_of[m] for m in METRIQUES))
+        for i, column in enumerate(keys):
+            values[f"{table.name}.{column}"] = [row[i] for row in rows]
+        for m in METRIQUES:
+            values[f"{table.name}.{m}"] = [sums[row][m] for row in rows]
+    await fetch(await session.connection(), _ADD, values)
