@@ -138,3 +138,13 @@ def test_parts_on_an_intervention_through_the_gateway(suite: Suite, create_user:
         assert len(alerts()) == 1
         reorder = http.get("/api/v1/pieces/a-commander", headers=manager).json()
         assert next(r for r in reorder if r["piece_id"] == piece["id"])["a_commander"] == 12
+
+        # Restocked above the minimum (re-armed), then down through it again (12 → 2): a second crossing,
+        # a second alert, and only one.
+        for kind, quantite in (("entree", 12), ("sortie", 10)):
+            body = {"type": kind, "piece_id": piece["id"], "emplacement_id": store["id"], "quantite": quantite}
+            moved = http.post("/api/v1/stock/mouvements", json=body, headers=manager)
+            assert moved.status_code == 201, moved.text
+        wait_for(lambda: len(alerts()) == 2 or None, what="the second crossing to reach notifications")
+        time.sleep(1.0)
+        assert len(alerts()) == 2

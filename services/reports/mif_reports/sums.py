@@ -108,13 +108,12 @@ async def sums(
     return [dict(record) for record in records]
 
 
-def _axe(q: Question, par: str | None) -> tuple[str, str | None] | None:
-    """(axe, valeur) of the per-axis sums that answer the question (valeur None: every value, grouped by
-    `par`), or None when only the per-dimension daily sums can (another grouping, a filter on equipment or
-    place, or filters on two axes)."""
+def _axis_filters(q: Question) -> dict[str, str] | None:
+    """The axes the question filters on, with their values; None when it filters on an equipment or a
+    place, which only the per-dimension daily sums answer."""
     if q.equipement_id is not None or q.localisation is not None:
         return None
-    filtres = {
+    return {
         axe: str(valeur)
         for axe, valeur in (
             ("client", q.client_id),
@@ -123,7 +122,14 @@ def _axe(q: Question, par: str | None) -> tuple[str, str | None] | None:
         )
         if valeur is not None
     }
-    if len(filtres) > 1:
+
+
+def _axe(q: Question, par: str | None) -> tuple[str, str | None] | None:
+    """(axe, valeur) of the per-axis sums that answer the question (valeur None: every value, grouped by
+    `par`), or None when only the per-dimension daily sums can (another grouping, a filter on equipment or
+    place, or filters on two axes)."""
+    filtres = _axis_filters(q)
+    if filtres is None or len(filtres) > 1:
         return None
     if par is None or par in ("type", "priorite"):
         return next(iter(filtres.items()), ("tout", ""))
@@ -136,22 +142,13 @@ def _axe(q: Question, par: str | None) -> tuple[str, str | None] | None:
 def _paire(q: Question, par: str | None) -> tuple[str, str, str] | None:
     """(axe, valeur, axe of `par`) of the pair sums that answer a question filtered on one axis only and
     grouped by a client or a technician, neither filtering nor grouping by type or priority; else None."""
-    if par not in _AXE_DE_PAR or q.type is not None or q.priorite is not None:
+    filtres = _axis_filters(q)
+    if par not in _AXE_DE_PAR or q.type is not None or q.priorite is not None or filtres is None:
         return None
-    if q.equipement_id is not None or q.localisation is not None:
+    if len(filtres) != 1:
         return None
-    filtres = [
-        (axe, str(valeur))
-        for axe, valeur in (
-            ("client", q.client_id),
-            ("technicien", q.technicien_id),
-            ("type_equipement", q.type_equipement),
-        )
-        if valeur is not None
-    ]
-    if len(filtres) != 1 or (filtres[0][0], _AXE_DE_PAR[par]) not in PAIRES_MOIS:
-        return None
-    return (*filtres[0], _AXE_DE_PAR[par])
+    [(axe, valeur)] = filtres.items()
+    return (axe, valeur, _AXE_DE_PAR[par]) if (axe, _AXE_DE_PAR[par]) in PAIRES_MOIS else None
 
 
 _TABLES_JOUR = {"global": agregat_jour_global, "fin": agregat_jour, "total": agregat_total_jour}
