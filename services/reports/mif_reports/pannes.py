@@ -9,8 +9,9 @@ always read from the episodes. So an MTBF over two years reads a row per equipme
 episodes of two partial months, not every episode joined with every bucket.
 
 The equipment counted are those the question's filters select (a technician's: the equipment of its
-interventions). Both statements depend only on which filters are set: each shape is compiled once and run
-with the question's values (mif_common.statements.Shapes), the segments passed as arrays.
+interventions). One statement answers per equipment and per bucket; it depends only on which filters are
+set: each shape is compiled once and run with the question's values (mif_common.statements.Shapes), the
+segments passed as arrays.
 """
 
 from __future__ import annotations
@@ -83,19 +84,10 @@ async def pannes(session: AsyncSession, q: Question, *, limite: int = 500) -> di
         return {"valeur": {}, "equipements": [], "series": []}
     filtres = {name: value for name in _FILTRES if (value := getattr(q, name)) is not None}
     shape = frozenset(filtres)
-    connection = await session.connection()
     whole = _whole_months(q, start, end)
-    if whole is None:
-        segments: list[Segment] = [(start, end, True, None)]
-        premier = coupure = q.du
-    else:
-        premier, coupure = whole
-        lo, hi = (datetime.combine(d, time(), q.fuseau) for d in whole)
-        segments = [s for s in ((start, lo, True, None), (lo, hi, False, None), (hi, end, True, None)) if s[0] < s[1]]
-    values = {**_arrays(segments), "fin": end, "premier": premier, "coupure": coupure, **filtres}
-    rows = await _PER_EQUIPEMENT.fetch(connection, shape, values)
-    duration = (end - start).total_seconds()
-    n = len(rows)
+    premier, coupure = whole or (q.du, q.du)
+    # One segment per bucket: a whole month of a monthly question (its closed breakdowns from panne_mois),
+    # else the bucket's part of the period (every episode overlapping it).
     bornes: dict[date, Segment] = {}
     for b in buckets(q):
         lo = datetime.combine(b, time(), q.fuseau)
@@ -104,12 +96,13 @@ async def pannes(session: AsyncSession, q: Question, *, limite: int = 500) -> di
         lo, hi = max(lo, start), min(hi, end)
         if hi > lo:
             bornes[b] = (lo, hi, not entier, b if entier else None)
-    par_periode: dict[datetime, Any] = {}
-    if bornes:
-        values = {**_arrays(list(bornes.values())), "fin": end, **filtres}
-        values["entiers"] = [mois for *_, mois in bornes.values() if mois is not None]
-        records = await _PER_BUCKET.fetch(connection, shape, values)
-        par_periode = {r["lo"]: r for r in records}
+    values: dict[str, Any] = {**_arrays(list(bornes.values())), "fin": end, **filtres}
+    values["entiers"] = [mois for *_, mois in bornes.values() if mois is not None]
+    records = await _PER_EQUIPEMENT_AND_BUCKET.fetch(await session.connection(), shape, values)
+    rows = [r for r in records if r["lo"] is None]
+    par_periode = {r["lo"]: r for r in records if r["lo"] is not None}
+    duration = (end - start).total_seconds()
+    n = len(rows)
     series = []
     for b in buckets(q):
         if b not in bornes:
@@ -228,69 +221,59 @@ def _in_scope(scope: Any, column: Any) -> Any:
     return column.in_(sa.select(scope.c.equipement_id))
 
 
-def _per_equipement(filtres: frozenset[str]) -> sa.Select[Any]:
-    p, each = PanneEpisode, _live(filtres)
-    scope = each.scope
+def _per_equipement_and_bucket(filtres: frozenset[str]) -> sa.Select[Any]:
+    """Every equipment counted (downtime first) and every bucket (`lo` set), in one statement: the episodes
+    joined with the segments once, the whole months' sums read once, each grouped both ways (GROUPING
+    SETS). The segments partition the period, so an equipment's figures are the sum of its segments'."""
+    p, each, m = PanneEpisode, _live(filtres), PanneMois
+    scope, lo, mois = each.scope, each.segment.c.lo, each.segment.c.mois
     live = (
-        sa.select(p.equipement_id, *each.columns)
-        .select_from(each.segment.join(p, each.joined))
-        .group_by(p.equipement_id)
-        .subquery()
-    )
-    m = PanneMois
-    between = (m.mois >= sa.bindparam("premier", type_=sa.Date), m.mois < sa.bindparam("coupure", type_=sa.Date))
-    monthly = (
-        sa.select(
-            m.equipement_id, sa.func.sum(m.pannes).label("pannes"), sa.func.sum(m.secondes_arret).label("secondes")
-        )
-        .where(_in_scope(scope, m.equipement_id), *between)
-        .group_by(m.equipement_id)
-        .subquery()
-    )
-    downtime = sa.func.coalesce(live.c.secondes_arret, 0) + sa.func.coalesce(monthly.c.secondes, 0)
-    return (
-        sa.select(
-            scope.c.equipement_id,
-            scope.c.nom,
-            (sa.func.coalesce(live.c.pannes, 0) + sa.func.coalesce(monthly.c.pannes, 0)).label("pannes"),
-            downtime.label("secondes_arret"),
-        )
-        .select_from(
-            scope.outerjoin(live, live.c.equipement_id == scope.c.equipement_id).outerjoin(
-                monthly, monthly.c.equipement_id == scope.c.equipement_id
-            )
-        )
-        .order_by(sa.desc("secondes_arret"), scope.c.equipement_id)
-    )
-
-
-def _per_bucket(filtres: frozenset[str]) -> sa.Select[Any]:
-    """Every bucket in one statement: each a segment, the whole months' closed breakdowns from `panne_mois`."""
-    p, each = PanneEpisode, _live(filtres)
-    lo, mois = each.segment.c.lo, each.segment.c.mois
-    live = (
-        sa.select(lo, mois, *each.columns)
+        sa.select(p.equipement_id, lo, mois, *each.columns)
         .select_from(each.segment.outerjoin(p, each.joined))
-        .group_by(lo, mois)
-        .subquery()
+        .group_by(sa.func.grouping_sets(sa.tuple_(p.equipement_id), sa.tuple_(lo, mois)))
+        .cte("live")
     )
-    m = PanneMois
     monthly = (
-        sa.select(m.mois, sa.func.sum(m.pannes).label("pannes"), sa.func.sum(m.secondes_arret).label("secondes"))
+        sa.select(
+            m.equipement_id,
+            m.mois,
+            sa.func.sum(m.pannes).label("pannes"),
+            sa.func.sum(m.secondes_arret).label("secondes"),
+        )
         .where(
-            _in_scope(each.scope, m.equipement_id),
+            _in_scope(scope, m.equipement_id),
             m.mois == sa.func.any(sa.bindparam("entiers", type_=ARRAY(sa.Date))),
         )
-        .group_by(m.mois)
-        .subquery()
+        .group_by(sa.func.grouping_sets(sa.tuple_(m.equipement_id), sa.tuple_(m.mois)))
+        .cte("monthly")
     )
-    return sa.select(
-        live.c.lo,
-        (live.c.pannes + sa.func.coalesce(monthly.c.pannes, 0)).label("pannes"),
-        (live.c.secondes_arret + sa.func.coalesce(monthly.c.secondes, 0)).label("secondes_arret"),
-    ).select_from(live.outerjoin(monthly, monthly.c.mois == live.c.mois))
+    pannes = sa.func.coalesce(live.c.pannes, 0) + sa.func.coalesce(monthly.c.pannes, 0)
+    downtime = sa.func.coalesce(live.c.secondes_arret, 0) + sa.func.coalesce(monthly.c.secondes, 0)
+    per_equipement = sa.select(
+        scope.c.equipement_id,
+        scope.c.nom,
+        sa.null().label("lo"),
+        pannes.label("pannes"),
+        downtime.label("secondes_arret"),
+    ).select_from(
+        scope.outerjoin(live, live.c.equipement_id == scope.c.equipement_id).outerjoin(
+            monthly, monthly.c.equipement_id == scope.c.equipement_id
+        )
+    )
+    per_bucket = (
+        sa.select(
+            sa.null().label("equipement_id"),
+            sa.null().label("nom"),
+            live.c.lo,
+            pannes.label("pannes"),
+            downtime.label("secondes_arret"),
+        )
+        .select_from(live.outerjoin(monthly, monthly.c.mois == live.c.mois))
+        .where(live.c.lo.is_not(None))
+    )
+    both = sa.union_all(per_equipement, per_bucket).subquery()
+    return sa.select(both).order_by(both.c.lo.nulls_first(), sa.desc(both.c.secondes_arret), both.c.equipement_id)
 
 
-_PARAMETRES = ("los", "his", "tous", "moiss", "entiers", "fin", "premier", "coupure", *_FILTRES)
-_PER_EQUIPEMENT = Shapes(_per_equipement, _PARAMETRES)
-_PER_BUCKET = Shapes(_per_bucket, _PARAMETRES)
+_PARAMETRES = ("los", "his", "tous", "moiss", "entiers", "fin", *_FILTRES)
+_PER_EQUIPEMENT_AND_BUCKET = Shapes(_per_equipement_and_bucket, _PARAMETRES)
