@@ -71,27 +71,65 @@ _NEIGHBOURS = _sql(
     "dernier",
 )
 
+
+@dataclass(frozen=True, slots=True)
+class _Rollup:
+    """A rollup table of the readings (min, max, sum and count per meter and aligned period of `step`) and
+    its statements."""
+
+    step: timedelta
+    upsert: str  # a CTE folding the batch's new readings (`nouveaux`) into it
+    rows: CompiledSql  # its rows as they are: buckets of `step`
+    buckets: CompiledSql  # buckets of a multiple of `step`
+
+
+def _rollup(table: str, column: str, unit: str, step: timedelta) -> _Rollup:
+    """`column` is the period's start, `date_trunc(unit, ..., 'UTC')` of the readings it holds."""
+    c = column
+    upsert = (
+        f"add_{table} AS (INSERT INTO {table} AS r (compteur_id, {c}, min, max, somme, nombre)"  # noqa: S608 - fixed names
+        f" SELECT $1::bigint, date_trunc('{unit}', horodatage, 'UTC') AS {c}, min(valeur), max(valeur),"
+        f" sum(valeur), count(*) FROM nouveaux GROUP BY {c}"
+        f" ON CONFLICT (compteur_id, {c}) DO UPDATE SET min = least(r.min, excluded.min),"
+        " max = greatest(r.max, excluded.max), somme = r.somme + excluded.somme,"
+        " nombre = r.nombre + excluded.nombre)"
+    )
+    rows = _sql(
+        f"SELECT {c} AS debut, min, somme / nombre AS moy, max, nombre::bigint AS nombre FROM {table}"  # noqa: S608 - fixed names
+        f" WHERE compteur_id = $1 AND {c} >= $2 AND {c} < $3 ORDER BY {c}",
+        "compteur_id",
+        "depuis",
+        "jusqu_a",
+    )
+    buckets = _sql(
+        f"SELECT date_bin($2::interval, {c}, $3::timestamptz) AS debut, min(min) AS min,"  # noqa: S608 - fixed names
+        " sum(somme) / sum(nombre) AS moy, max(max) AS max, sum(nombre)::bigint AS nombre"
+        f" FROM {table} WHERE compteur_id = $1 AND {c} >= $4 AND {c} < $5 GROUP BY 1 ORDER BY 1",
+        "compteur_id",
+        "pas",
+        "origine",
+        "depuis",
+        "jusqu_a",
+    )
+    return _Rollup(step, upsert, rows, buckets)
+
+
+# Coarsest first: a step is answered from the first rollup whose period divides it.
+_ROLLUPS = (
+    _rollup("releve_jour", "jour", "day", timedelta(days=1)),
+    _rollup("releve_horaire", "heure", "hour", timedelta(hours=1)),
+)
+
 # The new readings (a reading already stored for its instant is left alone), and the hourly and daily
 # rollups of exactly those, in one statement.
 _INSERT = _sql(
-    "WITH nouveaux AS ("
+    "WITH nouveaux AS ("  # noqa: S608 - fixed names
     " INSERT INTO releve (compteur_id, horodatage, valeur, source, remise_a_zero)"
     " SELECT $1::bigint, t.h, t.v, $2::varchar, t.r"
     " FROM unnest($3::timestamptz[], $4::float8[], $5::bool[]) AS t(h, v, r)"
     " ON CONFLICT DO NOTHING RETURNING horodatage, valeur, remise_a_zero"
-    "), rollup AS ("
-    " INSERT INTO releve_horaire AS rh (compteur_id, heure, min, max, somme, nombre)"
-    " SELECT $1::bigint, date_trunc('hour', horodatage, 'UTC') AS heure, min(valeur), max(valeur), sum(valeur),"
-    " count(*) FROM nouveaux GROUP BY heure"
-    " ON CONFLICT (compteur_id, heure) DO UPDATE SET min = least(rh.min, excluded.min),"
-    " max = greatest(rh.max, excluded.max), somme = rh.somme + excluded.somme, nombre = rh.nombre + excluded.nombre"
-    "), rollup_jour AS ("
-    " INSERT INTO releve_jour AS rj (compteur_id, jour, min, max, somme, nombre)"
-    " SELECT $1::bigint, date_trunc('day', horodatage, 'UTC') AS jour, min(valeur), max(valeur), sum(valeur),"
-    " count(*) FROM nouveaux GROUP BY jour"
-    " ON CONFLICT (compteur_id, jour) DO UPDATE SET min = least(rj.min, excluded.min),"
-    " max = greatest(rj.max, excluded.max), somme = rj.somme + excluded.somme, nombre = rj.nombre + excluded.nombre"
-    ") SELECT horodatage, valeur, remise_a_zero FROM nouveaux ORDER BY horodatage",
+    f"), {', '.join(rollup.upsert for rollup in _ROLLUPS)}"
+    " SELECT horodatage, valeur, remise_a_zero FROM nouveaux ORDER BY horodatage",
     "compteur_id",
     "source",
     "horodatages",
@@ -132,45 +170,6 @@ _BUCKETS_RAW = _sql(
     "depuis",
     "jusqu_a",
 )
-# A step of one hour, or of one day, is the rollups as they are.
-_HOURS = _sql(
-    "SELECT heure AS debut, min, somme / nombre AS moy, max, nombre::bigint AS nombre FROM releve_horaire"
-    " WHERE compteur_id = $1 AND heure >= $2 AND heure < $3 ORDER BY heure",
-    "compteur_id",
-    "depuis",
-    "jusqu_a",
-)
-_DAYS = _sql(
-    "SELECT jour AS debut, min, somme / nombre AS moy, max, nombre::bigint AS nombre FROM releve_jour"
-    " WHERE compteur_id = $1 AND jour >= $2 AND jour < $3 ORDER BY jour",
-    "compteur_id",
-    "depuis",
-    "jusqu_a",
-)
-_BUCKETS_HOURS = _sql(
-    "SELECT date_bin($2::interval, heure, $3::timestamptz) AS debut, min(min) AS min,"
-    " sum(somme) / sum(nombre) AS moy, max(max) AS max, sum(nombre)::bigint AS nombre FROM releve_horaire"
-    " WHERE compteur_id = $1 AND heure >= $4 AND heure < $5 GROUP BY 1 ORDER BY 1",
-    "compteur_id",
-    "pas",
-    "origine",
-    "depuis",
-    "jusqu_a",
-)
-_BUCKETS_DAYS = _sql(
-    "SELECT date_bin($2::interval, jour, $3::timestamptz) AS debut, min(min) AS min,"
-    " sum(somme) / sum(nombre) AS moy, max(max) AS max, sum(nombre)::bigint AS nombre FROM releve_jour"
-    " WHERE compteur_id = $1 AND jour >= $4 AND jour < $5 GROUP BY 1 ORDER BY 1",
-    "compteur_id",
-    "pas",
-    "origine",
-    "depuis",
-    "jusqu_a",
-)
-
-
-_HOUR = timedelta(hours=1)
-_DAY = timedelta(days=1)
 
 
 def _ref(row: asyncpg.Record | None) -> CompteurRef | None:
@@ -254,8 +253,10 @@ async def buckets(
     buckets are aligned on UTC midnights, `origine` being one), the hourly ones for whole hours, else the
     readings."""
     window = {"compteur_id": compteur_id, "depuis": depuis, "jusqu_a": jusqu_a}
-    if from_rollups and pas in (_HOUR, _DAY):
-        return await fetch(connection, _HOURS if pas == _HOUR else _DAYS, window)
-    rollups = _BUCKETS_DAYS if pas % _DAY == timedelta(0) else _BUCKETS_HOURS
-    sql = rollups if from_rollups else _BUCKETS_RAW
-    return await fetch(connection, sql, window | {"pas": pas, "origine": origine})
+    binned = {"pas": pas, "origine": origine}
+    if not from_rollups:
+        return await fetch(connection, _BUCKETS_RAW, window | binned)
+    rollup = next(r for r in _ROLLUPS if pas % r.step == timedelta(0))
+    if pas == rollup.step:
+        return await fetch(connection, rollup.rows, window)
+    return await fetch(connection, rollup.buckets, window | binned)
