@@ -64,3 +64,9 @@ def alembic_config(ini_path: Path, database_url: str) -> Config:
 def upgrade(ini_path: Path, database_url: str, revision: str = "head") -> None:
     """Run a service's migrations (blocking; call from a thread inside an event loop)."""
     command.upgrade(alembic_config(ini_path, database_url), revision)
+
+
+def downgrade(ini_path: Path, database_url: str, revision: str) -> None:
+    """Undo a service's migrations down to `revision` (blocking, as `upgrade`): what a test of a
+    migration's backfill does before upgrading again."""
+    command.downgrade(alembic_config(ini_path, database_url), revision)

@@ -9,12 +9,11 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
-from alembic import command
 from sqlalchemy.ext.asyncio import async_sessionmaker
 
 from mif_assets import releves_repository as repo
 from mif_common.db import make_engine
-from mif_common.migrations import alembic_config, upgrade
+from mif_common.migrations import downgrade, upgrade
 from mif_common.suite import service
 from mif_common.testing.plugin import TestDatabase
 
@@ -67,7 +66,7 @@ async def test_the_daily_rollups_are_filled_as_the_insert_keeps_them(
         kept = await days()
         assert len(kept) == 2 * 5
         ini = service("assets").alembic_ini
-        await asyncio.to_thread(command.downgrade, alembic_config(ini, url), "0002")
+        await asyncio.to_thread(downgrade, ini, url, "0002")
         await asyncio.to_thread(upgrade, ini, url)
         assert await days() == kept
     finally:

@@ -14,7 +14,7 @@ the same sums: the sums only ever depend on the latest state of each interventio
 from __future__ import annotations
 
 from collections import Counter, defaultdict
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
@@ -141,22 +141,6 @@ def difference(old: Contribution, new: Contribution) -> dict[Key, dict[str, int]
     return deltas
 
 
-_FINE_KEYS = ("jour", "client_id", "equipement_id", "technicien_id", "type", "priorite")
-_GLOBAL_KEYS = ("jour", "type", "priorite")
-_MONTH_KEYS = ("axe", "valeur", "mois", "type", "priorite")
-_TOTAL_DAY_KEYS = ("axe", "valeur", "jour")
-_TOTAL_MONTH_KEYS = ("axe", "valeur", "mois")
-_PAIR_MONTH_KEYS = ("axe", "valeur", "par", "mois", "valeur_par")
-# Every table the deltas go to, with the key its rows are summed by (its primary key), in the order
-# `add` gives them.
-_TABLES: tuple[tuple[sa.Table, tuple[str, ...]], ...] = (
-    (agregat_jour, _FINE_KEYS),
-    (agregat_jour_global, _GLOBAL_KEYS),
-    (agregat_mois, _MONTH_KEYS),
-    (agregat_total_jour, _TOTAL_DAY_KEYS),
-    (agregat_total_mois, _TOTAL_MONTH_KEYS),
-    (agregat_paire_mois, _PAIR_MONTH_KEYS),
-)
 # Where each monthly axis reads its value in a Key.
 _AXIS_INDEX = {"tout": None, "client": 1, "technicien": 3, "type_equipement": 6}
 assert _AXIS_INDEX.keys() == AXES_MOIS.keys()
@@ -169,13 +153,55 @@ _PAIR_INDEXES: tuple[tuple[str, int, str, int], ...] = tuple(
 assert len(_PAIR_INDEXES) == len(PAIRES_MOIS)
 
 
+def _axis_value(key: Key, index: int | None) -> str:
+    return "" if index is None else str(key[index])
+
+
+RowsOf = Callable[[Key], Iterable[tuple[Any, ...]]]
+# Every table the deltas go to: the columns its rows are summed by (its primary key), and the rows of it
+# a delta of one Key adds to.
+_TABLES: tuple[tuple[sa.Table, tuple[str, ...], RowsOf], ...] = (
+    (
+        agregat_jour,
+        ("jour", "client_id", "equipement_id", "technicien_id", "type", "priorite"),
+        lambda key: (key[:6],),
+    ),
+    (agregat_jour_global, ("jour", "type", "priorite"), lambda key: ((key[0], key[4], key[5]),)),
+    (
+        agregat_mois,
+        ("axe", "valeur", "mois", "type", "priorite"),
+        lambda key: [
+            (axe, _axis_value(key, index), key[0].replace(day=1), key[4], key[5]) for axe, index in _AXIS_INDEX.items()
+        ],
+    ),
+    (
+        agregat_total_jour,
+        ("axe", "valeur", "jour"),
+        lambda key: [(axe, _axis_value(key, index), key[0]) for axe, index in _AXIS_INDEX.items()],
+    ),
+    (
+        agregat_total_mois,
+        ("axe", "valeur", "mois"),
+        lambda key: [(axe, _axis_value(key, index), key[0].replace(day=1)) for axe, index in _AXIS_INDEX.items()],
+    ),
+    (
+        agregat_paire_mois,
+        ("axe", "valeur", "par", "mois", "valeur_par"),
+        lambda key: [
+            (axe, str(key[index]), par, key[0].replace(day=1), key[par_index])
+            for axe, index, par, par_index in _PAIR_INDEXES
+        ],
+    ),
+)
+
+
 def _add_to_every_table() -> CompiledSql:
     """One statement adds an event's deltas to every table: per table, an upsert of its rows passed as one
     array per column (`unnest`), so the statement has one shape whatever the number of rows, is prepared
     once, and costs one round trip per event (an upsert per table and per row, through the ORM, had cost
     the consumer more than PostgreSQL spent)."""
     parts, names = [], []
-    for table, keys in _TABLES:
+    for table, keys, _ in _TABLES:
         columns = (*keys, *METRIQUES)
         arrays = []
         for column in columns:
@@ -199,26 +225,13 @@ async def add(session: AsyncSession, deltas: Mapping[Key, Mapping[str, int]]) ->
     out."""
     if not deltas:
         return
-    fine: dict[tuple[Any, ...], Counter[str]] = defaultdict(Counter)
-    coarse: dict[tuple[Any, ...], Counter[str]] = defaultdict(Counter)
-    monthly: dict[tuple[Any, ...], Counter[str]] = defaultdict(Counter)
-    total_daily: dict[tuple[Any, ...], Counter[str]] = defaultdict(Counter)
-    total_monthly: dict[tuple[Any, ...], Counter[str]] = defaultdict(Counter)
-    paired: dict[tuple[Any, ...], Counter[str]] = defaultdict(Counter)
-    for key, delta in deltas.items():
-        fine[key[:6]].update(delta)
-        coarse[(key[0], key[4], key[5])].update(delta)
-        mois = key[0].replace(day=1)
-        for axe, index in _AXIS_INDEX.items():
-            valeur = "" if index is None else str(key[index])
-            monthly[(axe, valeur, mois, key[4], key[5])].update(delta)
-            total_daily[(axe, valeur, key[0])].update(delta)
-            total_monthly[(axe, valeur, mois)].update(delta)
-        for axe, index, par, par_index in _PAIR_INDEXES:
-            paired[(axe, str(key[index]), par, mois, key[par_index])].update(delta)
     values: dict[str, list[Any]] = {}
-    for (table, keys), sums in zip(_TABLES, (fine, coarse, monthly, total_daily, total_monthly, paired), strict=True):
-        rows = sorted(key for key, sums_of in sums.items() if any(sums_of[m] for m in METRIQUES))
+    for table, keys, rows_of in _TABLES:
+        sums: dict[tuple[Any, ...], Counter[str]] = defaultdict(Counter)
+        for key, delta in deltas.items():
+            for row in rows_of(key):
+                sums[row].update(delta)
+        rows = sorted(row for row, sums_of in sums.items() if any(sums_of[m] for m in METRIQUES))
         for i, column in enumerate(keys):
             values[f"{table.name}.{column}"] = [row[i] for row in rows]
         for m in METRIQUES:

@@ -17,7 +17,6 @@ segments passed as arrays.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from decimal import Decimal
 from typing import Any
@@ -85,14 +84,13 @@ async def pannes(session: AsyncSession, q: Question, *, limite: int = 500) -> di
     filtres = {name: value for name in _FILTRES if (value := getattr(q, name)) is not None}
     shape = frozenset(filtres)
     whole = _whole_months(q, start, end)
-    premier, coupure = whole or (q.du, q.du)
     # One segment per bucket: a whole month of a monthly question (its closed breakdowns from panne_mois),
     # else the bucket's part of the period (every episode overlapping it).
     bornes: dict[date, Segment] = {}
     for b in buckets(q):
         lo = datetime.combine(b, time(), q.fuseau)
         hi = datetime.combine(next_bucket(q, b), time(), q.fuseau)
-        entier = q.pas == "mois" and whole is not None and premier <= b < coupure
+        entier = q.pas == "mois" and whole is not None and whole[0] <= b < whole[1]
         lo, hi = max(lo, start), min(hi, end)
         if hi > lo:
             bornes[b] = (lo, hi, not entier, b if entier else None)
@@ -181,20 +179,16 @@ def _segments() -> Any:
     )
 
 
-@dataclass(frozen=True, slots=True)
-class _Live:
-    """The episodes that overlap a segment (every one, or only the running ones) and, per group of those
-    rows, the breakdowns that began in the segment and the downtime within it."""
-
-    scope: Any  # the equipment counted (CTE)
-    segment: Any
-    joined: Any  # the join condition of segment and episode
-    columns: list[Any]
+def _in_scope(scope: Any, column: Any) -> Any:
+    return column.in_(sa.select(scope.c.equipement_id))
 
 
-def _live(filtres: frozenset[str]) -> _Live:
-    scope, p, segment = _scope(filtres), PanneEpisode, _segments()
-    lo, hi = segment.c.lo, segment.c.hi
+def _per_equipement_and_bucket(filtres: frozenset[str]) -> sa.Select[Any]:
+    """Every equipment counted (downtime first) and every bucket (`lo` set), in one statement: the episodes
+    joined with the segments once, the whole months' sums read once, each grouped both ways (GROUPING
+    SETS). The segments partition the period, so an equipment's figures are the sum of its segments'."""
+    scope, p, m, segment = _scope(filtres), PanneEpisode, PanneMois, _segments()
+    lo, hi, mois = segment.c.lo, segment.c.hi, segment.c.mois
     fin = sa.func.coalesce(p.fin, sa.bindparam("fin", type_=_INSTANT))
     overlap = sa.extract("epoch", sa.func.least(fin, hi) - sa.func.greatest(p.debut, lo))
     segment_range = sa.func.tstzrange(lo, hi)
@@ -209,27 +203,17 @@ def _live(filtres: frozenset[str]) -> _Live:
             sa.and_(p.fin.is_(None), p.periode.op("&&")(segment_range)),
         ),
     )
-    columns = [
-        sa.func.count(p.debut).filter(p.debut >= lo).label("pannes"),
-        # A segment no episode overlaps still has its row (outer join): its overlap would be the whole segment.
-        sa.func.coalesce(sa.func.sum(overlap).filter(p.debut.is_not(None)), 0).label("secondes_arret"),
-    ]
-    return _Live(scope, segment, joined, columns)
-
-
-def _in_scope(scope: Any, column: Any) -> Any:
-    return column.in_(sa.select(scope.c.equipement_id))
-
-
-def _per_equipement_and_bucket(filtres: frozenset[str]) -> sa.Select[Any]:
-    """Every equipment counted (downtime first) and every bucket (`lo` set), in one statement: the episodes
-    joined with the segments once, the whole months' sums read once, each grouped both ways (GROUPING
-    SETS). The segments partition the period, so an equipment's figures are the sum of its segments'."""
-    p, each, m = PanneEpisode, _live(filtres), PanneMois
-    scope, lo, mois = each.scope, each.segment.c.lo, each.segment.c.mois
     live = (
-        sa.select(p.equipement_id, lo, mois, *each.columns)
-        .select_from(each.segment.outerjoin(p, each.joined))
+        sa.select(
+            p.equipement_id,
+            lo,
+            mois,
+            sa.func.count(p.debut).filter(p.debut >= lo).label("pannes"),
+            # A segment no episode overlaps still has its row (outer join): its overlap would be the whole
+            # segment.
+            sa.func.coalesce(sa.func.sum(overlap).filter(p.debut.is_not(None)), 0).label("secondes_arret"),
+        )
+        .select_from(segment.outerjoin(p, joined))
         .group_by(sa.func.grouping_sets(sa.tuple_(p.equipement_id), sa.tuple_(lo, mois)))
         .cte("live")
     )

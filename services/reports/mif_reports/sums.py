@@ -60,7 +60,7 @@ class Forme:
     valeur: bool  # one value of the axis (else every value, grouped by `par`)
     depuis_le_debut: bool
     separes: bool  # per bucket and per `par` value apart, not per bucket × value
-    paire: bool = False  # whole months from the pair sums (one axis's value, per value of `par`)
+    paire: bool  # whole months from the pair sums (one axis's value, per value of `par`)
 
 
 async def sums(

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Callable
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -29,6 +29,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from mif_assets.testing import equipement_data
 from mif_common.testing.events import Deliver, envelope
+from mif_reports.kpis import working_days
 from mif_reports.models import METRIQUES
 from mif_reports.testing import CLIENT_A, CLIENT_B, E1, E2, TECH_1, USER_1, month_of_november, snapshots, t
 
@@ -354,10 +355,6 @@ async def test_the_list_of_kpis_has_every_formula(client: httpx.AsyncClient, man
 
 
 def test_working_days_are_monday_to_friday() -> None:
-    from datetime import date
-
-    from mif_reports.kpis import working_days
-
     for offset in range(14):
         start = date(2026, 11, 2) + timedelta(days=offset)  # a Monday, then every weekday twice
         for length in range(-2, 45):

@@ -9,13 +9,12 @@ from collections.abc import Callable
 from typing import Any
 
 import sqlalchemy as sa
-from alembic import command
 from sqlalchemy.ext.asyncio import async_sessionmaker
 
 from mif_assets.testing import equipement_data
 from mif_common.app import consumer_for
 from mif_common.db import make_engine
-from mif_common.migrations import alembic_config, upgrade
+from mif_common.migrations import downgrade, upgrade
 from mif_common.suite import service
 from mif_common.testing.events import envelope
 from mif_common.testing.plugin import TestDatabase
@@ -55,7 +54,7 @@ async def test_the_new_sums_are_filled_as_the_consumer_keeps_them(
         kept = await tables()
         assert all(kept.values()), kept
         ini = service("reports").alembic_ini
-        await asyncio.to_thread(command.downgrade, alembic_config(ini, url), "0002")
+        await asyncio.to_thread(downgrade, ini, url, "0002")
         await asyncio.to_thread(upgrade, ini, url)
         assert await tables() == kept
     finally:
